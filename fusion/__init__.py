@@ -1,0 +1,1 @@
+"""kgfuse.fusion."""
