@@ -8,8 +8,10 @@ from pathlib import Path
 
 
 def data_dir() -> Path:
-    """The bundled sample data folder (next to the package sources)."""
-    return Path(__file__).resolve().parent.parent / "data"
+    """The bundled sample data folder (installed as the ``kgfuse.data`` package)."""
+    from importlib.resources import files
+
+    return Path(str(files("kgfuse.data")))
 
 
 def main(argv: list[str] | None = None) -> int:
