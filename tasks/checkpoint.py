@@ -1,0 +1,336 @@
+"""Training checkpoints: pickle-free, atomic, complete enough to resume bit-for-bit.
+
+A checkpoint is a folder::
+
+    <name>/
+      model/                     model.save_pretrained(...) (config.json + model.safetensors),
+                                 or model.safetensors for a plain torch module
+      optimizer.safetensors      optimizer state tensors, keys "state.<param index>.<name>"
+      optimizer.json             param_groups and non-tensor state
+      scheduler.json             scheduler.state_dict() (JSON)
+      rng-<rank>.json            python and numpy RNG states of process <rank>
+      rng-<rank>.safetensors     torch CPU (and CUDA) RNG states of process <rank>
+      trainer_state.json         epoch, global step, best metric, history, anything the trainer adds
+      COMPLETE                   written last
+
+It is written into a temporary folder next to the target (same parent, hence same file
+system), the ``COMPLETE`` marker is written last, and the folder is renamed into place, so a
+crash never leaves a half-written folder under the final name; :func:`load_checkpoint`
+refuses a folder without the marker.
+
+No pickle anywhere: tensors go to safetensors, everything else to JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+__all__ = [
+    "CheckpointError",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_model_weights",
+    "is_complete",
+    "latest_checkpoint",
+    "get_rng_state",
+    "set_rng_state",
+    "COMPLETE",
+]
+
+COMPLETE = "COMPLETE"
+_FORMAT = "kgfuse-checkpoint-v1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder is missing, incomplete or does not fit the objects it is loaded into."""
+
+
+def is_complete(path: str | Path) -> bool:
+    """Whether ``path`` is a checkpoint folder whose ``COMPLETE`` marker was written."""
+    return (Path(path) / COMPLETE).is_file()
+
+
+def latest_checkpoint(run_dir: str | Path, prefix: str = "checkpoint-") -> Path | None:
+    """The complete checkpoint ``<run_dir>/<prefix><step>`` with the largest step, or None."""
+    best: tuple[int, Path] | None = None
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return None
+    for p in run_dir.iterdir():
+        if p.is_dir() and p.name.startswith(prefix) and is_complete(p):
+            try:
+                step = int(p.name[len(prefix):])
+            except ValueError:
+                continue
+            if best is None or step > best[0]:
+                best = (step, p)
+    return None if best is None else best[1]
+
+
+# --------------------------------------------------------------------------------------
+# RNG
+
+
+def get_rng_state() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The python, numpy and torch RNG states as (JSON part, tensor part)."""
+    py = random.getstate()
+    np_state = np.random.get_state()
+    js = {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+    }
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda.{i}"] = s
+    return js, tensors
+
+
+def set_rng_state(js: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    """Restore states produced by :func:`get_rng_state`."""
+    v, st, gauss = js["python"]
+    random.setstate((v, tuple(st), gauss))
+    name, keys, pos, has_gauss, cached = js["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("cuda.")), key=lambda k: int(k.split(".")[1]))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
+
+
+# --------------------------------------------------------------------------------------
+# optimizer / scheduler state without pickle
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        if x.numel() == 1:
+            return x.item()
+        raise TypeError("tensor in JSON part")
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return x
+    raise TypeError(f"cannot store {type(x).__name__} in a checkpoint without pickle")
+
+
+def _optimizer_to_files(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"state.{idx}.{k}"] = v.detach().contiguous().cpu()
+            else:
+                scalars.setdefault(str(idx), {})[k] = _jsonable(v)
+    groups = []
+    for g in sd["param_groups"]:
+        g2 = {}
+        for k, v in g.items():
+            g2[k] = _jsonable(v)
+        g2["_tuple_keys"] = [k for k, v in g.items() if isinstance(v, tuple)]
+        groups.append(g2)
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def _optimizer_from_files(tensors: dict[str, torch.Tensor], js: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, t in tensors.items():
+        _, idx, name = key.split(".", 2)
+        state.setdefault(int(idx), {})[name] = t
+    for idx, d in js.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(d)
+    groups = []
+    for g in js["param_groups"]:
+        g = dict(g)
+        for k in g.pop("_tuple_keys", []):
+            g[k] = tuple(g[k])
+        groups.append(g)
+    return {"state": state, "param_groups": groups}
+
+
+# --------------------------------------------------------------------------------------
+# model weights
+
+
+def _save_model(model: torch.nn.Module, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "save_pretrained"):
+        model.save_pretrained(str(folder), safe_serialization=True)
+    else:
+        from safetensors.torch import save_model
+
+        save_model(model, str(folder / "model.safetensors"))
+
+
+def load_model_weights(model: torch.nn.Module, folder: str | Path) -> None:
+    """Load ``model.safetensors`` (or its shards) from ``folder`` into ``model`` in place.
+
+    Keys missing from the file are accepted only when the parameter shares storage with one
+    that was loaded (tied weights, which ``save_pretrained`` writes once).
+    """
+    folder = Path(folder)
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        sd: dict[str, torch.Tensor] = {}
+        for f in files:
+            sd.update(load_file(str(folder / f)))
+    elif (folder / "model.safetensors").is_file():
+        sd = load_file(str(folder / "model.safetensors"))
+    else:
+        raise CheckpointError(f"{folder}: no model.safetensors (or index) found")
+    own = model.state_dict()
+    unexpected = [k for k in sd if k not in own]
+    if unexpected:
+        raise CheckpointError(f"{folder}: weights for unknown parameters {unexpected[:5]} (model class or config differs?)")
+    for k, v in sd.items():
+        if own[k].shape != v.shape:
+            raise CheckpointError(f"{folder}: shape of {k} is {tuple(v.shape)} in the file, {tuple(own[k].shape)} in the model")
+    model.load_state_dict(sd, strict=False)
+    loaded_ptrs = {own[k].data_ptr() for k in sd}
+    missing = [k for k in own if k not in sd and own[k].data_ptr() not in loaded_ptrs]
+    if missing:
+        raise CheckpointError(f"{folder}: no weights for {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+
+
+# --------------------------------------------------------------------------------------
+# save / load
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=1, sort_keys=True), encoding="utf-8")
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any | None = None,
+    trainer_state: dict[str, Any] | None = None,
+    accelerator: Any | None = None,
+    extra_json: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint folder atomically.
+
+    Args:
+        path: the final folder; replaced if it exists.
+        model: the (unwrapped) model.
+        optimizer, scheduler: saved when given.
+        trainer_state: JSON-able trainer state (epoch, step, best metric, ...).
+        accelerator: an ``accelerate.Accelerator`` in a multi-process run: every process
+            must call this function; each writes its RNG state, the main process writes the
+            rest and renames. ``None`` for a single process.
+        extra_json: more files to write, ``{file name: JSON-able object}``.
+
+    Returns:
+        The final folder.
+    """
+    path = Path(path)
+    main = accelerator is None or accelerator.is_main_process
+    rank = 0 if accelerator is None else accelerator.process_index
+    # the temporary name must be the same on every process
+    tmp = path.parent / f".tmp-{path.name}"
+    if main:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+    js, tens = get_rng_state()
+    _write_json(tmp / f"rng-{rank}.json", js)
+    save_file(tens, str(tmp / f"rng-{rank}.safetensors"))
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+    if main:
+        _save_model(model, tmp / "model")
+        if optimizer is not None:
+            ot, oj = _optimizer_to_files(optimizer)
+            save_file(ot, str(tmp / "optimizer.safetensors"))
+            _write_json(tmp / "optimizer.json", oj)
+        if scheduler is not None:
+            _write_json(tmp / "scheduler.json", _jsonable(scheduler.state_dict()))
+        state = dict(trainer_state or {})
+        state["format"] = _FORMAT
+        state["num_processes"] = 1 if accelerator is None else accelerator.num_processes
+        _write_json(tmp / "trainer_state.json", _jsonable(state))
+        for name, obj in (extra_json or {}).items():
+            _write_json(tmp / name, obj)
+        (tmp / COMPLETE).write_text("ok\n")
+        old = None
+        if path.exists():
+            old = path.parent / f".old-{path.name}-{uuid.uuid4().hex[:8]}"
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+    return path
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    model: torch.nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any | None = None,
+    restore_rng: bool = True,
+    process_index: int = 0,
+) -> dict[str, Any]:
+    """Load a checkpoint into the given objects (in place) and return its trainer state.
+
+    Raises:
+        CheckpointError: the folder is missing, has no ``COMPLETE`` marker (an interrupted
+            write), or lacks a part that was asked for.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint folder not found: {path}")
+    if not is_complete(path):
+        raise CheckpointError(
+            f"{path} has no {COMPLETE} marker: the checkpoint was not finished (interrupted run?). "
+            "Resume from an earlier checkpoint or delete this folder."
+        )
+    state = json.loads((path / "trainer_state.json").read_text())
+    if state.get("format") != _FORMAT:
+        raise CheckpointError(f"{path}/trainer_state.json: unknown format {state.get('format')!r}, expected {_FORMAT!r}")
+    if model is not None:
+        load_model_weights(model, path / "model")
+    if optimizer is not None:
+        if not (path / "optimizer.json").is_file():
+            raise CheckpointError(f"{path}: no optimizer state saved")
+        sd = _optimizer_from_files(load_file(str(path / "optimizer.safetensors")), json.loads((path / "optimizer.json").read_text()))
+        try:
+            optimizer.load_state_dict(sd)
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(f"{path}: optimizer state does not fit this optimizer: {e}") from e
+    if scheduler is not None:
+        if not (path / "scheduler.json").is_file():
+            raise CheckpointError(f"{path}: no scheduler state saved")
+        scheduler.load_state_dict(json.loads((path / "scheduler.json").read_text()))
+    if restore_rng:
+        rj = path / f"rng-{process_index}.json"
+        if not rj.is_file():
+            raise CheckpointError(f"{path}: no RNG state for process {process_index} (saved with {state.get('num_processes')} processes)")
+        set_rng_state(json.loads(rj.read_text()), load_file(str(path / f"rng-{process_index}.safetensors")))
+    return state
