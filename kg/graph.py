@@ -391,10 +391,11 @@ class KnowledgeGraph:
     # ------------------------------------------------------------------ networkx
     def to_networkx(self) -> "nx.MultiDiGraph":
         """A ``networkx.MultiDiGraph`` with concept names as nodes and edge attributes
-        ``relation`` (name) and ``weight``."""
+        ``relation`` (name) and ``weight``; ``G.graph["relations"]`` keeps the relation
+        vocabulary in id order, so :meth:`from_networkx` rebuilds the same graph (same hash)."""
         import networkx as nx
 
-        G = nx.MultiDiGraph()
+        G = nx.MultiDiGraph(relations=list(self._relations))
         G.add_nodes_from(self._concepts)
         names, rels = self._concepts, self._relations
         G.add_edges_from(

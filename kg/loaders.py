@@ -265,14 +265,17 @@ def normalize_conceptnet_uri(uri: str) -> str:
 
 def _sorted_graph(names: list[str], rel_names: list[str], h: np.ndarray, r: np.ndarray, t: np.ndarray,
                   w: np.ndarray, add_inverse: bool, meta: dict[str, Any], *,
-                  inverse_names: list[str] | None = None) -> KnowledgeGraph:
+                  inverse_names: list[str] | None = None, sort_concepts: bool = True) -> KnowledgeGraph:
     """Relabel concepts in sorted name order, add inverse edges, build the graph."""
     n = len(names)
-    order = sorted(range(n), key=names.__getitem__)
-    new_id = np.empty(n, dtype=np.int64)
-    new_id[np.asarray(order, dtype=np.int64)] = np.arange(n, dtype=np.int64)
-    sorted_names = [names[i] for i in order]
-    h, t = new_id[h], new_id[t]
+    if sort_concepts:
+        order = sorted(range(n), key=names.__getitem__)
+        new_id = np.empty(n, dtype=np.int64)
+        new_id[np.asarray(order, dtype=np.int64)] = np.arange(n, dtype=np.int64)
+        sorted_names = [names[i] for i in order]
+        h, t = new_id[h], new_id[t]
+    else:
+        sorted_names = names
     rels = list(rel_names)
     if add_inverse:
         R = len(rels)
@@ -452,15 +455,18 @@ def from_conceptnet(
             if w is None:
                 try:
                     info = json.loads(j)
-                    w = float(info["weight"]) if isinstance(info, dict) else None
-                except (ValueError, KeyError, TypeError) as ex:
-                    reason = "json" if not isinstance(ex, (KeyError, TypeError)) else "weight"
-                    _malformed(rep, strict, path_s, line_no, reason, line,
-                               f"column 5 (JSON info) has no valid \"weight\" ({type(ex).__name__}: {ex})")
+                except ValueError as ex:
+                    _malformed(rep, strict, path_s, line_no, "json", line, f"column 5 is not valid JSON ({ex})")
                     continue
-                if w is None:
+                if not isinstance(info, dict):
                     _malformed(rep, strict, path_s, line_no, "json", line, "column 5 (JSON info) is not an object")
                     continue
+                wv = info.get("weight")
+                if isinstance(wv, bool) or not isinstance(wv, (int, float)):
+                    _malformed(rep, strict, path_s, line_no, "weight", line,
+                               f"column 5 (JSON info) has no numeric \"weight\" (got {wv!r})")
+                    continue
+                w = float(wv)
             if not math.isfinite(w):
                 _malformed(rep, strict, path_s, line_no, "weight", line, f"weight {w} is not finite")
                 continue
@@ -653,8 +659,10 @@ def from_networkx(G: "nx.Graph", relation: str = "relation", weight: str = "weig
                   default_relation: str | None = None, default_weight: float = 1.0) -> KnowledgeGraph:
     """Build from a networkx ``DiGraph`` or ``MultiDiGraph``.
 
-    Node names are ``str(node)`` (two nodes with the same string are an error); isolated
-    nodes are kept. Each edge's relation is its attribute ``relation``; an edge without it
+    Node names are ``str(node)`` (two nodes with the same string are an error); concept ids
+    follow ``G.nodes`` order and isolated nodes are kept. Relation ids follow
+    ``G.graph["relations"]`` when present (as :meth:`KnowledgeGraph.to_networkx` writes it,
+    so ``from_networkx(kg.to_networkx())`` has ``kg``'s hash), else sorted relation names. Each edge's relation is its attribute ``relation``; an edge without it
     raises ``ValueError`` naming the edge, unless ``default_relation`` is given. The weight is
     attribute ``weight`` (``default_weight`` when absent). Undirected graphs are rejected.
     """
@@ -708,6 +716,19 @@ def from_networkx(G: "nx.Graph", relation: str = "relation", weight: str = "weig
         T.append(nid[v])
         W.append(wf)
     rep.lines = rep.kept = len(H)
+    known = G.graph.get("relations")  # written by KnowledgeGraph.to_networkx: keeps relation ids
+    if isinstance(known, (list, tuple)) and set(rel_names) <= set(known) and len(set(known)) == len(known):
+        rel_names_all = [str(x) for x in known]
+        pos = {x: i for i, x in enumerate(rel_names_all)}
+        remap = np.asarray([pos[x] for x in rel_names], dtype=np.int64)
+        r_arr = remap[np.asarray(R, dtype=np.int64)] if R else np.zeros(0, dtype=np.int64)
+        meta = {"loader": "networkx", "params": {"graph_type": type(G).__name__, "relation": relation,
+                                                 "weight": weight, "default_relation": default_relation}}
+        kg = _sorted_graph(names, rel_names_all, np.asarray(H, dtype=np.int64), r_arr,
+                           np.asarray(T, dtype=np.int64), np.asarray(W, dtype=np.float32), False, meta,
+                           sort_concepts=False)
+        _finish_report(rep, kg, t0, None)
+        return kg
     order = sorted(range(len(rel_names)), key=rel_names.__getitem__)
     remap = np.empty(len(rel_names), dtype=np.int64)
     remap[np.asarray(order, dtype=np.int64)] = np.arange(len(order))
@@ -715,7 +736,8 @@ def from_networkx(G: "nx.Graph", relation: str = "relation", weight: str = "weig
     meta = {"loader": "networkx", "params": {"graph_type": type(G).__name__, "relation": relation,
                                              "weight": weight, "default_relation": default_relation}}
     kg = _sorted_graph(names, [rel_names[i] for i in order], np.asarray(H, dtype=np.int64), r_arr,
-                       np.asarray(T, dtype=np.int64), np.asarray(W, dtype=np.float32), False, meta)
+                       np.asarray(T, dtype=np.int64), np.asarray(W, dtype=np.float32), False, meta,
+                       sort_concepts=False)
     _finish_report(rep, kg, t0, None)
     return kg
 
