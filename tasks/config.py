@@ -1,0 +1,339 @@
+"""Experiment configuration: one dataclass tree, loaded from YAML or TOML, with dotted overrides.
+
+A config file maps 1:1 onto :class:`TrainConfig`::
+
+    data:      {format: csqa, train: train.jsonl, dev: dev.jsonl, test: null, inhouse_qids: null}
+    graph:     {path: ../data/sample_kg/assertions.csv, format: auto, options: {}}
+    linker:    {max_words: 4, blacklist: []}           # EntityLinker keyword arguments
+    retriever: {type: path, max_hops: 2}               # retriever name + keyword arguments
+    model:     {text_encoder: all-MiniLM-L6-v2, ...}   # KGFusedConfig keyword arguments
+    train:     {epochs: 3, batch_size: 8, lr_lm: 1.0e-5, lr_gnn: 1.0e-3, lr_fusion: 1.0e-3, ...}
+    output_dir: runs/csqa
+
+Paths are resolved relative to the folder of the config file (never the current working
+directory); ``bundled:<path>`` names a file of the bundled sample data
+(:func:`kgfuse.tasks.cli.data_dir`), and ``~`` / ``$VARS`` are expanded. Overrides are
+``section.key=value`` strings whose value is parsed as YAML (``train.lr_lm=2e-5``,
+``linker.blacklist=[a,b]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+__all__ = [
+    "DataConfig",
+    "GraphConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "ConfigError",
+    "load_config",
+    "apply_overrides",
+    "resolve_path",
+    "default_home",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid (names the file and the key)."""
+
+
+def default_home() -> Path:
+    """``$KGFUSE_HOME`` or ``~/.cache/kgfuse``: where outputs and caches go by default."""
+    env = os.environ.get("KGFUSE_HOME")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "kgfuse"
+
+
+def resolve_path(value: str | os.PathLike | None, base_dir: str | os.PathLike | None) -> Path | None:
+    """Resolve a config path: ``bundled:`` → bundled data; relative → ``base_dir``; ``~``/``$VAR`` expanded.
+
+    Raises:
+        ConfigError: a relative path with no ``base_dir`` (we never fall back to the CWD).
+    """
+    if value is None or value == "":
+        return None
+    s = os.path.expandvars(str(value))
+    if s.startswith("bundled:"):
+        from kgfuse.tasks.cli import data_dir
+
+        return data_dir() / s[len("bundled:"):].lstrip("/")
+    p = Path(s).expanduser()
+    if p.is_absolute():
+        return p
+    if base_dir is None:
+        raise ConfigError(f"relative path {value!r} with no base folder: give an absolute path or load it from a config file")
+    return (Path(base_dir) / p).resolve()
+
+
+@dataclass
+class DataConfig:
+    """Which data files to load.
+
+    Args:
+        format: ``csqa``, ``obqa``, ``swag``, ``mc`` or ``auto``.
+        train, dev, test: data files (``test`` may be unlabeled).
+        inhouse_qids: CommonsenseQA in-house split id file: ``train`` is then split into
+            in-house train (listed ids) and in-house test (the rest); ``test`` is ignored.
+        lenient: skip malformed records instead of failing.
+        max_train, max_eval: keep only the first N examples (quick runs).
+    """
+
+    format: str = "auto"
+    train: str | None = None
+    dev: str | None = None
+    test: str | None = None
+    inhouse_qids: str | None = None
+    lenient: bool = False
+    max_train: int | None = None
+    max_eval: int | None = None
+
+
+@dataclass
+class GraphConfig:
+    """The knowledge graph: a compiled folder or a raw file.
+
+    Args:
+        path: compiled graph folder (``KnowledgeGraph.save``) or raw file.
+        format: ``auto`` (folder → compiled, ``.csv``/``.csv.gz`` → ConceptNet, ``.tsv``/``.txt``
+            → triples), ``compiled``, ``conceptnet``, ``triples``.
+        options: loader keyword arguments (e.g. ``relations: merged17``).
+    """
+
+    path: str | None = None
+    format: str = "auto"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """The model.
+
+    Args:
+        text_encoder: Hugging Face name or local folder (default: the shipped MiniLM).
+        lm_only: the LM-only ablation (no graph: a plain text encoder + linear head).
+        init_from: start from a trained kgfuse model folder instead of building a new one.
+        options: further ``KGFusedConfig`` keyword arguments (graph encoder, fusion layers...).
+    """
+
+    text_encoder: str = "all-MiniLM-L6-v2"
+    lm_only: bool = False
+    init_from: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """Optimisation (section ``train``).
+
+    The defaults follow QA-GNN (Yasunaga et al., 2021): AdamW, LM learning rate 1e-5, GNN
+    and fusion 1e-3, linear warm-up then linear decay.
+    """
+
+    epochs: int = 3
+    batch_size: int = 8
+    eval_batch_size: int = 16
+    lr_lm: float = 1e-5
+    lr_gnn: float = 1e-3
+    lr_fusion: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    freeze_lm_epochs: int = 0
+    grad_accum: int = 1
+    max_grad_norm: float | None = 1.0
+    mixed_precision: str = "auto"
+    seed: int = 42
+    max_length: int = 64
+    metric: str = "dev_accuracy"
+    save_best: bool = True
+    save_last: bool = True
+    log_every: int = 10
+    num_workers: int = 0
+    max_steps: int | None = None
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; ``base_dir`` is where relative paths are resolved."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    linker: dict[str, Any] = field(default_factory=dict)
+    retriever: dict[str, Any] = field(default_factory=lambda: {"type": "path"})
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: OptimConfig = field(default_factory=OptimConfig)
+    output_dir: str | None = None
+    cache_dir: str | None = None
+    base_dir: str | None = None
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, base_dir: str | os.PathLike | None = None, source: str = "<dict>") -> "TrainConfig":
+        return _from_dict(cls, dict(d), source, "", base_dir=None if base_dir is None else str(base_dir))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, overrides: Sequence[str] = ()) -> "TrainConfig":
+        return load_config(path, overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def path(self, value: str | None) -> Path | None:
+        """Resolve a path value of this config (see :func:`resolve_path`)."""
+        return resolve_path(value, self.base_dir)
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with every path made absolute (so it can be saved and reloaded anywhere)."""
+        c = TrainConfig.from_dict(self.to_dict(), base_dir=self.base_dir)
+        for sec, keys in (("data", ("train", "dev", "test", "inhouse_qids")), ("graph", ("path",))):
+            obj = getattr(c, sec)
+            for k in keys:
+                v = getattr(obj, k)
+                if v is not None:
+                    setattr(obj, k, str(self.path(v)))
+        for k in ("output_dir", "cache_dir"):
+            v = getattr(c, k)
+            if v is not None:
+                setattr(c, k, str(self.path(v)))
+        if c.model.init_from:
+            c.model.init_from = str(self.path(c.model.init_from))
+        te = c.model.text_encoder
+        if te and (te.startswith(("./", "../", "bundled:", "~")) or te.startswith("$")):
+            c.model.text_encoder = str(self.path(te))
+        return c
+
+    def with_overrides(self, overrides: Sequence[str]) -> "TrainConfig":
+        d = apply_overrides(self.to_dict(), overrides)
+        return TrainConfig.from_dict(d, base_dir=self.base_dir, source="overrides")
+
+
+def _from_dict(cls: type, d: dict[str, Any], source: str, prefix: str, base_dir: str | None = None) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in d if k not in fields]
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {prefix}{unknown[0]!r}; valid keys: {sorted(k for k in fields if k != 'base_dir')}")
+    kwargs: dict[str, Any] = {}
+    hints = {
+        "data": DataConfig, "graph": GraphConfig, "model": ModelConfig, "train": OptimConfig,
+    } if cls is TrainConfig else {}
+    for k, v in d.items():
+        if k in hints:
+            if v is None:
+                v = {}
+            if not isinstance(v, dict):
+                raise ConfigError(f"{source}: {prefix}{k} must be a mapping, got {type(v).__name__}")
+            kwargs[k] = _from_dict(hints[k], v, source, f"{prefix}{k}.")
+        else:
+            kwargs[k] = _check_type(cls, fields[k], v, source, prefix)
+    if cls is TrainConfig and base_dir is not None and "base_dir" not in d:
+        kwargs["base_dir"] = base_dir
+    return cls(**kwargs)
+
+
+def _check_type(cls: type, f: dataclasses.Field, v: Any, source: str, prefix: str) -> Any:
+    default = f.default if f.default is not dataclasses.MISSING else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
+    ann = str(f.type)
+    if v is None:
+        if "None" in ann:
+            return None
+        raise ConfigError(f"{source}: {prefix}{f.name} may not be null")
+    if isinstance(default, bool) or ann.startswith("bool"):
+        if not isinstance(v, bool):
+            raise ConfigError(f"{source}: {prefix}{f.name} must be true/false, got {v!r}")
+        return v
+    if ann.startswith("int"):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ConfigError(f"{source}: {prefix}{f.name} must be an integer, got {v!r}")
+        return v
+    if ann.startswith("float"):
+        if isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                pass
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"{source}: {prefix}{f.name} must be a number, got {v!r}")
+        return float(v)
+    if ann.startswith("str"):
+        if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+            raise ConfigError(f"{source}: {prefix}{f.name} must be a string, got {v!r}")
+        return str(v)
+    if ann.startswith("dict"):
+        if not isinstance(v, dict):
+            raise ConfigError(f"{source}: {prefix}{f.name} must be a mapping, got {v!r}")
+        return dict(v)
+    return v
+
+
+def _parse_value(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(d: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` strings to a nested dict (value parsed as YAML); returns a new dict."""
+    out = json.loads(json.dumps(d))
+    for ov in overrides:
+        if "=" not in ov:
+            raise ConfigError(f"override {ov!r} is not of the form section.key=value")
+        key, text = ov.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"override {ov!r} has an empty key")
+        cur = out
+        for p in parts[:-1]:
+            if cur.get(p) is None:
+                cur[p] = {}
+            if not isinstance(cur[p], dict):
+                raise ConfigError(f"override {ov!r}: {p!r} is not a section")
+            cur = cur[p]
+        cur[parts[-1]] = _parse_value(text)
+    return out
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file into a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".toml":
+        import tomllib
+
+        try:
+            d = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: invalid TOML: {e}") from e
+    else:
+        import yaml
+
+        try:
+            d = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: invalid YAML: {e}") from e
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return d
+
+
+def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Load a :class:`TrainConfig` from YAML/TOML and apply dotted overrides.
+
+    Relative paths in the file are resolved against the file's folder.
+    """
+    path = Path(path).expanduser().resolve()
+    d = apply_overrides(read_config_file(path), overrides)
+    d.pop("base_dir", None)
+    return TrainConfig.from_dict(d, base_dir=path.parent, source=str(path))
