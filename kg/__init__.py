@@ -22,7 +22,9 @@ _EXPORTS = {
     "Grounding": "linking",
     "PathRetriever": "retrieval",
     "SubgraphRetriever": "retrieval",
+    "KGData": "retrieval",
     "preprocess_dataset": "preprocess",
+    "PreprocessedDataset": "preprocess",
     "train_kg_embeddings": "embeddings",
 }
 

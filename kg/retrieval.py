@@ -1,0 +1,707 @@
+"""Retrieval: cut out the part of the graph that connects question concepts to answer concepts.
+
+Two retrievers, both vectorised over the graph's CSR arrays (numpy, no networkx):
+
+- :class:`PathRetriever` -- KagNet (Lin et al., 2019): every simple path of at most
+  ``max_hops`` edges between each (question concept, answer concept) pair, shortest first,
+  at most ``max_paths`` per pair.
+- :class:`SubgraphRetriever` -- MHGRN (Feng et al., 2020) / QA-GNN (Yasunaga et al., 2021):
+  the grounded concepts plus the "bridging" concepts adjacent to both a question concept and
+  an answer concept, cut to ``max_nodes`` by a pluggable ranking, with all edges among them.
+
+Both return :class:`KGData`, a :class:`torch_geometric.data.Data` whose nodes are the
+grounded question concepts, then the answer concepts, then the other retrieved concepts
+(``node_type`` :data:`NODE_QUESTION`, :data:`NODE_ANSWER`, :data:`NODE_OTHER`).
+Both also expose ``retrieve_arrays(grounding)`` returning plain numpy arrays (what
+:mod:`kgfuse.kg.preprocess` stores), and ``explain(data, graph)`` renders what they found
+as ``plate --AtLocation--> cupboard`` lines.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch_geometric.data import Data
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .graph import KnowledgeGraph
+    from .linking import Grounding
+
+__all__ = [
+    "KGData",
+    "NODE_QUESTION",
+    "NODE_ANSWER",
+    "NODE_OTHER",
+    "PathRetriever",
+    "SubgraphRetriever",
+    "RANKINGS",
+    "explain",
+    "arrays_to_kgdata",
+]
+
+NODE_QUESTION = 0
+NODE_ANSWER = 1
+NODE_OTHER = 2
+
+_I64 = np.int64
+
+
+# --------------------------------------------------------------------------- data
+class KGData(Data):
+    """A retrieved subgraph (``torch_geometric.data.Data``).
+
+    Attributes:
+        concept_ids: ``[n]`` global concept ids (question concepts, answer concepts, others).
+        node_type: ``[n]`` :data:`NODE_QUESTION` / :data:`NODE_ANSWER` / :data:`NODE_OTHER`.
+        edge_index: ``[2, e]`` local node indices (row 0 = head of the graph edge).
+        edge_type: ``[e]`` relation ids of the graph.
+        paths: ``[P, max_hops + 1]`` local node indices of each path (PathRetriever only),
+            padded by repeating the last real node.
+        path_rels: ``[P, max_hops]`` relation id ``r`` when the edge was followed forward,
+            ``r + num_relations`` when followed backward; padding 0.
+        path_len: ``[P]`` number of edges of each path.
+
+    ``Batch.from_data_list`` offsets ``paths`` by the number of nodes, like ``edge_index``.
+    """
+
+    def __inc__(self, key: str, value: Any, *args, **kwargs) -> Any:
+        if key == "paths":
+            return self.num_nodes
+        if key in ("path_rels", "path_len"):
+            return 0
+        return super().__inc__(key, value, *args, **kwargs)
+
+
+def arrays_to_kgdata(arrays: Mapping[str, np.ndarray]) -> KGData:
+    """Wrap the numpy arrays of ``retrieve_arrays`` into a :class:`KGData`."""
+    kw = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=_I64)) for k, v in arrays.items()}
+    n = int(kw["concept_ids"].shape[0])
+    return KGData(num_nodes=n, **kw)
+
+
+def _empty_arrays(max_hops: int | None) -> dict[str, np.ndarray]:
+    out = {
+        "concept_ids": np.zeros(0, _I64),
+        "node_type": np.zeros(0, _I64),
+        "edge_index": np.zeros((2, 0), _I64),
+        "edge_type": np.zeros(0, _I64),
+    }
+    if max_hops is not None:
+        out["paths"] = np.zeros((0, max_hops + 1), _I64)
+        out["path_rels"] = np.zeros((0, max_hops), _I64)
+        out["path_len"] = np.zeros(0, _I64)
+    return out
+
+
+def _grounded(grounding: "Grounding") -> tuple[np.ndarray, np.ndarray]:
+    """Question and answer concept arrays: deduplicated, order kept, answers removed from
+    the question side."""
+    a = list(dict.fromkeys(int(c) for c in grounding.answer_concepts))
+    aset = set(a)
+    q = [c for c in dict.fromkeys(int(c) for c in grounding.question_concepts) if c not in aset]
+    return np.asarray(q, dtype=_I64), np.asarray(a, dtype=_I64)
+
+
+def _node_layout(q: np.ndarray, a: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    nodes = np.concatenate((q, a, others)).astype(_I64, copy=False)
+    types = np.concatenate(
+        (np.full(q.size, NODE_QUESTION, _I64), np.full(a.size, NODE_ANSWER, _I64), np.full(others.size, NODE_OTHER, _I64))
+    )
+    return nodes, types
+
+
+def _localise(nodes: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Local positions in ``nodes`` (unique, any order) of global ids ``x`` (all present)."""
+    sorter = np.argsort(nodes, kind="stable")
+    return sorter[np.searchsorted(nodes, x, sorter=sorter)]
+
+
+def _concat_ranges(starts: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``concat(arange(s, s + l))`` for each (s, l) and the index of the range of each item."""
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, _I64), np.zeros(0, _I64)
+    owner = np.repeat(np.arange(lens.size, dtype=_I64), lens)
+    offs = np.repeat(starts - (np.cumsum(lens) - lens), lens)
+    return np.arange(total, dtype=_I64) + offs, owner
+
+
+class _Adjacency:
+    """Vectorised neighbour gathers over a graph's CSR arrays."""
+
+    def __init__(self, graph: "KnowledgeGraph") -> None:
+        self.graph = graph
+        self.out_ptr = np.asarray(graph.out_ptr)
+        self.in_ptr = np.asarray(graph.in_ptr)
+        self.in_order = np.asarray(graph.in_order)
+        self.head = np.asarray(graph.head)
+        self.tail = np.asarray(graph.tail)
+        self.rel = np.asarray(graph.relation)
+        self.out_deg = np.diff(self.out_ptr)
+        self.in_deg = np.diff(self.in_ptr)
+
+    def gather(self, nodes: np.ndarray, out: bool, inn: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Edges around ``nodes``: (owner index into nodes, neighbour, edge id, forward flag)."""
+        parts = []
+        if out:
+            e, own = _concat_ranges(self.out_ptr[nodes], self.out_deg[nodes])
+            parts.append((own, self.tail[e], e, np.ones(e.size, dtype=bool)))
+        if inn:
+            pos, own = _concat_ranges(self.in_ptr[nodes], self.in_deg[nodes])
+            e = self.in_order[pos]
+            parts.append((own, self.head[e], e, np.zeros(e.size, dtype=bool)))
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(np.concatenate(x) for x in zip(*parts))  # type: ignore[return-value]
+
+    def cost(self, nodes: np.ndarray, out: bool, inn: bool) -> np.ndarray:
+        c = np.zeros(nodes.size, dtype=_I64)
+        if out:
+            c += self.out_deg[nodes]
+        if inn:
+            c += self.in_deg[nodes]
+        return c
+
+
+# --------------------------------------------------------------------------- paths
+class _Half:
+    """Half-paths grown from a set of sources: ``src`` [P] (index of the source), ``nodes``
+    [P, k+1], ``edges`` [P, k], ``fwd`` [P, k] (edge followed head -> tail while walking away
+    from the source)."""
+
+    __slots__ = ("src", "nodes", "edges", "fwd")
+
+    def __init__(self, src, nodes, edges, fwd):
+        self.src, self.nodes, self.edges, self.fwd = src, nodes, edges, fwd
+
+    @classmethod
+    def start(cls, sources: np.ndarray) -> "_Half":
+        p = sources.size
+        return cls(np.arange(p, dtype=_I64), sources.reshape(p, 1).astype(_I64), np.zeros((p, 0), _I64), np.zeros((p, 0), bool))
+
+    @property
+    def size(self) -> int:
+        return int(self.src.size)
+
+    @property
+    def end(self) -> np.ndarray:
+        return self.nodes[:, -1]
+
+    def take(self, idx: np.ndarray) -> "_Half":
+        return _Half(self.src[idx], self.nodes[idx], self.edges[idx], self.fwd[idx])
+
+
+class PathRetriever:
+    """KagNet's path finder: simple paths between question and answer concepts.
+
+    For every pair (q, a) of a question concept and an answer concept, all simple paths
+    ``q = v_0 - v_1 - ... - v_h = a`` with ``1 <= h <= max_hops`` are enumerated, ordered
+    by length, then by node ids, then by edge ids, and the first ``max_paths`` are kept.
+
+    **What counts as a path.** A path is a sequence of *graph edges* with no repeated node.
+    With ``directed=False`` (default, as KagNet searches the undirected graph) each edge
+    may be walked either way; walking ``u -r-> v`` from v to u is recorded as relation
+    ``r + num_relations``. Parallel edges (same ends, different relations, or an edge and
+    its inverse-relation twin) give different paths. This is exactly the set of
+    ``networkx.all_simple_edge_paths`` on the ``MultiGraph`` (``directed=False``) or the
+    ``MultiDiGraph`` (``directed=True``, edges walked forward only) of the graph.
+
+    **Search.** Meet in the middle: half-paths are grown from all question concepts at once
+    and from all answer concepts at once, one vectorised CSR gather per level, and joined on
+    their end node: length ``h`` joins ``ceil(h/2)``/``floor(h/2)`` levels (for odd ``h``
+    whichever side is cheaper to grow is grown further). A second-level half is only kept
+    where it ends in the other side's frontier, so the work is the sum of the degrees of the
+    concepts next to the grounded ones, not the number of 2-hop walks.
+
+    **Caps (hubs).** Growing a frontier gathers the edges of its end nodes. When that would
+    exceed ``max_expansion`` edges for one side and level, frontier nodes are expanded in
+    ascending degree order until the budget is spent, so paths *through* the biggest hubs
+    are skipped (a grounded hub itself is always expanded at the first level). Joined
+    candidates per level are capped at ``max_candidates`` (matches of the first forward
+    half-paths, in the order they were grown, are kept). ``data.truncated`` tells whether a cap cut the search.
+
+    Args:
+        graph: the knowledge graph.
+        max_hops: longest path, in edges (1..4).
+        max_paths: paths kept per (question, answer) pair.
+        directed: follow edges head -> tail only.
+        scorer: optional ``scorer(paths_nodes [P, max_hops+1] global ids padded by repeating
+            the last node, paths_rels [P, max_hops] as in ``path_rels``, path_len [P]) ->
+            scores [P]``; with it, the ``scorer_top_k`` best paths per pair are kept (and
+            paths scoring below ``scorer_threshold``, when given, are dropped).
+        scorer_top_k: paths kept per pair after scoring.
+        scorer_threshold: minimum score.
+        max_expansion: edge-gather budget per side and level (see Caps).
+        max_candidates: joined paths per level (see Caps).
+        edges: ``"paths"`` (default): the subgraph's edges are the edges of the kept paths;
+            ``"induced"``: all graph edges among the path nodes.
+    """
+
+    def __init__(
+        self,
+        graph: "KnowledgeGraph",
+        max_hops: int = 3,
+        max_paths: int = 100,
+        directed: bool = False,
+        scorer: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+        *,
+        scorer_top_k: int = 10,
+        scorer_threshold: float | None = None,
+        max_expansion: int = 2_000_000,
+        max_candidates: int = 1_000_000,
+        edges: str = "paths",
+    ) -> None:
+        if not 1 <= int(max_hops) <= 4:
+            raise ValueError(f"max_hops must be in 1..4, got {max_hops}")
+        if max_paths < 1:
+            raise ValueError(f"max_paths must be >= 1, got {max_paths}")
+        if edges not in ("paths", "induced"):
+            raise ValueError(f"edges must be 'paths' or 'induced', not {edges!r}")
+        self.graph = graph
+        self.max_hops = int(max_hops)
+        self.max_paths = int(max_paths)
+        self.directed = bool(directed)
+        self.scorer = scorer
+        self.scorer_top_k = int(scorer_top_k)
+        self.scorer_threshold = scorer_threshold
+        self.max_expansion = int(max_expansion)
+        self.max_candidates = int(max_candidates)
+        self.edges = edges
+        self._adj = _Adjacency(graph)
+        self._mask = np.zeros(graph.num_concepts, dtype=bool)
+        self.truncated = False
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """JSON-able configuration (part of cache keys)."""
+        return {
+            "class": "PathRetriever",
+            "version": 1,
+            "max_hops": self.max_hops,
+            "max_paths": self.max_paths,
+            "directed": self.directed,
+            "scorer": None if self.scorer is None else _callable_name(self.scorer),
+            "scorer_top_k": self.scorer_top_k if self.scorer is not None else None,
+            "scorer_threshold": self.scorer_threshold if self.scorer is not None else None,
+            "max_expansion": self.max_expansion,
+            "max_candidates": self.max_candidates,
+            "edges": self.edges,
+        }
+
+    # ------------------------------------------------------------------ growth and join
+    def _grow(self, half: _Half, forward_side: bool, target: np.ndarray | None) -> _Half:
+        """One more edge on every half-path; keep simple ones ending in ``target`` (if given)."""
+        adj = self._adj
+        use_out = (not self.directed) or forward_side
+        use_in = (not self.directed) or not forward_side
+        ends = half.end
+        cost = adj.cost(ends, use_out, use_in)
+        rows = np.arange(half.size, dtype=_I64)
+        if int(cost.sum()) > self.max_expansion and half.nodes.shape[1] > 1:
+            order = np.lexsort((ends, cost))
+            keep = order[np.cumsum(cost[order]) <= self.max_expansion]
+            rows = np.sort(keep)
+            self.truncated = True
+        own, nxt, eid, fwd = adj.gather(ends[rows], use_out, use_in)
+        own = rows[own]
+        if target is not None:
+            mask = self._mask
+            mask[target] = True
+            sel = mask[nxt]
+            mask[target] = False
+            own, nxt, eid, fwd = own[sel], nxt[sel], eid[sel], fwd[sel]
+        # simple: the new node is not already on the half-path
+        prev = half.nodes[own]
+        sel = ~(prev == nxt[:, None]).any(axis=1)
+        own, nxt, eid, fwd = own[sel], nxt[sel], eid[sel], fwd[sel]
+        return _Half(
+            half.src[own],
+            np.concatenate((half.nodes[own], nxt[:, None]), axis=1),
+            np.concatenate((half.edges[own], eid[:, None]), axis=1),
+            np.concatenate((half.fwd[own], fwd[:, None]), axis=1),
+        )
+
+    def _join(self, f: _Half, b: _Half) -> tuple[np.ndarray, ...]:
+        """Paths q .. m .. a from forward half ``f`` and backward half ``b`` meeting at m."""
+        if f.size == 0 or b.size == 0:
+            return ()
+        border = np.argsort(b.end, kind="stable")
+        bend = b.end[border]
+        lo = np.searchsorted(bend, f.end, "left")
+        hi = np.searchsorted(bend, f.end, "right")
+        cnt = hi - lo
+        if int(cnt.sum()) > self.max_candidates:
+            keep = np.cumsum(cnt) <= self.max_candidates
+            cnt = np.where(keep, cnt, 0)
+            self.truncated = True
+        bi, fi = _concat_ranges(lo, cnt)
+        if fi.size == 0:
+            return ()
+        bi = border[bi]
+        fn, bn = f.nodes[fi], b.nodes[bi]
+        # simple: nodes before the meeting point on both halves are disjoint
+        ok = np.ones(fi.size, dtype=bool)
+        for x in range(fn.shape[1] - 1):
+            for y in range(bn.shape[1] - 1):
+                ok &= fn[:, x] != bn[:, y]
+        fi, bi, fn, bn = fi[ok], bi[ok], fn[ok], bn[ok]
+        nodes = np.concatenate((fn, bn[:, -2::-1]), axis=1) if bn.shape[1] > 1 else fn
+        edges = np.concatenate((f.edges[fi], b.edges[bi][:, ::-1]), axis=1)
+        fwd = np.concatenate((f.fwd[fi], ~b.fwd[bi][:, ::-1]), axis=1)
+        return f.src[fi], b.src[bi], nodes, edges, fwd
+
+    def _search(self, q: np.ndarray, a: np.ndarray) -> dict[str, np.ndarray]:
+        """All capped paths: arrays ``qi, ai, nodes [P,H+1], edges [P,H], fwd [P,H], length``."""
+        H = self.max_hops
+        self.truncated = False
+        F = {0: _Half.start(q)}
+        B = {0: _Half.start(a)}
+        adj = self._adj
+        F[1] = self._grow(F[0], True, None)
+        if H >= 2:
+            B[1] = self._grow(B[0], False, None)
+        found: list[tuple[np.ndarray, ...]] = []
+        npairs = q.size * a.size
+        for h in range(1, H + 1):
+            if h == 1:
+                fh, bh = F[1], B[0]
+            elif h == 2:
+                fh, bh = F[1], B[1]
+            elif h == 3:
+                # grow the cheaper side to 2 edges, only towards the other side's frontier
+                cf = int(adj.cost(F[1].end, True, not self.directed).sum())
+                cb = int(adj.cost(B[1].end, not self.directed, True).sum())
+                if cf <= cb:
+                    fh, bh = self._grow(F[1], True, np.unique(B[1].end)), B[1]
+                else:
+                    fh, bh = F[1], self._grow(B[1], False, np.unique(F[1].end))
+            else:  # h == 4: both sides to 2 edges, meeting in the intersection of 2-hop sets
+                f2 = self._grow(F[1], True, None)
+                b2 = self._grow(B[1], False, None)
+                meet = np.intersect1d(f2.end, b2.end)
+                fh = f2.take(np.flatnonzero(np.isin(f2.end, meet)))
+                bh = b2.take(np.flatnonzero(np.isin(b2.end, meet)))
+            j = self._join(fh, bh)
+            if j:
+                found.append(j)
+                if npairs and h < H:
+                    code = np.concatenate([x[0] * a.size + x[1] for x in found])
+                    counts = np.bincount(code, minlength=npairs)
+                    if counts.min() >= self.max_paths:
+                        break
+        P = sum(x[0].size for x in found)
+        if P == 0:
+            return self._no_paths()
+        qi = np.concatenate([x[0] for x in found])
+        ai = np.concatenate([x[1] for x in found])
+        length = np.concatenate([np.full(x[0].size, x[2].shape[1] - 1, _I64) for x in found])
+        nodes = np.concatenate([np.pad(x[2], ((0, 0), (0, H + 1 - x[2].shape[1])), mode="edge") for x in found])
+        edges = np.concatenate([np.pad(x[3], ((0, 0), (0, H - x[3].shape[1])), constant_values=-1) for x in found])
+        fwd = np.concatenate([np.pad(x[4], ((0, 0), (0, H - x[4].shape[1])), constant_values=True) for x in found])
+        keys = [edges[:, k] for k in range(H - 1, -1, -1)] + [nodes[:, k] for k in range(H, -1, -1)]
+        order = np.lexsort(keys + [length, ai, qi])
+        qi, ai, nodes, edges, fwd, length = qi[order], ai[order], nodes[order], edges[order], fwd[order], length[order]
+        pair = qi * max(a.size, 1) + ai
+        _, first = np.unique(pair, return_index=True)
+        start = np.repeat(first, np.diff(np.append(first, pair.size)))
+        keep = (np.arange(pair.size) - start) < self.max_paths
+        return {"qi": qi[keep], "ai": ai[keep], "nodes": nodes[keep], "edges": edges[keep], "fwd": fwd[keep], "length": length[keep]}
+
+    def _no_paths(self) -> dict[str, np.ndarray]:
+        H = self.max_hops
+        return {
+            "qi": np.zeros(0, _I64), "ai": np.zeros(0, _I64), "nodes": np.zeros((0, H + 1), _I64),
+            "edges": np.zeros((0, H), _I64), "fwd": np.zeros((0, H), bool), "length": np.zeros(0, _I64),
+        }
+
+    def _rels(self, edges: np.ndarray, fwd: np.ndarray, length: np.ndarray) -> np.ndarray:
+        R = self.graph.num_relations
+        rel = self._adj.rel[np.maximum(edges, 0)] + np.where(fwd, 0, R)
+        valid = np.arange(self.max_hops)[None, :] < length[:, None]
+        return np.where(valid, rel, 0).astype(_I64)
+
+    # ------------------------------------------------------------------ public API
+    def edge_paths(self, q: int, a: int) -> list[list[tuple[int, bool]]]:
+        """Paths of one pair as lists of ``(edge id, followed forward)``."""
+        res = self._search(np.asarray([q], _I64), np.asarray([a], _I64))
+        return [
+            [(int(e), bool(f)) for e, f in zip(res["edges"][p, :L], res["fwd"][p, :L])]
+            for p, L in enumerate(res["length"].tolist())
+        ]
+
+    def node_paths(self, q: int, a: int) -> list[list[int]]:
+        """Paths of one pair as node-id lists (concept ids), shortest first.
+
+        Parallel edges give repeated node lists; :meth:`edge_paths` tells them apart.
+        """
+        res = self._search(np.asarray([q], _I64), np.asarray([a], _I64))
+        return [res["nodes"][p, : L + 1].tolist() for p, L in enumerate(res["length"].tolist())]
+
+    def retrieve_arrays(self, grounding: "Grounding") -> dict[str, np.ndarray]:
+        """The retrieved subgraph as numpy arrays (fields of :class:`KGData`)."""
+        q, a = _grounded(grounding)
+        H = self.max_hops
+        if q.size + a.size == 0:
+            return _empty_arrays(H)
+        res = self._search(q, a) if (q.size and a.size) else self._no_paths()
+        nodes_g, edges, fwd, length = res["nodes"], res["edges"], res["fwd"], res["length"]
+        if self.scorer is not None and length.size:
+            rels = self._rels(edges, fwd, length)
+            scores = np.asarray(self.scorer(nodes_g, rels, length), dtype=np.float64).reshape(-1)
+            if scores.shape[0] != length.shape[0]:
+                raise ValueError(f"scorer returned {scores.shape[0]} scores for {length.shape[0]} paths")
+            pair = res["qi"] * a.size + res["ai"]
+            order = np.lexsort((np.arange(pair.size), -scores, pair))
+            ps = pair[order]
+            _, first = np.unique(ps, return_index=True)
+            start = np.repeat(first, np.diff(np.append(first, ps.size)))
+            keep = order[(np.arange(ps.size) - start) < self.scorer_top_k]
+            if self.scorer_threshold is not None:
+                keep = keep[scores[keep] >= self.scorer_threshold]
+            keep = np.sort(keep)
+            nodes_g, edges, fwd, length = nodes_g[keep], edges[keep], fwd[keep], length[keep]
+        grounded = np.concatenate((q, a))
+        inner = np.unique(nodes_g)
+        others = np.setdiff1d(inner, grounded, assume_unique=False)
+        concept_ids, node_type = _node_layout(q, a, others)
+        if self.edges == "paths":
+            eids = np.unique(edges[edges >= 0])
+        else:
+            eids = self.graph.induced_edges(concept_ids)
+        adj = self._adj
+        edge_index = np.stack((_localise(concept_ids, adj.head[eids]), _localise(concept_ids, adj.tail[eids]))) if eids.size else np.zeros((2, 0), _I64)
+        paths = _localise(concept_ids, nodes_g.reshape(-1)).reshape(nodes_g.shape) if length.size else np.zeros((0, H + 1), _I64)
+        return {
+            "concept_ids": concept_ids,
+            "node_type": node_type,
+            "edge_index": edge_index.astype(_I64),
+            "edge_type": adj.rel[eids].astype(_I64),
+            "paths": paths.astype(_I64),
+            "path_rels": self._rels(edges, fwd, length),
+            "path_len": length.astype(_I64),
+        }
+
+    def __call__(self, grounding: "Grounding") -> KGData:
+        return arrays_to_kgdata(self.retrieve_arrays(grounding))
+
+    def explain(self, data: KGData, graph: "KnowledgeGraph | None" = None, limit: int | None = None) -> list[str]:
+        """One line per path, e.g. ``plate --AtLocation--> cupboard <--IsA-- kitchen``."""
+        return explain(data, graph or self.graph, limit=limit)
+
+    def __repr__(self) -> str:
+        return f"PathRetriever(max_hops={self.max_hops}, max_paths={self.max_paths}, directed={self.directed})"
+
+
+# --------------------------------------------------------------------------- subgraphs
+def rank_connectivity(candidates: np.ndarray, n_links: np.ndarray, degree: np.ndarray) -> np.ndarray:
+    """Default ranking: concepts adjacent to more grounded concepts first, then rarer
+    (lower-degree, more specific) concepts; ties go to the lower id."""
+    return n_links.astype(np.float64) * (float(degree.max(initial=0)) + 1.0) - degree
+
+
+def rank_degree(candidates: np.ndarray, n_links: np.ndarray, degree: np.ndarray) -> np.ndarray:
+    """Lowest degree first."""
+    return -degree.astype(np.float64)
+
+
+def rank_id(candidates: np.ndarray, n_links: np.ndarray, degree: np.ndarray) -> np.ndarray:
+    """Lowest concept id first (MHGRN keeps ``sorted(extra_nodes)``)."""
+    return np.zeros(candidates.size)
+
+
+#: Named rankings for :class:`SubgraphRetriever`: ``fn(candidates, n_links, degree) -> scores``
+#: (higher is kept first; ties by lower concept id).
+RANKINGS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
+    "connectivity": rank_connectivity,
+    "degree": rank_degree,
+    "id": rank_id,
+}
+
+
+class SubgraphRetriever:
+    """The MHGRN / QA-GNN two-hop subgraph.
+
+    Nodes: the question concepts Q, the answer concepts A, and the bridging concepts
+
+    .. math::
+        X = \\big(N(Q) \\cap N(A)\\big) \\setminus (Q \\cup A)   \\quad (\\text{bridge}="qa")
+
+    where :math:`N(S)` is the set of concepts adjacent (in either direction) to some concept
+    of S -- i.e. the middle nodes of every 2-hop question-answer path. ``bridge="all_pairs"``
+    is QA-GNN's variant: concepts adjacent to at least two distinct grounded concepts.
+    Edges: every graph edge among the kept nodes (direct question-answer edges included),
+    with its relation id.
+
+    When ``|Q| + |A| + |X| > max_nodes``, the grounded concepts are kept (cut themselves if
+    they alone exceed ``max_nodes``) and X is ranked by ``ranking`` -- a name in
+    :data:`RANKINGS` or a callable ``fn(candidates, n_links, degree) -> scores`` where
+    ``n_links`` counts the grounded concepts each candidate is adjacent to and ``degree``
+    is its total degree; higher scores are kept, ties go to the lower id. The default
+    ``"connectivity"`` keeps concepts that bridge more grounded concepts, then the rarer
+    ones. (QA-GNN ranks by a language-model relevance score; pass such a callable.)
+    Kept bridging concepts are listed in ascending id order after the grounded ones.
+
+    Args:
+        graph: the knowledge graph.
+        max_nodes: node budget.
+        ranking: name or callable (see above).
+        bridge: ``"qa"`` or ``"all_pairs"``.
+    """
+
+    def __init__(
+        self,
+        graph: "KnowledgeGraph",
+        max_nodes: int = 200,
+        ranking: str | Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] = "connectivity",
+        *,
+        bridge: str = "qa",
+    ) -> None:
+        if max_nodes < 1:
+            raise ValueError(f"max_nodes must be >= 1, got {max_nodes}")
+        if bridge not in ("qa", "all_pairs"):
+            raise ValueError(f"bridge must be 'qa' or 'all_pairs', not {bridge!r}")
+        if isinstance(ranking, str):
+            if ranking not in RANKINGS:
+                raise ValueError(f"unknown ranking {ranking!r}; choose one of {sorted(RANKINGS)} or pass a callable")
+            self._rank = RANKINGS[ranking]
+        elif callable(ranking):
+            self._rank = ranking
+        else:
+            raise TypeError(f"ranking must be a name or a callable, not {type(ranking).__name__}")
+        self.ranking = ranking
+        self.graph = graph
+        self.max_nodes = int(max_nodes)
+        self.bridge = bridge
+        self._adj = _Adjacency(graph)
+        self._degree = self._adj.out_deg + self._adj.in_deg
+        self._mark = np.zeros(graph.num_concepts, dtype=np.uint8)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """JSON-able configuration (part of cache keys)."""
+        return {
+            "class": "SubgraphRetriever",
+            "version": 1,
+            "max_nodes": self.max_nodes,
+            "ranking": self.ranking if isinstance(self.ranking, str) else _callable_name(self.ranking),
+            "bridge": self.bridge,
+        }
+
+    def bridging(self, q: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate bridging concepts (ascending id) and the number of grounded concepts
+        each is adjacent to."""
+        g = np.concatenate((q, a))
+        own, nbr, _, _ = self._adj.gather(g, True, True)
+        mark = self._mark
+        if self.bridge == "qa":
+            isq = own < q.size
+            mark[nbr[isq]] |= 1
+            mark[nbr[~isq]] |= 2
+            mark[g] |= 4
+            sel = mark[nbr] == 3
+            mark[nbr] = 0
+            mark[g] = 0
+        else:
+            mark[g] = 4
+            sel = mark[nbr] != 4
+            mark[g] = 0
+        own, nbr = own[sel], nbr[sel]
+        if nbr.size == 0:
+            return np.zeros(0, _I64), np.zeros(0, _I64)
+        code = np.unique(nbr * g.size + own)
+        cand, n_links = np.unique(code // g.size, return_counts=True)
+        if self.bridge == "all_pairs":
+            keep = n_links >= 2
+            cand, n_links = cand[keep], n_links[keep]
+        return cand.astype(_I64), n_links.astype(_I64)
+
+    def retrieve_arrays(self, grounding: "Grounding") -> dict[str, np.ndarray]:
+        """The retrieved subgraph as numpy arrays (fields of :class:`KGData`)."""
+        q, a = _grounded(grounding)
+        if q.size + a.size == 0:
+            return _empty_arrays(None)
+        budget = self.max_nodes
+        if q.size + a.size > budget:  # keep the grounded concepts first, questions first
+            q = q[:budget]
+            a = a[: budget - q.size]
+        can_bridge = (q.size and a.size) if self.bridge == "qa" else (q.size + a.size >= 2)
+        if can_bridge and q.size + a.size < budget:
+            cand, n_links = self.bridging(q, a)
+        else:
+            cand, n_links = np.zeros(0, _I64), np.zeros(0, _I64)
+        room = budget - q.size - a.size
+        if cand.size > room:
+            scores = np.asarray(self._rank(cand, n_links, self._degree[cand]), dtype=np.float64).reshape(-1)
+            if scores.shape[0] != cand.shape[0]:
+                raise ValueError(f"ranking returned {scores.shape[0]} scores for {cand.shape[0]} candidates")
+            order = np.lexsort((cand, -scores))
+            cand = np.sort(cand[order[:room]])
+        concept_ids, node_type = _node_layout(q, a, cand)
+        eids = self.graph.induced_edges(concept_ids)
+        adj = self._adj
+        edge_index = (
+            np.stack((_localise(concept_ids, adj.head[eids]), _localise(concept_ids, adj.tail[eids])))
+            if eids.size
+            else np.zeros((2, 0), _I64)
+        )
+        return {
+            "concept_ids": concept_ids,
+            "node_type": node_type,
+            "edge_index": edge_index.astype(_I64),
+            "edge_type": adj.rel[eids].astype(_I64),
+        }
+
+    def __call__(self, grounding: "Grounding") -> KGData:
+        return arrays_to_kgdata(self.retrieve_arrays(grounding))
+
+    def explain(self, data: KGData, graph: "KnowledgeGraph | None" = None, limit: int | None = None) -> list[str]:
+        """One line per edge, e.g. ``plate --AtLocation--> cupboard``."""
+        return explain(data, graph or self.graph, limit=limit)
+
+    def __repr__(self) -> str:
+        return f"SubgraphRetriever(max_nodes={self.max_nodes}, ranking={self.config['ranking']!r}, bridge={self.bridge!r})"
+
+
+# --------------------------------------------------------------------------- rendering
+def explain(data: Data, graph: "KnowledgeGraph", limit: int | None = None) -> list[str]:
+    """Readable lines for a retrieved subgraph.
+
+    With ``paths`` (PathRetriever): one line per path, backward steps drawn ``<--r--``:
+    ``plate --AtLocation--> cupboard <--IsA-- kitchen_cupboard``. Without: one line per
+    edge, ``head --relation--> tail``.
+    """
+    names = [graph.concept_name(c) for c in data.concept_ids.tolist()]
+    R = graph.num_relations
+    lines: list[str] = []
+    paths = getattr(data, "paths", None)
+    if paths is not None:
+        for nodes, rels, L in zip(paths.tolist(), data.path_rels.tolist(), data.path_len.tolist()):
+            parts = [names[nodes[0]]]
+            for k in range(L):
+                r = rels[k]
+                if r >= R:
+                    parts.append(f"<--{graph.relation_name(r - R)}--")
+                else:
+                    parts.append(f"--{graph.relation_name(r)}-->")
+                parts.append(names[nodes[k + 1]])
+            lines.append(" ".join(parts))
+            if limit is not None and len(lines) >= limit:
+                break
+        return lines
+    for (h, t), r in zip(data.edge_index.t().tolist(), data.edge_type.tolist()):
+        lines.append(f"{names[h]} --{graph.relation_name(r)}--> {names[t]}")
+        if limit is not None and len(lines) >= limit:
+            break
+    return lines
+
+
+def _callable_name(fn: Any) -> str:
+    name = getattr(fn, "config_name", None)
+    if isinstance(name, str):
+        return name
+    mod = getattr(fn, "__module__", type(fn).__module__)
+    qual = getattr(fn, "__qualname__", type(fn).__qualname__)
+    return f"{mod}.{qual}"

@@ -1,0 +1,251 @@
+"""Tests of kgfuse.kg.retrieval: PathRetriever against networkx, SubgraphRetriever against a
+direct set computation, KGData batching, explanations."""
+
+from __future__ import annotations
+
+import json
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch_geometric.data import Batch
+
+from kgfuse.kg import GraphBuilder, KnowledgeGraph
+from kgfuse.kg.linking import Grounding
+from kgfuse.kg.retrieval import (
+    NODE_ANSWER,
+    NODE_OTHER,
+    NODE_QUESTION,
+    KGData,
+    PathRetriever,
+    SubgraphRetriever,
+)
+
+
+@st.composite
+def multigraphs(draw, max_nodes=7, max_edges=14):
+    n = draw(st.integers(2, max_nodes))
+    r = draw(st.integers(1, 3))
+    edges = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, r - 1), st.integers(0, n - 1)), max_size=max_edges))
+    h, rel, t = (list(x) for x in zip(*edges)) if edges else ([], [], [])
+    return KnowledgeGraph([f"c{i}" for i in range(n)], [f"r{i}" for i in range(r)], h, rel, t)
+
+
+def nx_graph(kg: KnowledgeGraph, directed: bool):
+    G = nx.MultiDiGraph() if directed else nx.MultiGraph()
+    G.add_nodes_from(range(kg.num_concepts))
+    for e, (a, b) in enumerate(zip(kg.head.tolist(), kg.tail.tolist())):
+        G.add_edge(a, b, key=e)
+    return G
+
+
+@settings(max_examples=60, deadline=None)
+@given(kg=multigraphs(), directed=st.booleans(), hops=st.integers(1, 4), data=st.data())
+def test_paths_match_networkx(kg, directed, hops, data):
+    n = kg.num_concepts
+    q = data.draw(st.integers(0, n - 1))
+    a = data.draw(st.integers(0, n - 1).filter(lambda x: x != q))
+    G = nx_graph(kg, directed)
+    ref = {tuple(k for _, _, k in p) for p in nx.all_simple_edge_paths(G, q, a, cutoff=hops)}
+    pr = PathRetriever(kg, max_hops=hops, max_paths=10**6, directed=directed)
+    got = [tuple(e for e, _ in p) for p in pr.edge_paths(q, a)]
+    assert len(got) == len(set(got))
+    assert set(got) == ref
+    # shortest first
+    lens = [len(p) for p in got]
+    assert lens == sorted(lens)
+    # node paths are the distinct simple paths of networkx (with one entry per parallel edge)
+    ref_nodes = {tuple(p) for p in nx.all_simple_paths(G, q, a, cutoff=hops)}
+    assert {tuple(p) for p in pr.node_paths(q, a)} == ref_nodes
+    # direction flags agree with the graph edges
+    for p in pr.edge_paths(q, a):
+        cur = q
+        for e, fwd in p:
+            h, t = int(kg.head[e]), int(kg.tail[e])
+            assert (h, t)[0 if fwd else 1] == cur
+            cur = (h, t)[1 if fwd else 0]
+            assert fwd or not directed
+        assert cur == a
+
+
+@settings(max_examples=40, deadline=None)
+@given(kg=multigraphs(), cap=st.integers(1, 4), data=st.data())
+def test_path_cap_keeps_shortest(kg, cap, data):
+    n = kg.num_concepts
+    q = data.draw(st.integers(0, n - 1))
+    a = data.draw(st.integers(0, n - 1).filter(lambda x: x != q))
+    full = PathRetriever(kg, max_hops=3, max_paths=10**6).edge_paths(q, a)
+    capped = PathRetriever(kg, max_hops=3, max_paths=cap).edge_paths(q, a)
+    assert capped == full[:cap]
+
+
+@settings(max_examples=40, deadline=None)
+@given(kg=multigraphs(max_nodes=6, max_edges=10), data=st.data())
+def test_path_kgdata(kg, data):
+    n = kg.num_concepts
+    qs = data.draw(st.lists(st.integers(0, n - 1), min_size=0, max_size=3, unique=True))
+    As = data.draw(st.lists(st.integers(0, n - 1).filter(lambda x: x not in qs), max_size=2, unique=True))
+    pr = PathRetriever(kg, max_hops=3, max_paths=5)
+    d = pr(Grounding(qs, As, []))
+    assert isinstance(d, KGData) and d.num_nodes == len(qs) + len(As) + int((d.node_type == NODE_OTHER).sum())
+    assert d.concept_ids[: len(qs)].tolist() == qs
+    assert d.concept_ids[len(qs) : len(qs) + len(As)].tolist() == As
+    assert d.node_type.tolist()[: len(qs) + len(As)] == [NODE_QUESTION] * len(qs) + [NODE_ANSWER] * len(As)
+    expected = sum(min(5, len(pr.edge_paths(x, y))) for x in qs for y in As)
+    assert d.paths.shape == (expected, 4) and d.path_rels.shape == (expected, 3)
+    R = kg.num_relations
+    cid = d.concept_ids
+    for nodes, rels, L in zip(d.paths.tolist(), d.path_rels.tolist(), d.path_len.tolist()):
+        assert cid[nodes[0]].item() in qs and cid[nodes[L]].item() in As
+        assert nodes[L:] == [nodes[L]] * (4 - L)  # padding repeats the last node
+        assert rels[L:] == [0] * (3 - L)
+        for k in range(L):
+            u, v, r = cid[nodes[k]].item(), cid[nodes[k + 1]].item(), rels[k]
+            h, t = (u, v) if r < R else (v, u)
+            assert ((kg.head == h) & (kg.tail == t) & (kg.relation == r % R)).any()
+    # every edge of the subgraph is a graph edge, endpoints local
+    for (h, t), r in zip(d.edge_index.t().tolist(), d.edge_type.tolist()):
+        assert ((kg.head == cid[h].item()) & (kg.tail == cid[t].item()) & (kg.relation == r)).any()
+
+
+def subgraph_reference(kg: KnowledgeGraph, q: list[int], a: list[int], bridge: str) -> set[int]:
+    nb = {i: set() for i in range(kg.num_concepts)}
+    for h, t in zip(kg.head.tolist(), kg.tail.tolist()):
+        nb[h].add(t)
+        nb[t].add(h)
+    grounded = set(q) | set(a)
+    extra = set()
+    pairs = [(x, y) for x in q for y in a] if bridge == "qa" else [(x, y) for x in grounded for y in grounded if x != y]
+    for x, y in pairs:
+        extra |= nb[x] & nb[y]
+    return extra - grounded
+
+
+@settings(max_examples=60, deadline=None)
+@given(kg=multigraphs(max_nodes=9, max_edges=20), bridge=st.sampled_from(["qa", "all_pairs"]), data=st.data())
+def test_subgraph_matches_set_computation(kg, bridge, data):
+    n = kg.num_concepts
+    qs = data.draw(st.lists(st.integers(0, n - 1), max_size=3, unique=True))
+    As = data.draw(st.lists(st.integers(0, n - 1).filter(lambda x: x not in qs), max_size=3, unique=True))
+    sr = SubgraphRetriever(kg, max_nodes=1000, bridge=bridge)
+    d = sr(Grounding(qs, As, []))
+    cid = d.concept_ids.tolist()
+    k = len(qs) + len(As)
+    assert cid[:k] == qs + As
+    assert set(cid[k:]) == subgraph_reference(kg, qs, As, bridge)
+    assert cid[k:] == sorted(cid[k:])
+    # induced edges: exactly the graph edges among the nodes
+    s = set(cid)
+    ref_edges = sorted(
+        (h, r, t) for h, r, t in zip(kg.head.tolist(), kg.relation.tolist(), kg.tail.tolist()) if h in s and t in s
+    )
+    got = sorted((cid[h], r, cid[t]) for (h, t), r in zip(d.edge_index.t().tolist(), d.edge_type.tolist()))
+    assert got == ref_edges
+
+
+def test_subgraph_ranking_cut():
+    # q - x_i - a for 5 bridges; x0 also touches the second answer; degrees differ
+    b = GraphBuilder()
+    for i in range(5):
+        b.add("q", "R", f"x{i}")
+        b.add(f"x{i}", "R", "a")
+    b.add("x0", "R", "a2")
+    for j in range(3):
+        b.add("x3", "R", f"leaf{j}")
+    kg = b.build()
+    g = Grounding([kg.concept_id("q")], [kg.concept_id("a"), kg.concept_id("a2")], [])
+    d = SubgraphRetriever(kg, max_nodes=5)(g)
+    names = [kg.concept_name(c) for c in d.concept_ids.tolist()]
+    # x0 bridges three grounded concepts; then lowest degree (x1, x2, x4 have degree 2), lowest id
+    assert names == ["q", "a", "a2", "x0", "x1"]
+    d2 = SubgraphRetriever(kg, max_nodes=4, ranking=lambda c, links, deg: deg.astype(float))(g)
+    assert [kg.concept_name(c) for c in d2.concept_ids.tolist()] == ["q", "a", "a2", "x3"]
+    d3 = SubgraphRetriever(kg, max_nodes=2)(g)
+    assert [kg.concept_name(c) for c in d3.concept_ids.tolist()] == ["q", "a"]
+    with pytest.raises(ValueError, match="connectivity"):
+        SubgraphRetriever(kg, ranking="pagerank")
+
+
+def sample_kg():
+    b = GraphBuilder()
+    for h, r, t in [
+        ("plate", "AtLocation", "cupboard"),
+        ("kitchen", "HasA", "cupboard"),
+        ("plate", "AtLocation", "kitchen"),
+        ("dish", "RelatedTo", "plate"),
+        ("dish", "AtLocation", "cupboard"),
+    ]:
+        b.add(h, r, t)
+    return b.build()
+
+
+def test_explain_and_batching():
+    kg = sample_kg()
+    g = Grounding([kg.concept_id("plate")], [kg.concept_id("cupboard")], [])
+    pr = PathRetriever(kg, max_hops=2)
+    d = pr(g)
+    assert pr.explain(d) == [
+        "plate --AtLocation--> cupboard",
+        "plate --AtLocation--> kitchen --HasA--> cupboard",
+        "plate <--RelatedTo-- dish --AtLocation--> cupboard",
+    ]
+    sr = SubgraphRetriever(kg)
+    ds = sr(g)
+    assert "plate --AtLocation--> cupboard" in sr.explain(ds)
+    assert len(sr.explain(ds)) == ds.edge_index.shape[1]
+    empty = pr(Grounding([], [], []))
+    assert empty.num_nodes == 0 and empty.paths.shape == (0, 3) and empty.edge_index.shape == (2, 0)
+    batch = Batch.from_data_list([d, empty, d])
+    assert batch.num_nodes == 2 * d.num_nodes
+    assert torch.equal(batch.paths[d.paths.shape[0] :], d.paths + d.num_nodes)
+    assert torch.equal(batch.path_rels, torch.cat([d.path_rels, d.path_rels]))
+    assert SubgraphRetriever(kg)(Grounding([], [], [])).num_nodes == 0
+    assert json.loads(json.dumps(pr.config)) == pr.config and json.loads(json.dumps(sr.config)) == sr.config
+
+
+def test_scorer_prunes():
+    kg = sample_kg()
+    g = Grounding([kg.concept_id("plate")], [kg.concept_id("cupboard")], [])
+    seen = {}
+
+    def prefer_long(nodes, rels, lengths):
+        seen["shape"] = nodes.shape
+        return lengths.astype(float)
+
+    pr = PathRetriever(kg, max_hops=2, scorer=prefer_long, scorer_top_k=2)
+    d = pr(g)
+    assert seen["shape"] == (3, 3)
+    assert d.path_len.tolist() == [2, 2]
+    assert pr.config["scorer"].endswith("prefer_long")
+
+
+def test_hub_budget_truncates_but_stays_valid():
+    # a hub with many neighbours between q and a
+    b = GraphBuilder()
+    b.add("q", "R", "hub")
+    b.add("hub", "R", "a")
+    for i in range(200):
+        b.add("hub", "R", f"n{i}")
+        b.add(f"n{i}", "R", "a")
+    kg = b.build()
+    g = Grounding([kg.concept_id("q")], [kg.concept_id("a")], [])
+    full = PathRetriever(kg, max_hops=3, max_paths=1000)
+    d = full(g)
+    assert not full.truncated and d.paths.shape[0] == 201
+    small = PathRetriever(kg, max_hops=3, max_paths=1000, max_expansion=50)
+    d2 = small(g)
+    assert small.truncated
+    assert 1 <= d2.paths.shape[0] <= 201
+    assert d2.path_len[0].item() == 2  # q - hub - a (level-1 expansion is never cut)
+
+
+def test_invalid_args():
+    kg = sample_kg()
+    with pytest.raises(ValueError, match="max_hops"):
+        PathRetriever(kg, max_hops=5)
+    with pytest.raises(ValueError, match="bridge"):
+        SubgraphRetriever(kg, bridge="x")
+    assert np.array_equal(PathRetriever(kg).node_paths(0, 0), [])
