@@ -362,3 +362,29 @@ def test_wordnet_on_a_handmade_database(tmp_path):
 def test_wordnet_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="wordnet-base"):
         from_wordnet(tmp_path)
+
+
+# ---------------------------------------------------------------- benchmark generator
+def test_generated_conceptnet_file_is_valid_and_deterministic(tmp_path, repo_root):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_conceptnet", repo_root / "benchmarks" / "gen_conceptnet.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("parking lot\nrevolving_door\nplate\n")
+    paths = []
+    for name in ("a.csv", "b.csv"):
+        gen.main([str(tmp_path / name), "--concepts", "3000", "--english-rows", "6000", "--vocab-file", str(vocab)])
+        paths.append(tmp_path / name)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    kg = from_conceptnet(paths[0], strict=True)
+    rep = LoadReport.from_dict(kg.meta["report"])
+    assert rep.lines == 50_000 and rep.num_malformed == 0
+    english = rep.kept + rep.skipped["relation"]
+    assert english == 6000
+    assert kg.num_concepts == 3000  # every concept is used by a merged relation
+    for w in ("parking_lot", "revolving_door", "plate"):
+        assert kg.has_concept(w)
+    deg = np.sort(kg.degree())[::-1]
+    assert deg[0] > 20 * np.median(deg)  # heavy-tailed
