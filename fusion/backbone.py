@@ -1,0 +1,89 @@
+"""Access to the layers of a Hugging Face text encoder, per architecture family.
+
+ERNIE fusion needs to run the text encoder layer by layer: embeddings, the lower
+``L - M`` layers unchanged, then the top ``M`` layers through knowledgeable layers that
+reuse each layer's pretrained token self-attention and feed-forward weights. This module
+hides the module names of each family behind four operations:
+
+- :func:`embed`: token embeddings and the attention mask in the form the layers expect;
+- :func:`encoder_layers`: the list of transformer layers;
+- :func:`token_attention`: a layer's self-attention sub-block (with its residual and
+  LayerNorm), giving ERNIE's :math:`\\tilde w`;
+- :func:`feed_forward_parts`: the layer's FFN split into its first linear map, its
+  activation and its output sub-block (second linear map + residual + LayerNorm).
+
+Supported: BERT-family encoders whose model has ``embeddings`` and ``encoder.layer`` with
+BERT-style layers (``attention``, ``intermediate.dense``, ``output``): BERT, RoBERTa,
+MiniLM/TinyBERT (BERT checkpoints), ELECTRA, XLM-RoBERTa, CamemBERT.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["supports_layer_fusion", "embed", "encoder_layers", "token_attention", "feed_forward_parts", "pooled_text"]
+
+
+def _is_bert_like(model: nn.Module) -> bool:
+    enc = getattr(model, "encoder", None)
+    layers = getattr(enc, "layer", None)
+    if getattr(model, "embeddings", None) is None or not isinstance(layers, nn.ModuleList) or len(layers) == 0:
+        return False
+    lay = layers[0]
+    return all(hasattr(lay, a) for a in ("attention", "intermediate", "output")) and hasattr(lay.intermediate, "dense")
+
+
+def supports_layer_fusion(model: nn.Module) -> bool:
+    """Whether ERNIE layers can be placed inside ``model`` (else only late fusion)."""
+    return _is_bert_like(model)
+
+
+def _require(model: nn.Module) -> None:
+    if not _is_bert_like(model):
+        raise ValueError(
+            f"ERNIE fusion layers need a BERT-family encoder (embeddings + encoder.layer); "
+            f"{type(model).__name__} is not one. Use num_fusion_layers=0 (late fusion) for this encoder."
+        )
+
+
+def encoder_layers(model: nn.Module) -> nn.ModuleList:
+    _require(model)
+    return model.encoder.layer
+
+
+def embed(model: nn.Module, input_ids: Tensor, attention_mask: Tensor | None,
+          token_type_ids: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """Embeddings ``[S, L, H]`` and the prepared attention mask for the layers."""
+    from transformers.masking_utils import create_bidirectional_mask
+
+    _require(model)
+    hidden = model.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+    proj = getattr(model, "embeddings_project", None)  # ELECTRA when embedding_size != hidden_size
+    if proj is not None:
+        hidden = proj(hidden)
+    mask = create_bidirectional_mask(config=model.config, inputs_embeds=hidden, attention_mask=attention_mask)
+    return hidden, mask
+
+
+def token_attention(layer: nn.Module, hidden: Tensor, mask: Tensor | None) -> Tensor:
+    """The layer's self-attention block output (after its residual and LayerNorm)."""
+    out = layer.attention(hidden, mask)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def feed_forward_parts(layer: nn.Module) -> tuple[nn.Linear, Callable[[Tensor], Tensor], Callable[[Tensor, Tensor], Tensor]]:
+    """``(first_linear, activation, output_block)`` of a BERT-style layer, where
+    ``output_block(h, residual) = LayerNorm(residual + Dropout(W_2 h + b_2))``."""
+    return layer.intermediate.dense, layer.intermediate.intermediate_act_fn, layer.output
+
+
+def pooled_text(model: nn.Module, sequence: Tensor) -> Tensor:
+    """The text vector of each sequence: the model's pooler over ``[CLS]`` when it has one
+    (BERT, RoBERTa), else the ``[CLS]`` state (ELECTRA)."""
+    pooler = getattr(model, "pooler", None)
+    if pooler is not None:
+        return pooler(sequence)
+    return sequence[:, 0]

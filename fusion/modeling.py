@@ -1,0 +1,445 @@
+"""The knowledge-graph-fused multiple-choice model.
+
+:class:`KGFusedForMultipleChoice` scores each (question, choice) statement with
+
+1. a BERT-family text encoder whose lower ``L - M`` layers run unchanged;
+2. a graph encoder (:mod:`kgfuse.encoders`) over the statement's retrieved subgraph, with
+   node features from an embedding table (KG embeddings, concept-name embeddings or
+   plain learned vectors) and the ``[CLS]`` state of the lower layers as context;
+3. ``M`` ERNIE knowledgeable-encoder layers (:mod:`kgfuse.fusion.layers`) that replace the
+   top ``M`` text layers, reusing their weights, and fuse each mention's first sub-token
+   with the GNN state of its concept;
+4. a linear scorer over ``[pooled text ; graph vector ; mean fused entity state]``.
+
+Importing this module registers ``"kgfuse"`` with ``AutoConfig`` and
+``AutoModelForMultipleChoice``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import AutoConfig, AutoModel, AutoModelForMultipleChoice, PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import MultipleChoiceModelOutput
+
+from ..encoders.base import GraphInputs, mean_pool
+from ..encoders.registry import build_graph_encoder
+from . import backbone
+from .layers import KnowledgeableLayer
+
+__all__ = ["KGFusedConfig", "KGFusedPreTrainedModel", "KGFusedForMultipleChoice"]
+
+logger = logging.getLogger(__name__)
+
+NODE_FEATURE_KINDS = ("learned", "kge", "name")
+
+
+def _text_config(text_config: Any) -> PretrainedConfig:
+    from transformers import CONFIG_MAPPING
+
+    if text_config is None:
+        return CONFIG_MAPPING["bert"]()
+    if isinstance(text_config, PretrainedConfig):
+        return text_config
+    if isinstance(text_config, dict):
+        d = dict(text_config)
+        mt = d.pop("model_type", None)
+        if mt is None:
+            raise ValueError("text_config dict has no 'model_type'")
+        return CONFIG_MAPPING[mt](**d)
+    raise TypeError(f"text_config must be a dict, a PretrainedConfig or None, not {type(text_config).__name__}")
+
+
+class KGFusedConfig(PretrainedConfig):
+    """Configuration of :class:`KGFusedForMultipleChoice` (saved with the weights).
+
+    Args:
+        text_config: the text encoder's config (a ``PretrainedConfig`` or its dict).
+        text_encoder_name: where the text encoder came from (informational).
+        graph_encoder: registered graph-encoder name (``"rgcn"``, ``"qagnn"``, ``"kagnet"``).
+        graph_encoder_kwargs: extra constructor arguments of the graph encoder
+            (e.g. ``{"num_layers": 2, "num_bases": 8}``).
+        num_concepts: rows of the node-embedding table (the graph's concept count).
+        num_relations: relation ids in ``edge_type`` (the graph's relation count).
+        node_feature_kind: where node features came from: ``"learned"`` (random init),
+            ``"kge"`` (TransE/DistMult/RotatE vectors) or ``"name"`` (concept-name vectors).
+        node_dim: width of node features.
+        graph_hidden_dim: width of GNN states and of the graph vector.
+        num_fusion_layers: ``M``, top text layers replaced by ERNIE layers (0 = late fusion).
+        use_graph: ``False`` gives the LM-only baseline (no graph input used).
+        use_fusion: ``False`` disables the ERNIE layers (graph late fusion only).
+        use_gnn: ``False`` gives the static-KG-embedding ablation: node states are a linear
+            map of the node features, no message passing; graph vector = mean pooling.
+        freeze_node_embeddings: keep the node-embedding table fixed during training.
+        fusion_zero_init: zero-initialise the entity-to-token fusion matrix, so that the
+            fused model starts exactly as the pretrained LM.
+        classifier_dropout: dropout before the scorer.
+        graph_hash: hash of the :class:`~kgfuse.kg.KnowledgeGraph` whose concept ids the
+            node-embedding table follows (checked by users of the model, informational here).
+    """
+
+    model_type = "kgfuse"
+    sub_configs = {"text_config": AutoConfig}
+
+    def __init__(
+        self,
+        text_config: Any = None,
+        text_encoder_name: str | None = None,
+        graph_encoder: str = "rgcn",
+        graph_encoder_kwargs: dict | None = None,
+        num_concepts: int = 1,
+        num_relations: int = 1,
+        node_feature_kind: str = "learned",
+        node_dim: int = 100,
+        graph_hidden_dim: int = 128,
+        num_fusion_layers: int = 2,
+        use_graph: bool = True,
+        use_fusion: bool = True,
+        use_gnn: bool = True,
+        freeze_node_embeddings: bool = False,
+        fusion_zero_init: bool = True,
+        classifier_dropout: float = 0.1,
+        graph_hash: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if node_feature_kind not in NODE_FEATURE_KINDS:
+            raise ValueError(f"node_feature_kind must be one of {NODE_FEATURE_KINDS}, not {node_feature_kind!r}")
+        self.text_config = _text_config(text_config)
+        self.text_encoder_name = text_encoder_name
+        self.graph_encoder = graph_encoder
+        self.graph_encoder_kwargs = dict(graph_encoder_kwargs or {})
+        self.num_concepts = int(num_concepts)
+        self.num_relations = int(num_relations)
+        self.node_feature_kind = node_feature_kind
+        self.node_dim = int(node_dim)
+        self.graph_hidden_dim = int(graph_hidden_dim)
+        self.num_fusion_layers = int(num_fusion_layers)
+        self.use_graph = bool(use_graph)
+        self.use_fusion = bool(use_fusion)
+        self.use_gnn = bool(use_gnn)
+        self.freeze_node_embeddings = bool(freeze_node_embeddings)
+        self.fusion_zero_init = bool(fusion_zero_init)
+        self.classifier_dropout = float(classifier_dropout)
+        self.graph_hash = graph_hash
+        super().__init__(**kwargs)
+        n_layers = getattr(self.text_config, "num_hidden_layers", None)
+        if self.num_fusion_layers < 0 or (n_layers is not None and self.num_fusion_layers > n_layers):
+            raise ValueError(f"num_fusion_layers={self.num_fusion_layers} outside [0, {n_layers}] (text encoder layers)")
+
+    @property
+    def fused_layers(self) -> int:
+        """ERNIE layers actually used (0 when the graph or fusion is switched off)."""
+        return self.num_fusion_layers if (self.use_graph and self.use_fusion) else 0
+
+    @property
+    def initializer_range(self) -> float:
+        return getattr(self.text_config, "initializer_range", 0.02)
+
+
+class KGFusedPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and loading for kgfuse models."""
+
+    config_class = KGFusedConfig
+    base_model_prefix = "kgfuse"
+    main_input_name = "input_ids"
+    _supports_sdpa = True
+    supports_gradient_checkpointing = False
+
+    def _init_weights(self, module: nn.Module) -> None:
+        from transformers import initialization as init
+
+        super()._init_weights(module)
+        if getattr(module, "_kgfuse_zero_init", False):
+            init.zeros_(module.weight)
+
+
+class _StaticGraphEncoder(nn.Module):
+    """Ablation "static KG embeddings": no message passing. States are a linear map of the
+    node features plus a node-type embedding; the graph vector is their mean."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, num_node_types: int = 3) -> None:
+        super().__init__()
+        self.proj = nn.Linear(in_dim, hidden_dim)
+        self.type_emb = nn.Embedding(num_node_types, hidden_dim)
+
+    def forward(self, graph, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        h = self.proj(x) + self.type_emb(graph.node_type)
+        return h, mean_pool(h, graph.batch, int(graph.num_graphs))
+
+
+def entity_sequences(entity_index: Tensor, node_batch: Tensor, num_statements: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Build each statement's entity sequence from the token alignment.
+
+    The entities of statement ``s`` are the distinct nodes that tokens of ``s`` point to,
+    in node order.
+
+    Args:
+        entity_index: ``[S, L]`` node index (batch-global) per token, ``-1`` for none.
+        node_batch: ``[N]`` statement of each node.
+        num_statements: ``S``.
+
+    Returns:
+        ``(nodes [A], dense_pos [A], token_slot [S, L], entity_mask [S, K])``: the linked
+        nodes, their flat position ``s * K + slot`` in the padded ``[S, K]`` sequence, each
+        token's slot (``-1`` for none) and the padding mask.
+    """
+    S = num_statements
+    N = node_batch.shape[0]
+    valid = entity_index >= 0
+    if valid.any() and int(entity_index.max()) >= N:
+        raise ValueError(f"entity_index points to node {int(entity_index.max())} but the batch has {N} nodes")
+    nodes = torch.unique(entity_index[valid])  # sorted
+    stmt = node_batch[nodes]
+    tok_stmt = torch.arange(S, device=entity_index.device).unsqueeze(1).expand_as(entity_index)
+    if valid.any() and not torch.equal(node_batch[entity_index[valid]], tok_stmt[valid]):
+        raise ValueError("entity_index points a token to a node of another statement (node_batch disagrees)")
+    order = torch.argsort(stmt * max(N, 1) + nodes)
+    nodes, stmt = nodes[order], stmt[order]
+    counts = torch.bincount(stmt, minlength=S)
+    K = int(counts.max()) if counts.numel() else 0
+    starts = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(nodes.shape[0], device=nodes.device) - starts[stmt]
+    node_slot = torch.full((N + 1,), -1, dtype=torch.long, device=nodes.device)  # last entry: "no entity"
+    node_slot[nodes] = slot
+    token_slot = node_slot[torch.where(valid, entity_index, torch.full_like(entity_index, N))]
+    entity_mask = torch.arange(K, device=nodes.device).unsqueeze(0) < counts.unsqueeze(1)
+    return nodes, stmt * K + slot, token_slot, entity_mask
+
+
+class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
+    """A BERT-family encoder fused with a knowledge graph, scoring multiple-choice answers.
+
+    See the module docstring and ``docs/model.md`` for the data flow and the math.
+    Build one from a pretrained text encoder with :meth:`from_text_pretrained`, from any
+    text config with :meth:`from_text_config`, or load a saved one with ``from_pretrained``.
+
+    Shapes (``B`` questions, ``C`` choices, ``L`` tokens, ``N`` nodes, ``E`` edges, ``S = B*C``):
+        input_ids, attention_mask, token_type_ids, entity_index: ``[B, C, L]``;
+        node_concept_ids, node_type, node_batch: ``[N]``; edge_index: ``[2, E]``; edge_type: ``[E]``;
+        paths ``[P, H+1]``, path_rels ``[P, H]``, path_len ``[P]`` (optional, KagNet);
+        labels: ``[B]``; logits: ``[B, C]``.
+    """
+
+    def __init__(self, config: KGFusedConfig) -> None:
+        super().__init__(config)
+        self.text_encoder = AutoModel.from_config(config.text_config)
+        tc = self.text_encoder.config
+        H = tc.hidden_size
+        self.num_fused = config.fused_layers
+        if self.num_fused and not backbone.supports_layer_fusion(self.text_encoder):
+            logger.warning(
+                "kgfuse: %s has no BERT-style layers; ERNIE fusion is off and the graph is joined by late fusion",
+                type(self.text_encoder).__name__,
+            )
+            self.num_fused = 0
+        feat = H
+        if config.use_graph:
+            self.node_embeddings = nn.Embedding(config.num_concepts, config.node_dim)
+            if config.freeze_node_embeddings:
+                self.node_embeddings.weight.requires_grad_(False)
+            if config.use_gnn:
+                self.graph_encoder = build_graph_encoder(
+                    config.graph_encoder,
+                    in_dim=config.node_dim,
+                    hidden_dim=config.graph_hidden_dim,
+                    num_relations=config.num_relations,
+                    context_dim=H,
+                    **config.graph_encoder_kwargs,
+                )
+            else:
+                self.graph_encoder = _StaticGraphEncoder(config.node_dim, config.graph_hidden_dim)
+            feat += config.graph_hidden_dim
+            if self.num_fused:
+                self.entity_proj = nn.Linear(config.graph_hidden_dim, H)
+                self.fusion_layers = nn.ModuleList(
+                    KnowledgeableLayer(
+                        H,
+                        tc.intermediate_size,
+                        tc.num_attention_heads,
+                        dropout=getattr(tc, "hidden_dropout_prob", 0.1),
+                        layer_norm_eps=getattr(tc, "layer_norm_eps", 1e-12),
+                        zero_init=config.fusion_zero_init,
+                    )
+                    for _ in range(self.num_fused)
+                )
+                feat += H
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(feat, 1)
+        self.post_init()
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_text_config(cls, text_config: Any, **config_kwargs: Any) -> "KGFusedForMultipleChoice":
+        """A randomly initialised model around a text encoder built from ``text_config``."""
+        return cls(KGFusedConfig(text_config=text_config, **config_kwargs))
+
+    @classmethod
+    def from_text_pretrained(
+        cls,
+        name_or_path: str | os.PathLike | None = None,
+        *,
+        graph=None,
+        node_features: Any = None,
+        name_embedding_cache: str | os.PathLike | None = None,
+        local_files_only: bool = True,
+        **config_kwargs: Any,
+    ) -> "KGFusedForMultipleChoice":
+        """Build a fused model around a pretrained Hugging Face text encoder.
+
+        Args:
+            name_or_path: a model name or folder (default: the shipped all-MiniLM-L6-v2,
+                loaded offline; see :func:`kgfuse.encoders.text.resolve_text_encoder`).
+            graph: the :class:`~kgfuse.kg.KnowledgeGraph`; sets ``num_concepts``,
+                ``num_relations`` and ``graph_hash``.
+            node_features: ``None``/``"learned"`` (random), ``"name"`` (concept-name
+                embeddings from this text encoder, cached in ``name_embedding_cache``),
+                a :class:`~kgfuse.kg.embeddings.KGEmbeddingResult` or a ``[num_concepts, d]``
+                tensor/array (copied into the node-embedding table).
+            local_files_only: never download (default).
+            **config_kwargs: any :class:`KGFusedConfig` field.
+        """
+        from ..encoders.text import resolve_text_encoder
+
+        path = resolve_text_encoder(name_or_path)
+        text = AutoModel.from_pretrained(path, local_files_only=local_files_only)
+        kw = dict(config_kwargs)
+        if graph is not None:
+            kw.setdefault("num_concepts", graph.num_concepts)
+            kw.setdefault("num_relations", graph.num_relations)
+            kw.setdefault("graph_hash", graph.hash)
+        table = None
+        if isinstance(node_features, str) and node_features == "name":
+            if graph is None:
+                raise ValueError("node_features='name' needs the graph")
+            from ..kg.embeddings import concept_name_embeddings
+
+            table = concept_name_embeddings(graph, encoder=name_or_path, cache_dir=name_embedding_cache,
+                                            local_files_only=local_files_only)
+            kw.setdefault("node_feature_kind", "name")
+        elif node_features is not None and not (isinstance(node_features, str) and node_features == "learned"):
+            if hasattr(node_features, "entity_embeddings"):
+                if graph is not None and getattr(node_features, "graph_hash", graph.hash) != graph.hash:
+                    raise ValueError("the KG embeddings were trained on another graph (hash mismatch)")
+                table = node_features.entity_embeddings()
+                kw.setdefault("node_feature_kind", "kge")
+            else:
+                table = torch.as_tensor(node_features, dtype=torch.float32)
+                kw.setdefault("node_feature_kind", "kge")
+        if table is not None:
+            kw.setdefault("node_dim", int(table.shape[1]))
+            kw.setdefault("num_concepts", int(table.shape[0]))
+        kw.setdefault("text_encoder_name", str(name_or_path) if name_or_path is not None else "sentence-transformers/all-MiniLM-L6-v2")
+        config = KGFusedConfig(text_config=text.config.to_dict(), **kw)
+        model = cls(config)
+        missing, unexpected = model.text_encoder.load_state_dict(text.state_dict(), strict=False)
+        if unexpected or [k for k in missing if "position_ids" not in k]:
+            raise ValueError(f"text encoder weights do not fit: missing={missing}, unexpected={unexpected}")
+        if table is not None and config.use_graph:
+            if tuple(table.shape) != tuple(model.node_embeddings.weight.shape):
+                raise ValueError(
+                    f"node features have shape {tuple(table.shape)}, expected "
+                    f"{tuple(model.node_embeddings.weight.shape)} (num_concepts, node_dim)"
+                )
+            with torch.no_grad():
+                model.node_embeddings.weight.copy_(table)
+        return model
+
+    def parameter_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
+        """Parameters by part, for per-part learning rates: ``lm`` (the text encoder),
+        ``gnn`` (graph encoder + node embeddings), ``fusion`` (ERNIE layers, entity
+        projection, scorer)."""
+        groups: dict[str, list[tuple[str, nn.Parameter]]] = {"lm": [], "gnn": [], "fusion": []}
+        for n, p in self.named_parameters():
+            if n.startswith("text_encoder."):
+                groups["lm"].append((n, p))
+            elif n.startswith(("graph_encoder.", "node_embeddings.")):
+                groups["gnn"].append((n, p))
+            else:
+                groups["fusion"].append((n, p))
+        return groups
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        input_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        entity_index: Tensor | None = None,
+        node_concept_ids: Tensor | None = None,
+        node_type: Tensor | None = None,
+        node_batch: Tensor | None = None,
+        edge_index: Tensor | None = None,
+        edge_type: Tensor | None = None,
+        paths: Tensor | None = None,
+        path_rels: Tensor | None = None,
+        path_len: Tensor | None = None,
+        labels: Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs: Any,
+    ) -> MultipleChoiceModelOutput | tuple:
+        """Score every choice; see the class docstring for shapes."""
+        if input_ids is None:
+            raise ValueError("input_ids is required")
+        if input_ids.dim() != 3:
+            raise ValueError(f"input_ids must be [batch, choices, seq], got shape {tuple(input_ids.shape)}")
+        B, C, L = input_ids.shape
+        S = B * C
+        flat = lambda t: None if t is None else t.reshape(S, -1)  # noqa: E731
+        ids, mask, tt = flat(input_ids), flat(attention_mask), flat(token_type_ids)
+        cfg = self.config
+        parts: list[Tensor] = []
+        if not cfg.use_graph:
+            out = self.text_encoder(input_ids=ids, attention_mask=mask, token_type_ids=tt)
+            parts.append(backbone.pooled_text(self.text_encoder, out.last_hidden_state))
+        else:
+            if node_concept_ids is None or node_batch is None:
+                raise ValueError("use_graph=True needs node_concept_ids and node_batch (use MultipleChoiceCollator)")
+            device = ids.device
+            if node_type is None:
+                node_type = torch.full_like(node_concept_ids, 2)
+            if edge_index is None:
+                edge_index = torch.zeros(2, 0, dtype=torch.long, device=device)
+                edge_type = torch.zeros(0, dtype=torch.long, device=device)
+            graph = GraphInputs(edge_index, edge_type, node_type, node_batch, S, paths, path_rels, path_len)
+            x = self.node_embeddings(node_concept_ids)
+            if self.num_fused:
+                hidden, amask = backbone.embed(self.text_encoder, ids, mask, tt)
+                layers = backbone.encoder_layers(self.text_encoder)
+                n_lower = len(layers) - self.num_fused
+                for layer in layers[:n_lower]:
+                    hidden = layer(hidden, amask)
+                context = hidden[:, 0]
+            else:
+                out = self.text_encoder(input_ids=ids, attention_mask=mask, token_type_ids=tt)
+                context = backbone.pooled_text(self.text_encoder, out.last_hidden_state)
+            node_states, graph_vec = self.graph_encoder(graph, x, context)
+            if self.num_fused:
+                if entity_index is None:
+                    entity_index = torch.full_like(ids, -1)
+                nodes, pos, token_slot, ent_mask = entity_sequences(flat(entity_index), node_batch, S)
+                K = ent_mask.shape[1]
+                H = hidden.shape[-1]
+                ents = hidden.new_zeros(S * K, H)
+                ents = ents.index_copy(0, pos, self.entity_proj(node_states[nodes]).to(hidden.dtype)).view(S, K, H)
+                for layer, fl in zip(layers[n_lower:], self.fusion_layers):
+                    hidden, ents = fl(layer, hidden, amask, ents, ent_mask, token_slot)
+                text_vec = backbone.pooled_text(self.text_encoder, hidden)
+                m = ent_mask.unsqueeze(-1).to(ents.dtype)
+                ent_vec = (ents * m).sum(1) / m.sum(1).clamp(min=1.0)
+                parts += [text_vec, graph_vec.to(text_vec.dtype), ent_vec]
+            else:
+                parts += [context, graph_vec.to(context.dtype)]
+        logits = self.classifier(self.dropout(torch.cat(parts, dim=-1))).view(B, C)
+        loss = F.cross_entropy(logits, labels.view(-1)) if labels is not None else None
+        if return_dict is False:
+            return (loss, logits) if loss is not None else (logits,)
+        return MultipleChoiceModelOutput(loss=loss, logits=logits)
+
+
+AutoConfig.register("kgfuse", KGFusedConfig, exist_ok=True)
+AutoModelForMultipleChoice.register(KGFusedConfig, KGFusedForMultipleChoice, exist_ok=True)
