@@ -1,0 +1,446 @@
+"""Dataset-level grounding and retrieval, in parallel, cached on disk without pickle.
+
+:func:`preprocess_dataset` grounds every (question, choice) statement of a dataset with an
+:class:`~kgfuse.kg.EntityLinker` and cuts its subgraph with a retriever
+(:class:`~kgfuse.kg.PathRetriever` or :class:`~kgfuse.kg.SubgraphRetriever`), in several
+worker processes (``fork``: the workers inherit the graph, the linker and the retriever from
+the parent; only example index ranges and small result arrays cross process boundaries).
+
+The result is stored in ``cache_dir/<key>/`` where ``key`` is the SHA-256 of
+
+- the graph's content hash (:attr:`KnowledgeGraph.hash`),
+- the linker's and the retriever's ``config``,
+- the dataset hash (SHA-256 of the data file, given as ``dataset_hash``, or of the
+  examples' ids, questions and choices as canonical JSON),
+- the cache format version.
+
+so a second run with the same inputs reads the cache and any change rebuilds. The layout:
+
+``meta.json``
+    key, inputs, counts and statistics.
+``groundings.json``
+    example ids, and per statement the :meth:`Grounding.to_dict` record.
+``arrays/*.npy``
+    the subgraphs of all statements concatenated (``concept_ids``, ``node_type``,
+    ``edge_index``, ``edge_type`` and, for paths, ``paths``, ``path_rels``, ``path_len``;
+    int32) with CSR-style offsets ``node_ptr``, ``edge_ptr``, ``path_ptr`` per statement
+    and ``choice_ptr`` per example. Read with ``mmap_mode="r"``; no pickle anywhere.
+
+With ``retriever=None`` only the groundings are stored: a machine without spaCy (a GPU
+box) rebuilds subgraphs from a compiled graph with
+``PreprocessedDataset.load(path).with_retriever(SubgraphRetriever(KnowledgeGraph.load(g)))``.
+This module imports neither spaCy nor torch at import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from .linking import Grounding
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .graph import KnowledgeGraph
+    from .linking import EntityLinker
+    from .retrieval import KGData
+
+__all__ = ["preprocess_dataset", "PreprocessedDataset", "examples_hash", "cache_key", "FORMAT_VERSION"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = "kgfuse-preprocess-v1"
+
+_NODE_FIELDS = ("concept_ids", "node_type")
+_EDGE_FIELDS = ("edge_type",)
+_PATH_FIELDS = ("paths", "path_rels", "path_len")
+
+
+# --------------------------------------------------------------------------- inputs
+def _field(ex: Any, name: str, i: int) -> Any:
+    if isinstance(ex, Mapping):
+        if name in ex:
+            return ex[name]
+    elif hasattr(ex, name):
+        return getattr(ex, name)
+    raise ValueError(f"example {i}: missing field {name!r} (examples need .id, .question, .choices)")
+
+
+def _normalise(examples: Sequence[Any]) -> tuple[list[str], list[str], list[list[str]]]:
+    ids, questions, choices = [], [], []
+    for i, ex in enumerate(examples):
+        eid = _field(ex, "id", i)
+        q = _field(ex, "question", i)
+        cs = _field(ex, "choices", i)
+        if not isinstance(q, str):
+            raise ValueError(f"example {i} (id {eid!r}): field 'question' must be a string, not {type(q).__name__}")
+        if isinstance(cs, str) or not all(isinstance(c, str) for c in cs):
+            raise ValueError(f"example {i} (id {eid!r}): field 'choices' must be a list of strings")
+        ids.append(str(eid))
+        questions.append(q)
+        choices.append(list(cs))
+    return ids, questions, choices
+
+
+def examples_hash(examples: Sequence[Any]) -> str:
+    """SHA-256 of the examples' ids, questions and choices (canonical JSON)."""
+    ids, qs, cs = _normalise(examples)
+    h = hashlib.sha256()
+    for rec in zip(ids, qs, cs):
+        h.update(json.dumps(rec, ensure_ascii=False).encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def cache_key(graph_hash: str, linker_config: Mapping[str, Any], retriever_config: Mapping[str, Any] | None,
+              dataset_hash: str) -> str:
+    """The cache directory name for these inputs."""
+    blob = json.dumps(
+        {
+            "format": FORMAT_VERSION,
+            "graph": graph_hash,
+            "linker": linker_config,
+            "retriever": retriever_config,
+            "dataset": dataset_hash,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- workers
+# Worker state is installed by the Pool initializer. With the "fork" start method the
+# initializer's arguments are inherited, not pickled, so an 800k-concept graph is never
+# serialised; each worker process has its own copy-on-write view of it.
+_STATE: dict[str, Any] = {}
+
+
+def _init_worker(state: dict[str, Any]) -> None:
+    _STATE.clear()
+    _STATE.update(state)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _work(rng: tuple[int, int]) -> list[list[tuple[dict[str, Any], dict[str, np.ndarray] | None]]]:
+    linker, retriever = _STATE["linker"], _STATE["retriever"]
+    questions, choices = _STATE["questions"], _STATE["choices"]
+    out = []
+    for i in range(*rng):
+        rows = []
+        for c in choices[i]:
+            g = linker.ground(questions[i], c)
+            arrays = retriever.retrieve_arrays(g) if retriever is not None else None
+            if arrays is not None:
+                arrays = {k: np.asarray(v, dtype=np.int32) for k, v in arrays.items()}
+            rows.append((g.to_dict(), arrays))
+        out.append(rows)
+    return out
+
+
+# --------------------------------------------------------------------------- main entry
+def preprocess_dataset(
+    examples: Sequence[Any],
+    graph: "KnowledgeGraph",
+    linker: "EntityLinker",
+    retriever: Any | None,
+    cache_dir: str | os.PathLike,
+    *,
+    dataset_hash: str | None = None,
+    num_workers: int | None = None,
+    chunk_size: int = 32,
+    progress: bool = True,
+    rebuild: bool = False,
+) -> "PreprocessedDataset":
+    """Ground and retrieve every (question, choice) statement of a dataset, with a cache.
+
+    Args:
+        examples: objects (or mappings) with ``id``, ``question`` (str), ``choices`` (list
+            of str).
+        graph: the knowledge graph (the linker and retriever must use it).
+        linker: an :class:`~kgfuse.kg.EntityLinker`.
+        retriever: a :class:`~kgfuse.kg.PathRetriever`, a
+            :class:`~kgfuse.kg.SubgraphRetriever` (anything with ``retrieve_arrays`` and
+            ``config``), or ``None`` to store groundings only.
+        cache_dir: folder holding one sub-folder per cache key.
+        dataset_hash: SHA-256 of the dataset file (e.g. ``hashlib.sha256(path.read_bytes())``);
+            default: :func:`examples_hash`.
+        num_workers: worker processes (``fork``); default ``os.cpu_count()``; ``<= 1`` runs
+            in this process.
+        chunk_size: examples per task.
+        progress: show a tqdm progress bar over statements.
+        rebuild: ignore an existing cache entry.
+
+    Returns:
+        :class:`PreprocessedDataset`; ``pre[i][j]`` is ``(Grounding, KGData)`` of example
+        ``i``, choice ``j``; ``pre.cache_hit`` tells whether it was read from the cache.
+    """
+    if linker.graph is not graph and linker.graph.hash != graph.hash:
+        raise ValueError("the linker was built on a different graph than `graph`")
+    if retriever is not None and retriever.graph is not graph and retriever.graph.hash != graph.hash:
+        raise ValueError("the retriever was built on a different graph than `graph`")
+    ids, questions, choices = _normalise(examples)
+    dhash = dataset_hash or examples_hash(examples)
+    rconf = retriever.config if retriever is not None else None
+    key = cache_key(graph.hash, linker.config, rconf, dhash)
+    root = Path(cache_dir)
+    target = root / key
+    if (target / "meta.json").is_file() and not rebuild:
+        pre = PreprocessedDataset.load(target)
+        pre.cache_hit = True
+        logger.info("preprocess: cache hit %s", target)
+        return pre
+
+    t0 = time.perf_counter()
+    n = len(ids)
+    statements = sum(len(c) for c in choices)
+    state = {"linker": linker, "retriever": retriever, "questions": questions, "choices": choices}
+    tasks = [(s, min(n, s + chunk_size)) for s in range(0, n, chunk_size)]
+    workers = (os.cpu_count() or 1) if num_workers is None else int(num_workers)
+    workers = max(1, min(workers, len(tasks)))
+    results: list[list[tuple[dict[str, Any], dict[str, np.ndarray] | None]]] = []
+    bar = _progress(statements, progress, f"grounding{' + retrieval' if retriever is not None else ''}")
+    try:
+        if workers <= 1 or "fork" not in mp.get_all_start_methods():
+            _init_worker(state)
+            try:
+                for t in tasks:
+                    part = _work(t)
+                    results.extend(part)
+                    bar.update(sum(len(r) for r in part))
+            finally:
+                _STATE.clear()
+        else:
+            ctx = mp.get_context("fork")
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(state,)) as pool:
+                for part in pool.imap(_work, tasks):
+                    results.extend(part)
+                    bar.update(sum(len(r) for r in part))
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    _write(target, root, key, ids, choices, results, graph, linker, rconf, retriever, dhash, seconds, workers)
+    pre = PreprocessedDataset.load(target)
+    pre.cache_hit = False
+    logger.info("preprocess: built %s (%d statements in %.1fs, %d workers)", target, statements, seconds, workers)
+    return pre
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="stmt")
+
+
+def _write(target: Path, root: Path, key: str, ids, choices, results, graph, linker, rconf, retriever,
+           dhash: str, seconds: float, workers: int) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=root))
+    try:
+        groundings = [[g for g, _ in rows] for rows in results]
+        choice_ptr = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum([len(c) for c in choices], out=choice_ptr[1:])
+        stats: dict[str, Any] = {
+            "statements": int(choice_ptr[-1]),
+            "no_question_concept": sum(1 for rows in groundings for g in rows if not g["question_concepts"]),
+            "no_answer_concept": sum(1 for rows in groundings for g in rows if not g["answer_concepts"]),
+            "seconds": round(seconds, 3),
+            "workers": workers,
+        }
+        with open(tmp / "groundings.json", "w", encoding="utf-8") as f:
+            json.dump({"ids": ids, "groundings": groundings}, f, ensure_ascii=False, separators=(",", ":"))
+        arr_dir = tmp / "arrays"
+        arr_dir.mkdir()
+        np.save(arr_dir / "choice_ptr.npy", choice_ptr, allow_pickle=False)
+        has_paths = False
+        if retriever is not None:
+            flat = [a for rows in results for _, a in rows]
+            has_paths = bool(flat) and "paths" in flat[0]
+            hops = flat[0]["paths"].shape[1] - 1 if has_paths else 0
+
+            def ptr(counts):
+                p = np.zeros(len(counts) + 1, dtype=np.int64)
+                np.cumsum(counts, out=p[1:])
+                return p
+
+            np.save(arr_dir / "node_ptr.npy", ptr([a["concept_ids"].shape[0] for a in flat]), allow_pickle=False)
+            np.save(arr_dir / "edge_ptr.npy", ptr([a["edge_type"].shape[0] for a in flat]), allow_pickle=False)
+            for name in _NODE_FIELDS + _EDGE_FIELDS:
+                np.save(arr_dir / f"{name}.npy", _cat([a[name] for a in flat], (0,)), allow_pickle=False)
+            np.save(arr_dir / "edge_index.npy", _cat([a["edge_index"] for a in flat], (2, 0), axis=1), allow_pickle=False)
+            if has_paths:
+                np.save(arr_dir / "path_ptr.npy", ptr([a["path_len"].shape[0] for a in flat]), allow_pickle=False)
+                np.save(arr_dir / "paths.npy", _cat([a["paths"] for a in flat], (0, hops + 1)), allow_pickle=False)
+                np.save(arr_dir / "path_rels.npy", _cat([a["path_rels"] for a in flat], (0, hops)), allow_pickle=False)
+                np.save(arr_dir / "path_len.npy", _cat([a["path_len"] for a in flat], (0,)), allow_pickle=False)
+            nodes = np.diff(np.load(arr_dir / "node_ptr.npy"))
+            edges = np.diff(np.load(arr_dir / "edge_ptr.npy"))
+            stats.update(
+                mean_nodes=round(float(nodes.mean()), 3) if nodes.size else 0.0,
+                mean_edges=round(float(edges.mean()), 3) if edges.size else 0.0,
+                empty_subgraphs=int((nodes == 0).sum()),
+            )
+            if has_paths:
+                stats["mean_paths"] = round(float(np.diff(np.load(arr_dir / "path_ptr.npy")).mean()), 3)
+        meta = {
+            "format": FORMAT_VERSION,
+            "key": key,
+            "graph_hash": graph.hash,
+            "num_concepts": graph.num_concepts,
+            "num_relations": graph.num_relations,
+            "linker": linker.config,
+            "retriever": rconf,
+            "dataset_hash": dhash,
+            "num_examples": len(ids),
+            "has_subgraphs": retriever is not None,
+            "has_paths": has_paths,
+            "stats": stats,
+        }
+        with open(tmp / "meta.json", "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=1, sort_keys=True)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _cat(parts: list[np.ndarray], empty_shape: tuple[int, ...], axis: int = 0) -> np.ndarray:
+    if not parts:
+        return np.zeros(empty_shape, dtype=np.int32)
+    return np.concatenate([np.asarray(p, dtype=np.int32) for p in parts], axis=axis)
+
+
+# --------------------------------------------------------------------------- reading
+class PreprocessedDataset:
+    """A preprocessed dataset read from its cache folder (no spaCy needed).
+
+    ``pre[i]`` is the list, over the choices of example ``i``, of ``(Grounding, KGData)``;
+    ``pre[i][j]`` one statement. ``pre.grounding(i, j)`` and ``pre.arrays(i, j)`` give the
+    parts without building tensors. Without stored subgraphs (``retriever=None`` at
+    preprocessing time) the ``KGData`` is ``None`` unless a retriever is attached with
+    :meth:`with_retriever`.
+
+    Attributes:
+        path: the cache folder.
+        meta: the content of ``meta.json``.
+        ids: example ids.
+        cache_hit: whether :func:`preprocess_dataset` read it from the cache.
+    """
+
+    def __init__(self, path: Path, meta: dict[str, Any], ids: list[str], groundings: list[list[dict[str, Any]]],
+                 arrays: dict[str, np.ndarray]) -> None:
+        self.path = path
+        self.meta = meta
+        self.ids = ids
+        self._groundings = groundings
+        self._arrays = arrays
+        self._retriever: Any | None = None
+        self.cache_hit = False
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, mmap: bool = True) -> "PreprocessedDataset":
+        """Open a cache folder written by :func:`preprocess_dataset`."""
+        path = Path(path)
+        meta_file = path / "meta.json"
+        if not meta_file.is_file():
+            raise FileNotFoundError(f"{meta_file}: not a preprocessed dataset (meta.json missing)")
+        with open(meta_file, encoding="utf-8") as f:
+            meta = json.load(f)
+        if meta.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{meta_file}: field 'format' is {meta.get('format')!r}, expected {FORMAT_VERSION!r}")
+        with open(path / "groundings.json", encoding="utf-8") as f:
+            g = json.load(f)
+        arrays = {
+            p.stem: np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+            for p in sorted((path / "arrays").glob("*.npy"))
+        }
+        if len(g["ids"]) != meta["num_examples"] or len(g["groundings"]) != meta["num_examples"]:
+            raise ValueError(f"{path / 'groundings.json'}: {len(g['groundings'])} examples, meta.json says {meta['num_examples']}")
+        return cls(path, meta, g["ids"], g["groundings"], arrays)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def num_statements(self) -> int:
+        return int(self._arrays["choice_ptr"][-1])
+
+    @property
+    def has_subgraphs(self) -> bool:
+        return bool(self.meta["has_subgraphs"]) or self._retriever is not None
+
+    def num_choices(self, i: int) -> int:
+        return len(self._groundings[i])
+
+    def grounding(self, i: int, j: int) -> Grounding:
+        return Grounding.from_dict(self._groundings[i][j])
+
+    def arrays(self, i: int, j: int) -> dict[str, np.ndarray] | None:
+        """Stored (or, with :meth:`with_retriever`, recomputed) subgraph arrays (int64)."""
+        if self._retriever is not None:
+            return self._retriever.retrieve_arrays(self.grounding(i, j))
+        if not self.meta["has_subgraphs"]:
+            return None
+        if not 0 <= j < self.num_choices(i):
+            raise IndexError(f"example {i} has {self.num_choices(i)} choices, not {j + 1}")
+        a = self._arrays
+        s = int(a["choice_ptr"][i]) + j
+        n0, n1 = int(a["node_ptr"][s]), int(a["node_ptr"][s + 1])
+        e0, e1 = int(a["edge_ptr"][s]), int(a["edge_ptr"][s + 1])
+        out = {k: np.asarray(a[k][n0:n1], dtype=np.int64) for k in _NODE_FIELDS}
+        out["edge_index"] = np.asarray(a["edge_index"][:, e0:e1], dtype=np.int64)
+        out["edge_type"] = np.asarray(a["edge_type"][e0:e1], dtype=np.int64)
+        if self.meta["has_paths"]:
+            p0, p1 = int(a["path_ptr"][s]), int(a["path_ptr"][s + 1])
+            for k in _PATH_FIELDS:
+                out[k] = np.asarray(a[k][p0:p1], dtype=np.int64)
+        return out
+
+    def statement(self, i: int, j: int) -> tuple[Grounding, "KGData | None"]:
+        arrays = self.arrays(i, j)
+        if arrays is None:
+            return self.grounding(i, j), None
+        from .retrieval import arrays_to_kgdata
+
+        return self.grounding(i, j), arrays_to_kgdata(arrays)
+
+    def __getitem__(self, i: int) -> list[tuple[Grounding, "KGData | None"]]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"example index {i} out of range for {len(self)} examples")
+        i = i % len(self)
+        return [self.statement(i, j) for j in range(self.num_choices(i))]
+
+    def __iter__(self) -> Iterator[list[tuple[Grounding, "KGData | None"]]]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def with_retriever(self, retriever: Any) -> "PreprocessedDataset":
+        """A view that cuts subgraphs from the stored groundings with ``retriever``.
+
+        The retriever's graph must be the graph the groundings were made on (same hash).
+        """
+        if retriever.graph.hash != self.meta["graph_hash"]:
+            raise ValueError(
+                f"{self.path}: groundings were made on graph {self.meta['graph_hash'][:12]}, "
+                f"the retriever uses graph {retriever.graph.hash[:12]}"
+            )
+        view = PreprocessedDataset(self.path, self.meta, self.ids, self._groundings, self._arrays)
+        view._retriever = retriever
+        view.cache_hit = self.cache_hit
+        return view
+
+    def __repr__(self) -> str:
+        return (
+            f"PreprocessedDataset(path={str(self.path)!r}, examples={len(self)}, statements={self.num_statements}, "
+            f"subgraphs={self.has_subgraphs}, cache_hit={self.cache_hit})"
+        )

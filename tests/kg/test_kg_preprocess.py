@@ -1,0 +1,165 @@
+"""Tests of kgfuse.kg.preprocess: parallel preprocessing, cache hit and rebuild, reading
+without spaCy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+pytest.importorskip("spacy")
+
+from kgfuse.kg import GraphBuilder  # noqa: E402
+from kgfuse.kg.linking import EntityLinker, Grounding  # noqa: E402
+from kgfuse.kg.preprocess import PreprocessedDataset, examples_hash, preprocess_dataset  # noqa: E402
+from kgfuse.kg.retrieval import KGData, PathRetriever, SubgraphRetriever  # noqa: E402
+
+TRIPLES = [
+    ("plate", "AtLocation", "cupboard"),
+    ("kitchen", "HasA", "cupboard"),
+    ("plate", "AtLocation", "kitchen"),
+    ("dish", "RelatedTo", "plate"),
+    ("dish", "AtLocation", "cupboard"),
+    ("child", "AtLocation", "school"),
+    ("school", "HasA", "classroom"),
+    ("running_shoe", "UsedFor", "run"),
+    ("child", "CapableOf", "run"),
+]
+
+
+@dataclass
+class Ex:
+    id: str
+    question: str
+    choices: list
+
+
+EXAMPLES = [
+    Ex("a", "Where do you keep a clean plate?", ["cupboard", "kitchen", "school"]),
+    Ex("b", "Where do children learn?", ["school", "classroom", "running shoes"]),
+    Ex("c", "Nothing matches here?", ["xyzzy", "plate", "zzz"]),
+    Ex("d", "What do children wear to run?", ["running shoes", "dish", "cupboard"]),
+    Ex("e", "Why?", ["because", "no", "dish"]),
+]
+
+
+def build(extra=()):
+    b = GraphBuilder()
+    for h, r, t in TRIPLES + list(extra):
+        b.add(h, r, t)
+    return b.build()
+
+
+@pytest.fixture(scope="module")
+def kg():
+    return build()
+
+
+@pytest.fixture(scope="module")
+def linker(kg):
+    return EntityLinker(kg)
+
+
+def test_preprocess_matches_direct_calls_and_caches(kg, linker, tmp_path):
+    sr = SubgraphRetriever(kg, max_nodes=50)
+    pre = preprocess_dataset(EXAMPLES, kg, linker, sr, tmp_path, num_workers=2, chunk_size=2, progress=False)
+    assert not pre.cache_hit and len(pre) == len(EXAMPLES) and pre.num_statements == 15
+    for i, ex in enumerate(EXAMPLES):
+        row = pre[i]
+        assert len(row) == len(ex.choices)
+        for j, c in enumerate(ex.choices):
+            g, d = row[j]
+            ref_g = linker.ground(ex.question, c)
+            ref_d = sr(ref_g)
+            assert g == ref_g
+            assert isinstance(d, KGData)
+            for k in ("concept_ids", "node_type", "edge_index", "edge_type"):
+                assert d[k].tolist() == ref_d[k].tolist(), (i, j, k)
+    # on disk: JSON + .npy only (no pickle)
+    files = {p.suffix for p in pre.path.rglob("*") if p.is_file()}
+    assert files <= {".json", ".npy"}
+    meta = json.loads((pre.path / "meta.json").read_text())
+    assert meta["stats"]["statements"] == 15 and meta["graph_hash"] == kg.hash
+    for p in (pre.path / "arrays").glob("*.npy"):
+        np.load(p, allow_pickle=False)
+
+    again = preprocess_dataset(EXAMPLES, kg, linker, sr, tmp_path, num_workers=2, progress=False)
+    assert again.cache_hit and again.path == pre.path
+    assert again[3][0][1].concept_ids.tolist() == pre[3][0][1].concept_ids.tolist()
+
+
+def test_rebuild_on_any_change(kg, linker, tmp_path):
+    sr = SubgraphRetriever(kg, max_nodes=50)
+    base = preprocess_dataset(EXAMPLES, kg, linker, sr, tmp_path, num_workers=1, progress=False)
+    # retriever config
+    r2 = preprocess_dataset(EXAMPLES, kg, linker, SubgraphRetriever(kg, max_nodes=3), tmp_path, num_workers=1, progress=False)
+    # linker config
+    r3 = preprocess_dataset(EXAMPLES, kg, EntityLinker(kg, max_words=2), sr, tmp_path, num_workers=1, progress=False)
+    # dataset
+    changed = EXAMPLES[:-1] + [Ex("e", "Why not?", ["because", "no", "dish"])]
+    r4 = preprocess_dataset(changed, kg, linker, sr, tmp_path, num_workers=1, progress=False)
+    # graph
+    kg2 = build([("plate", "IsA", "dish")])
+    r5 = preprocess_dataset(EXAMPLES, kg2, EntityLinker(kg2), SubgraphRetriever(kg2, max_nodes=50), tmp_path,
+                            num_workers=1, progress=False)
+    # explicit dataset hash (of a file)
+    r6 = preprocess_dataset(EXAMPLES, kg, linker, sr, tmp_path, dataset_hash="0" * 64, num_workers=1, progress=False)
+    paths = {base.path, r2.path, r3.path, r4.path, r5.path, r6.path}
+    assert len(paths) == 6
+    assert not any(r.cache_hit for r in (r2, r3, r4, r5, r6))
+    assert r4[4][0][0] == linker.ground("Why not?", "because")
+    assert examples_hash(changed) != examples_hash(EXAMPLES)
+    # edge between plate and dish appears only in the new graph's subgraph
+    g, d = r5[0][0]
+    assert d.edge_index.shape[1] > base[0][0][1].edge_index.shape[1]
+    assert preprocess_dataset(EXAMPLES, kg, linker, sr, tmp_path, num_workers=1, progress=False).cache_hit
+    assert not preprocess_dataset(EXAMPLES, kg, linker, sr, tmp_path, num_workers=1, progress=False, rebuild=True).cache_hit
+
+
+def test_paths_and_groundings_only(kg, linker, tmp_path):
+    pr = PathRetriever(kg, max_hops=2, max_paths=4)
+    pre = preprocess_dataset(EXAMPLES, kg, linker, pr, tmp_path, num_workers=2, progress=False)
+    g, d = pre[0][0]
+    ref = pr(g)
+    for k in ("paths", "path_rels", "path_len", "edge_index"):
+        assert d[k].tolist() == ref[k].tolist()
+    assert pre.meta["has_paths"]
+
+    only = preprocess_dataset(EXAMPLES, kg, linker, None, tmp_path, num_workers=1, progress=False)
+    assert not only.has_subgraphs and only[0][0][1] is None
+    assert only[0][0][0] == g
+    view = PreprocessedDataset.load(only.path).with_retriever(pr)
+    assert view[0][0][1].paths.tolist() == ref.paths.tolist()
+    with pytest.raises(ValueError, match="graph"):
+        only.with_retriever(PathRetriever(build([("a", "R", "b")])))
+
+
+def test_empty_statement_and_bad_input(kg, linker, tmp_path):
+    sr = SubgraphRetriever(kg)
+    pre = preprocess_dataset([Ex("z", "Why?", ["qqq"])], kg, linker, sr, tmp_path, num_workers=1, progress=False)
+    g, d = pre[0][0]
+    assert g == Grounding([], [], []) and d.num_nodes == 0 and d.edge_index.shape == (2, 0)
+    assert pre.meta["stats"]["no_answer_concept"] == 1
+    with pytest.raises(ValueError, match=r"example 1 \(id 'y'\): field 'question'"):
+        preprocess_dataset([Ex("x", "q", ["a"]), Ex("y", None, ["a"])], kg, linker, sr, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="example 0: missing field 'choices'"):
+        preprocess_dataset([{"id": 1, "question": "q"}], kg, linker, sr, tmp_path, progress=False)
+
+
+def test_load_without_spacy(kg, linker, tmp_path):
+    pre = preprocess_dataset(EXAMPLES, kg, linker, SubgraphRetriever(kg), tmp_path, num_workers=1, progress=False)
+    code = (
+        "import sys\n"
+        "from kgfuse.kg.preprocess import PreprocessedDataset\n"
+        f"pre = PreprocessedDataset.load({str(pre.path)!r})\n"
+        "g, d = pre[1][0]\n"
+        "assert 'spacy' not in sys.modules, 'spacy imported'\n"
+        "print(len(pre), d.num_nodes)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(len(EXAMPLES)), str(pre[1][0][1].num_nodes)]
