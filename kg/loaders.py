@@ -313,7 +313,8 @@ def from_conceptnet(
       ``presets/merged17.json`` (e.g. ``AtLocation`` and ``LocatedNear`` -> ``atlocation``,
       ``HasA`` -> reversed ``partof``); relation ids follow MHGRN's order, all 17 are present
       even when no edge uses them.
-    - ``"raw"``: ConceptNet's own relation names (``AtLocation``, ``dbpedia/genre``), sorted.
+    - ``"raw"`` (or None): ConceptNet's own relation names (``AtLocation``, ``dbpedia/genre``),
+      sorted.
     - a dict ``{raw relation: merged name}``; a ``"*"`` before the merged name reverses the
       edge. Keys match case-insensitively with or without ``/r/``.
 
