@@ -26,6 +26,9 @@ _EXPORTS = {
     "preprocess_dataset": "preprocess",
     "PreprocessedDataset": "preprocess",
     "train_kg_embeddings": "embeddings",
+    "KGEmbeddingResult": "embeddings",
+    "KGEPathScorer": "embeddings",
+    "concept_name_embeddings": "embeddings",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,120 @@
+"""KG embeddings (PyG kge), path scorer, concept-name embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kgfuse.kg.embeddings import KGEmbeddingResult, concept_name_embeddings, train_kg_embeddings
+from kgfuse.kg.graph import GraphBuilder
+
+
+@pytest.fixture(scope="module")
+def ring():
+    """A structured graph: 60 concepts on a ring with 'next', 'prev' and 'skip' relations."""
+    b = GraphBuilder()
+    n = 60
+    for i in range(n):
+        b.add(f"c{i}", "next", f"c{(i + 1) % n}")
+        b.add(f"c{i}", "prev", f"c{(i - 1) % n}")
+        b.add(f"c{i}", "skip", f"c{(i + 2) % n}")
+    return b.build()
+
+
+def random_mrr(n: int) -> float:
+    return float(np.mean(1.0 / np.arange(1, n + 1)))
+
+
+@pytest.mark.parametrize("model", ["transe", "distmult", "rotate"])
+def test_kge_beats_random_on_a_structured_graph(ring, model):
+    res = train_kg_embeddings(ring, model=model, dim=16, epochs=80, batch_size=64, lr=0.02, val_fraction=0.1, seed=1)
+    m = res.metrics
+    assert m["num_eval_edges"] == 18 and m["num_train_edges"] == 162
+    assert m["mrr"] > 2 * random_mrr(ring.num_concepts), m
+    assert m["hits@10"] > 10 / ring.num_concepts
+    assert m["mrr"] >= m["raw_mrr"] - 1e-12
+    assert res.history[-1] < res.history[0]
+    width = 32 if model == "rotate" else 16
+    assert res.entity_embeddings().shape == (60, width)
+
+
+def test_untrained_model_is_near_random(ring):
+    res = train_kg_embeddings(ring, model="transe", dim=16, epochs=0, val_fraction=0.1, seed=1)
+    assert res.metrics["mrr"] < 3 * random_mrr(ring.num_concepts)
+
+
+def test_save_load_cache_and_hash_check(ring, tmp_path):
+    calls = []
+    res = train_kg_embeddings(ring, model="rotate", dim=8, epochs=3, cache_dir=tmp_path, callback=lambda e, l: calls.append(e))
+    assert calls == [0, 1, 2]
+    again = train_kg_embeddings(ring, model="rotate", dim=8, epochs=3, cache_dir=tmp_path, callback=lambda e, l: calls.append(e))
+    assert calls == [0, 1, 2]  # served from the cache
+    assert torch.equal(res.entity_embeddings(), again.entity_embeddings()) and again.metrics == res.metrics
+    other = train_kg_embeddings(ring, model="rotate", dim=8, epochs=4, cache_dir=tmp_path)
+    assert not torch.equal(other.entity_embeddings(), res.entity_embeddings())
+    assert len(list(tmp_path.glob("kge-*"))) == 2
+    d = res.save(tmp_path / "x")
+    loaded = KGEmbeddingResult.load(d.parent, ring)
+    assert torch.equal(loaded.score([0, 1], [0, 2], [1, 3]), res.score([0, 1], [0, 2], [1, 3]))
+    b = GraphBuilder()
+    b.add("a", "r", "b")
+    with pytest.raises(ValueError, match="graph_hash"):
+        KGEmbeddingResult.load(d.parent, b.build())
+    with pytest.raises(ValueError, match="valid: transe, distmult, rotate"):
+        train_kg_embeddings(ring, model="complex")
+
+
+def test_path_scorer_sums_triples_and_reverses_backward_hops(ring):
+    res = train_kg_embeddings(ring, model="distmult", dim=8, epochs=2, val_fraction=0.0)
+    R = ring.num_relations
+    scorer = res.path_scorer()
+    nodes = np.array([[0, 1, 2], [5, 4, 4]])
+    rels = np.array([[0, 2], [1 + R, 0]])
+    length = np.array([2, 1])
+    got = scorer(nodes, rels, length)
+    want0 = float(res.score([0], [0], [1]) + res.score([1], [2], [2]))
+    want1 = float(res.score([4], [1], [5]))
+    assert got.shape == (2,) and np.allclose(got, [want0, want1], atol=1e-6)
+    assert np.allclose(res.path_scorer("mean")(nodes, rels, length), [want0 / 2, want1], atol=1e-6)
+    assert scorer(np.zeros((0, 3)), np.zeros((0, 2)), np.zeros(0)).shape == (0,)
+
+
+def test_path_scorer_plugs_into_the_path_retriever(ring):
+    from kgfuse.kg.linking import Grounding
+    from kgfuse.kg.retrieval import PathRetriever
+
+    res = train_kg_embeddings(ring, model="transe", dim=8, epochs=2, val_fraction=0.0)
+    retr = PathRetriever(ring, max_hops=2, scorer=res.path_scorer(), scorer_top_k=1)
+    data = retr(Grounding([ring.concept_id("c0")], [ring.concept_id("c2")], []))
+    assert data.paths.shape[0] >= 1
+
+
+def test_concept_name_embeddings_mean_pool_and_cache(tmp_path):
+    from kgfuse.encoders.text import load_text_encoder
+
+    b = GraphBuilder()
+    b.add("ice_cream", "AtLocation", "fridge")
+    b.add("fridge", "IsA", "appliance")
+    g = b.build()
+    emb = concept_name_embeddings(g, cache_dir=tmp_path, batch_size=2)
+    assert emb.shape == (3, 384) and torch.isfinite(emb).all()
+    assert len(list(tmp_path.glob("names-*.safetensors"))) == 1
+    tok, model = load_text_encoder()
+    enc = tok(["ice cream"], return_tensors="pt")
+    with torch.no_grad():
+        hs = model(**enc).last_hidden_state[0, 1:-1]  # drop [CLS], [SEP]
+    assert torch.allclose(emb[g.concept_id("ice_cream")], hs.mean(0), atol=1e-5)
+    cached = concept_name_embeddings(g, cache_dir=tmp_path)
+    assert torch.equal(cached, emb)
+
+
+def test_model_takes_kge_node_features(ring):
+    from kgfuse.fusion.modeling import KGFusedForMultipleChoice
+
+    res = train_kg_embeddings(ring, model="transe", dim=8, epochs=1, val_fraction=0.0)
+    model = KGFusedForMultipleChoice.from_text_pretrained(graph=ring, node_features=res, graph_hidden_dim=16,
+                                                          num_fusion_layers=1)
+    assert model.config.node_feature_kind == "kge" and model.config.graph_hash == ring.hash
+    assert torch.equal(model.node_embeddings.weight, res.entity_embeddings())
+    assert model.config.num_concepts == 60 and model.config.num_relations == 3
