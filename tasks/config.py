@@ -85,6 +85,7 @@ class DataConfig:
             in-house train (listed ids) and in-house test (the rest); ``test`` is ignored.
         lenient: skip malformed records instead of failing.
         max_train, max_eval: keep only the first N examples (quick runs).
+        preprocess_workers: processes for grounding + retrieval (1 = in this process).
     """
 
     format: str = "auto"
@@ -95,6 +96,7 @@ class DataConfig:
     lenient: bool = False
     max_train: int | None = None
     max_eval: int | None = None
+    preprocess_workers: int = 1
 
 
 @dataclass

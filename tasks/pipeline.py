@@ -1,0 +1,384 @@
+"""Assemble a run from a config: graph → linker → retriever → preprocessed cache → features → model.
+
+Each builder is a small public function, so a script can use any stage alone::
+
+    graph = load_graph(config.graph, base_dir)
+    linker = build_linker(graph, {"max_words": 4})
+    retriever = build_retriever(graph, {"type": "path", "max_hops": 2})
+    pre = preprocess(examples, graph, linker, retriever, cache_dir)
+    ds = MCFeatureDataset(examples, pre, tokenizer, max_length=64)
+
+:func:`build_run` does all of it for a :class:`~kgfuse.tasks.config.TrainConfig` and returns
+a :class:`Run` that :func:`kgfuse.tasks.train.train` trains and
+:mod:`kgfuse.tasks.evaluate` evaluates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .config import GraphConfig, TrainConfig, default_home
+from .datasets import MCExample, examples_hash, load_csqa_inhouse, load_examples
+
+__all__ = [
+    "PIPELINE_FILE",
+    "load_graph",
+    "build_linker",
+    "build_retriever",
+    "preprocess",
+    "MCFeatureDataset",
+    "build_model",
+    "load_splits",
+    "Run",
+    "build_run",
+    "write_pipeline_files",
+]
+
+PIPELINE_FILE = "kgfuse_pipeline.json"
+RETRIEVERS = ("path", "subgraph")
+
+
+# --------------------------------------------------------------------------------------
+# graph / linker / retriever
+
+
+def load_graph(cfg: GraphConfig | Mapping[str, Any], base_dir: str | os.PathLike | None = None):
+    """Load the knowledge graph named by a :class:`GraphConfig` (or its dict).
+
+    ``format="auto"``: a folder is a compiled graph (``KnowledgeGraph.load``); ``.csv`` /
+    ``.csv.gz`` is a ConceptNet assertions file; ``.tsv`` / ``.txt`` / ``.tsv.gz`` are triples.
+    """
+    from kgfuse.kg import KnowledgeGraph
+
+    from .config import resolve_path
+
+    if isinstance(cfg, Mapping):
+        cfg = GraphConfig(**cfg)
+    if cfg.path is None:
+        raise ValueError("graph.path is not set: give a compiled graph folder or a ConceptNet/triples file")
+    path = resolve_path(cfg.path, base_dir)
+    if not path.exists():
+        raise FileNotFoundError(f"graph not found: {path}")
+    fmt = cfg.format
+    if fmt == "auto":
+        name = path.name.lower()
+        if path.is_dir():
+            fmt = "compiled"
+        elif name.endswith((".csv", ".csv.gz")):
+            fmt = "conceptnet"
+        elif name.endswith((".tsv", ".txt", ".tsv.gz", ".txt.gz")):
+            fmt = "triples"
+        else:
+            raise ValueError(f"cannot tell the graph format of {path}; set graph.format to compiled, conceptnet or triples")
+    opts = dict(cfg.options)
+    if fmt == "compiled":
+        return KnowledgeGraph.load(path, **opts)
+    if fmt == "conceptnet":
+        return KnowledgeGraph.from_conceptnet(path, **opts)
+    if fmt == "triples":
+        return KnowledgeGraph.from_triples(path, **opts)
+    raise ValueError(f"unknown graph format {fmt!r}; valid: auto, compiled, conceptnet, triples")
+
+
+def build_linker(graph, options: Mapping[str, Any] | None = None):
+    """An :class:`~kgfuse.kg.linking.EntityLinker` with keyword ``options``."""
+    from kgfuse.kg.linking import EntityLinker
+
+    return EntityLinker(graph, **dict(options or {}))
+
+
+def build_retriever(graph, options: Mapping[str, Any] | None = None):
+    """A retriever from ``{"type": "path" | "subgraph", **kwargs}``."""
+    from kgfuse.kg.retrieval import PathRetriever, SubgraphRetriever
+
+    opts = dict(options or {})
+    kind = opts.pop("type", "path")
+    if kind == "path":
+        return PathRetriever(graph, **opts)
+    if kind == "subgraph":
+        return SubgraphRetriever(graph, **opts)
+    raise ValueError(f"unknown retriever type {kind!r}; valid: {list(RETRIEVERS)}")
+
+
+def preprocess(examples: Sequence[MCExample], graph, linker, retriever, cache_dir: str | os.PathLike | None, *,
+               num_workers: int = 1, progress: bool = False):
+    """Ground and retrieve every (question, choice) pair, cached by content.
+
+    Delegates to :func:`kgfuse.kg.preprocess.preprocess_dataset`, whose cache key includes
+    the graph hash, the linker and retriever configs and :func:`examples_hash`.
+    """
+    from kgfuse.kg.preprocess import preprocess_dataset
+
+    return preprocess_dataset(examples, graph, linker, retriever, cache_dir, dataset_hash=examples_hash(examples),
+                              num_workers=num_workers, progress=progress)
+
+
+# --------------------------------------------------------------------------------------
+# features
+
+
+class MCFeatureDataset:
+    """Model features of preprocessed examples, built on access.
+
+    Items are :func:`kgfuse.tasks.features.build_features` dicts (with ``label`` when known)
+    for :class:`kgfuse.tasks.features.MultipleChoiceCollator`.
+    """
+
+    def __init__(self, examples: Sequence[MCExample], pre: Any, tokenizer: Any, *, max_length: int | None = None) -> None:
+        self.examples = list(examples)
+        self.pre = pre
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        if len(pre) != len(self.examples):
+            raise ValueError(f"{len(self.examples)} examples but {len(pre)} preprocessed records")
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def pairs(self, i: int) -> list[tuple[Any, Any]]:
+        """``[(Grounding, KGData)]`` per choice of example ``i``."""
+        rec = self.pre[i]
+        return [rec[j] for j in range(len(self.examples[i].choices))]
+
+    def num_linked_concepts(self, i: int) -> int:
+        """Distinct concepts linked in the question and all choices of example ``i``."""
+        s: set[int] = set()
+        for g, _ in self.pairs(i):
+            s.update(int(c) for c in g.question_concepts)
+            s.update(int(c) for c in g.answer_concepts)
+        return len(s)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        from .features import build_features
+
+        ex = self.examples[i]
+        pairs = self.pairs(i)
+        return build_features(ex.question, ex.choices, [g for g, _ in pairs], [d for _, d in pairs], self.tokenizer,
+                              max_length=self.max_length, label=ex.label)
+
+
+class TextOnlyDataset(MCFeatureDataset):
+    """Features for the LM-only ablation: no linking or retrieval (empty groundings/subgraphs)."""
+
+    def __init__(self, examples: Sequence[MCExample], tokenizer: Any, *, max_length: int | None = None) -> None:
+        self.examples = list(examples)
+        self.pre = None
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def pairs(self, i: int) -> list[tuple[Any, Any]]:
+        from kgfuse.kg.linking import Grounding
+
+        empty = _empty_kgdata()
+        return [(Grounding(), empty) for _ in self.examples[i].choices]
+
+
+def _empty_kgdata():
+    import torch
+
+    from kgfuse.kg.retrieval import KGData
+
+    return KGData(concept_ids=torch.zeros(0, dtype=torch.long), node_type=torch.zeros(0, dtype=torch.long),
+                  edge_index=torch.zeros(2, 0, dtype=torch.long), edge_type=torch.zeros(0, dtype=torch.long), num_nodes=0)
+
+
+# --------------------------------------------------------------------------------------
+# model
+
+
+def build_model(model_cfg, graph, *, base_dir: str | os.PathLike | None = None):
+    """The model of a :class:`~kgfuse.tasks.config.ModelConfig` (and its tokenizer).
+
+    ``init_from`` loads a trained kgfuse model folder; ``options.text_config`` (a dict)
+    builds a randomly initialised text encoder of that config (tests, probes) with the
+    tokenizer of ``text_encoder``; otherwise the pretrained ``text_encoder`` is used.
+    ``lm_only`` sets ``use_graph=False``.
+
+    Returns:
+        ``(model, tokenizer)``.
+    """
+    from kgfuse.encoders.text import load_tokenizer
+    from kgfuse.fusion import KGFusedForMultipleChoice
+
+    from .config import resolve_path
+
+    opts = dict(model_cfg.options)
+    if model_cfg.lm_only:
+        opts["use_graph"] = False
+    if model_cfg.init_from:
+        path = resolve_path(model_cfg.init_from, base_dir)
+        model = KGFusedForMultipleChoice.from_pretrained(str(path))
+        tok_src = path if (Path(path) / "tokenizer_config.json").is_file() else model.config.text_encoder_name
+        return model, load_tokenizer(str(tok_src))
+    te = model_cfg.text_encoder
+    te_path = te
+    if te and te.startswith(("./", "../", "bundled:", "~", "$")):
+        te_path = str(resolve_path(te, base_dir))
+    tokenizer = load_tokenizer(te_path)
+    text_config = opts.pop("text_config", None)
+    if text_config is not None:
+        from transformers import BertConfig
+
+        tc = dict(text_config)
+        tc.setdefault("vocab_size", tokenizer.vocab_size)
+        model = KGFusedForMultipleChoice.from_text_config(
+            BertConfig(**tc) if "model_type" not in tc else tc,
+            num_concepts=graph.num_concepts, num_relations=graph.num_relations, graph_hash=graph.hash,
+            text_encoder_name=te, **opts,
+        )
+    else:
+        model = KGFusedForMultipleChoice.from_text_pretrained(te_path, graph=graph, **opts)
+    return model, tokenizer
+
+
+# --------------------------------------------------------------------------------------
+# data splits
+
+
+def load_splits(config: TrainConfig) -> tuple[dict[str, list[MCExample]], dict[str, Any]]:
+    """Examples per split (``train``, ``dev``, ``test``) and their load reports."""
+    d = config.data
+    splits: dict[str, list[MCExample]] = {}
+    reports: dict[str, Any] = {}
+    if d.inhouse_qids:
+        if not (d.train and d.dev):
+            raise ValueError("data.inhouse_qids needs data.train (official train) and data.dev (official dev)")
+        parts = load_csqa_inhouse(config.path(d.train), config.path(d.dev), config.path(d.inhouse_qids), lenient=d.lenient)
+        for k, (exs, rep) in parts.items():
+            splits[k], reports[k] = exs, rep
+    else:
+        for k in ("train", "dev", "test"):
+            p = getattr(d, k)
+            if p:
+                exs, rep = load_examples(config.path(p), d.format, lenient=d.lenient)
+                splits[k], reports[k] = exs, rep
+    for k in list(splits):
+        limit = d.max_train if k == "train" else d.max_eval
+        if limit is not None:
+            splits[k] = splits[k][:limit]
+        if not splits[k] and k != "train":
+            del splits[k]
+    return splits, reports
+
+
+# --------------------------------------------------------------------------------------
+# a whole run
+
+
+@dataclass
+class Run:
+    """Everything built from a config (see :func:`build_run`)."""
+
+    config: TrainConfig
+    graph: Any
+    linker: Any
+    retriever: Any
+    tokenizer: Any
+    model: Any
+    collator: Any
+    examples: dict[str, list[MCExample]]
+    datasets: dict[str, MCFeatureDataset]
+    reports: dict[str, Any]
+    output_dir: Path
+    cache_dir: Path
+    t0: float = field(default_factory=time.time)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def pipeline_info(self) -> dict[str, Any]:
+        """The pipeline description saved next to the model (see :data:`PIPELINE_FILE`)."""
+        return pipeline_info(self.config, self.graph, self.linker, self.retriever)
+
+    def export_extra(self, model_dir: Path) -> None:
+        write_pipeline_files(model_dir, self.tokenizer, self.pipeline_info())
+
+
+def pipeline_info(config: TrainConfig, graph, linker, retriever) -> dict[str, Any]:
+    c = config.resolved()
+    ret_opts = dict(config.retriever)
+    return {
+        "format": "kgfuse-pipeline-v1",
+        "graph": {"path": c.graph.path, "format": c.graph.format, "options": c.graph.options, "hash": graph.hash,
+                  "num_concepts": graph.num_concepts, "num_relations": graph.num_relations},
+        "linker": {"options": dict(config.linker), "config": linker.config if linker is not None else None},
+        "retriever": {"options": ret_opts, "config": retriever.config if retriever is not None else None},
+        "max_length": config.train.max_length,
+        "lm_only": config.model.lm_only,
+        "data_format": config.data.format,
+    }
+
+
+def write_pipeline_files(model_dir: str | os.PathLike, tokenizer: Any, info: Mapping[str, Any]) -> None:
+    """Add the tokenizer and :data:`PIPELINE_FILE` to a saved model folder."""
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(model_dir))
+    (model_dir / PIPELINE_FILE).write_text(json.dumps(info, indent=1, sort_keys=True))
+
+
+def default_output_dir(config: TrainConfig) -> Path:
+    h = hashlib.sha256(json.dumps(config.resolved().to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return default_home() / "runs" / h
+
+
+def build_run(config: TrainConfig, *, progress: bool = True, log=print) -> Run:
+    """Load the data and graph, build linker, retriever and model, preprocess every split."""
+    from .features import MultipleChoiceCollator
+
+    t0 = time.time()
+    timings: dict[str, float] = {}
+    out = config.path(config.output_dir) if config.output_dir else default_output_dir(config)
+    cache = config.path(config.cache_dir) if config.cache_dir else default_home() / "cache"
+    splits, reports = load_splits(config)
+    if "train" not in splits or not splits["train"]:
+        raise ValueError("no training examples: set data.train")
+    t = time.time()
+    graph = load_graph(config.graph, config.base_dir)
+    timings["graph"] = time.time() - t
+    if progress:
+        log(f"graph: {graph.num_concepts} concepts, {graph.num_relations} relations, {graph.num_edges} edges ({timings['graph']:.1f}s)")
+    model, tokenizer = build_model(config.model, graph, base_dir=config.base_dir)
+    lm_only = config.model.lm_only
+    linker = retriever = None
+    datasets: dict[str, MCFeatureDataset] = {}
+    t = time.time()
+    if lm_only:
+        for k, exs in splits.items():
+            datasets[k] = TextOnlyDataset(exs, tokenizer, max_length=config.train.max_length)
+    else:
+        linker = build_linker(graph, config.linker)
+        retriever = build_retriever(graph, config.retriever)
+        for k, exs in splits.items():
+            pre = preprocess(exs, graph, linker, retriever, cache, num_workers=config.data.preprocess_workers, progress=progress)
+            datasets[k] = MCFeatureDataset(exs, pre, tokenizer, max_length=config.train.max_length)
+    timings["preprocess"] = time.time() - t
+    if progress:
+        sizes = ", ".join(f"{k}={len(v)}" for k, v in splits.items())
+        log(f"data: {sizes}; preprocessing {timings['preprocess']:.1f}s")
+        for k, r in reports.items():
+            if getattr(r, "skipped", 0):
+                log(f"  {r}")
+    collator = MultipleChoiceCollator(tokenizer, max_length=config.train.max_length)
+    return Run(config=config, graph=graph, linker=linker, retriever=retriever, tokenizer=tokenizer, model=model,
+               collator=collator, examples=splits, datasets=datasets, reports=reports, output_dir=out, cache_dir=cache,
+               t0=t0, timings=timings)
+
+
+def export_model(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy a saved model folder to ``dst`` atomically (temp folder + rename)."""
+    src, dst = Path(src), Path(dst)
+    tmp = dst.parent / f".tmp-{dst.name}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp)
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.replace(tmp, dst)
+    return dst
