@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 KGE_MODELS = ("transe", "distmult", "rotate")
 _FORMAT = "kgfuse-kge-v1"
-# Per-model optimiser defaults (those of PyG's examples/kge_fb15k_237.py).
+# Per-model learning rates (those of PyG's examples/kge_fb15k_237.py).
 _DEFAULT_LR = {"transe": 0.01, "distmult": 0.0001, "rotate": 0.001}
 
 
@@ -59,12 +59,15 @@ class KGEConfig:
         epochs: passes over the training edges.
         batch_size: positive edges per step (as many negatives, head or tail corrupted).
         lr: Adam learning rate (default per model).
-        weight_decay: Adam weight decay (default 1e-6 for DistMult, else 0).
+        weight_decay: Adam weight decay (default 0; a positive value needs ``sparse=False``).
         margin: TransE / RotatE margin.
         p_norm: TransE distance norm.
         val_fraction: share of edges held out for link prediction.
         max_eval_edges: at most this many held-out edges are ranked (a seeded sample).
         seed: split, initialisation, negative sampling and evaluation sample.
+        sparse: sparse embedding gradients with ``torch.optim.SparseAdam`` (only the rows of
+            the batch are updated: much faster on large graphs). ``None``: on when the weight
+            decay is 0 (SparseAdam has none).
     """
 
     model: str = "transe"
@@ -78,6 +81,7 @@ class KGEConfig:
     val_fraction: float = 0.05
     max_eval_edges: int = 2000
     seed: int = 0
+    sparse: bool | None = None
 
     def __post_init__(self) -> None:
         if self.model not in KGE_MODELS:
@@ -93,9 +97,15 @@ class KGEConfig:
 
     @property
     def resolved_weight_decay(self) -> float:
-        if self.weight_decay is not None:
-            return self.weight_decay
-        return 1e-6 if self.model == "distmult" else 0.0
+        return self.weight_decay if self.weight_decay is not None else 0.0
+
+    @property
+    def resolved_sparse(self) -> bool:
+        if self.sparse is not None:
+            if self.sparse and self.resolved_weight_decay:
+                raise ValueError("sparse=True cannot be combined with weight decay (SparseAdam has none)")
+            return self.sparse
+        return self.resolved_weight_decay == 0.0
 
     def key(self, graph_hash: str) -> str:
         """Cache key: SHA-256 of the graph hash and this configuration."""
@@ -103,14 +113,14 @@ class KGEConfig:
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _build_model(cfg: KGEConfig, num_nodes: int, num_relations: int):
+def _build_model(cfg: KGEConfig, num_nodes: int, num_relations: int, sparse: bool = False):
     from torch_geometric.nn.kge import DistMult, RotatE, TransE
 
     if cfg.model == "transe":
-        return TransE(num_nodes, num_relations, cfg.dim, margin=cfg.margin, p_norm=cfg.p_norm)
+        return TransE(num_nodes, num_relations, cfg.dim, margin=cfg.margin, p_norm=cfg.p_norm, sparse=sparse)
     if cfg.model == "distmult":
-        return DistMult(num_nodes, num_relations, cfg.dim, margin=cfg.margin)
-    return RotatE(num_nodes, num_relations, cfg.dim, margin=cfg.margin)
+        return DistMult(num_nodes, num_relations, cfg.dim, margin=cfg.margin, sparse=sparse)
+    return RotatE(num_nodes, num_relations, cfg.dim, margin=cfg.margin, sparse=sparse)
 
 
 @dataclass
@@ -357,6 +367,7 @@ def train_kg_embeddings(
     val_fraction: float = 0.05,
     max_eval_edges: int = 2000,
     seed: int = 0,
+    sparse: bool | None = None,
     cache_dir: str | os.PathLike | None = None,
     device: str = "cpu",
     log_every: int = 0,
@@ -382,7 +393,8 @@ def train_kg_embeddings(
     import torch
 
     cfg = KGEConfig(model=model, dim=dim, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                    margin=margin, p_norm=p_norm, val_fraction=val_fraction, max_eval_edges=max_eval_edges, seed=seed)
+                    margin=margin, p_norm=p_norm, val_fraction=val_fraction, max_eval_edges=max_eval_edges, seed=seed,
+                   sparse=sparse)
     if graph.num_edges == 0:
         raise ValueError("cannot train KG embeddings on a graph without edges")
     cache = Path(cache_dir) / f"kge-{cfg.key(graph.hash)[:32]}" if cache_dir is not None else None
@@ -398,12 +410,16 @@ def train_kg_embeddings(
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        kge = _build_model(cfg, graph.num_concepts, graph.num_relations).to(device)
+        sparse = cfg.resolved_sparse
+        kge = _build_model(cfg, graph.num_concepts, graph.num_relations, sparse=sparse).to(device)
         h = torch.as_tensor(graph.head[train], device=device)
         r = torch.as_tensor(graph.relation[train], device=device)
         t = torch.as_tensor(graph.tail[train], device=device)
         loader = kge.loader(h, r, t, batch_size=cfg.batch_size, shuffle=True)
-        opt = torch.optim.Adam(kge.parameters(), lr=cfg.resolved_lr, weight_decay=cfg.resolved_weight_decay)
+        if sparse:
+            opt = torch.optim.SparseAdam(list(kge.parameters()), lr=cfg.resolved_lr)
+        else:
+            opt = torch.optim.Adam(kge.parameters(), lr=cfg.resolved_lr, weight_decay=cfg.resolved_weight_decay)
         history: list[float] = []
         t0 = time.perf_counter()
         for epoch in range(cfg.epochs):
