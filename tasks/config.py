@@ -12,7 +12,8 @@ A config file maps 1:1 onto :class:`TrainConfig`::
 
 Paths are resolved relative to the folder of the config file (never the current working
 directory); ``bundled:<path>`` names a file of the bundled sample data
-(:func:`kgfuse.tasks.cli.data_dir`), and ``~`` / ``$VARS`` are expanded. Overrides are
+(:func:`kgfuse.tasks.cli.data_dir`), and ``~`` / ``$VARS`` are expanded (``$KGFUSE_HOME``
+defaults to :func:`default_home`; another unset variable is an error). Overrides are
 ``section.key=value`` strings whose value is parsed as YAML (``train.lr_lm=2e-5``,
 ``linker.blacklist=[a,b]``).
 """
@@ -61,7 +62,13 @@ def resolve_path(value: str | os.PathLike | None, base_dir: str | os.PathLike | 
     """
     if value is None or value == "":
         return None
-    s = os.path.expandvars(str(value))
+    s = str(value)
+    if "KGFUSE_HOME" in s and not os.environ.get("KGFUSE_HOME"):
+        s = s.replace("${KGFUSE_HOME}", str(default_home())).replace("$KGFUSE_HOME", str(default_home()))
+    s = os.path.expandvars(s)
+    if "$" in s:
+        missing = [w for w in s.replace("{", " ").replace("}", " ").replace("/", " ").split() if w.startswith("$")]
+        raise ConfigError(f"path {value!r} uses unset environment variable(s) {missing}: set them or edit the path")
     if s.startswith("bundled:"):
         from kgfuse.tasks.cli import data_dir
 

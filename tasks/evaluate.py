@@ -298,7 +298,8 @@ def evaluate_predictor(predictor: Any, examples: Sequence[Any], *, batch_size: i
                        top_k: int = 3, progress: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Accuracy and prediction records of a :class:`~kgfuse.tasks.inference.KGFusePredictor` on examples.
 
-    Grounding and retrieval go through the preprocessing cache when ``cache_dir`` is given.
+    Grounding and retrieval go through the preprocessing cache (``cache_dir``, default
+    ``$KGFUSE_HOME/cache``), keyed by graph hash, linker/retriever config and the examples.
     """
     import torch
     from tqdm.auto import tqdm
@@ -306,7 +307,10 @@ def evaluate_predictor(predictor: Any, examples: Sequence[Any], *, batch_size: i
     from .pipeline import MCFeatureDataset, TextOnlyDataset, preprocess
 
     if predictor.uses_graph:
-        pre = preprocess(examples, predictor.graph, predictor.linker, predictor.retriever, cache_dir)
+        from .config import default_home
+
+        cache = Path(cache_dir) if cache_dir is not None else default_home() / "cache"
+        pre = preprocess(examples, predictor.graph, predictor.linker, predictor.retriever, cache)
         ds: Any = MCFeatureDataset(examples, pre, predictor.tokenizer, max_length=predictor.max_length)
     else:
         ds = TextOnlyDataset(examples, predictor.tokenizer, max_length=predictor.max_length)

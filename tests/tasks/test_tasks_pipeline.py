@@ -1,0 +1,133 @@
+"""train() from a config end to end on the bundled sample (tiny random BERT + the real
+linker, retriever, cache, collator and fused model): run folder contents, metrics,
+predictions with explanations, report and plots, the exported predictor, comparisons."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from kgfuse.tasks.cli import data_dir
+from kgfuse.tasks.config import TrainConfig
+
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64}
+
+
+def tiny_config(out, cache, **train_kw) -> TrainConfig:
+    d = data_dir()
+    return TrainConfig.from_dict({
+        "data": {"format": "csqa", "train": str(d / "sample_csqa/train.jsonl"), "dev": str(d / "sample_csqa/dev.jsonl")},
+        "graph": {"path": str(d / "sample_kg/assertions.csv")},
+        "retriever": {"type": "path", "max_hops": 2, "max_paths": 10},
+        "model": {"options": {"text_config": TINY, "num_fusion_layers": 1, "node_dim": 16, "graph_hidden_dim": 16}},
+        "train": {"epochs": 2, "batch_size": 8, "max_length": 40, "lr_lm": 1e-3, "mixed_precision": "no", **train_kw},
+        "output_dir": str(out),
+        "cache_dir": str(cache),
+    })
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from kgfuse.tasks.train import train
+
+    root = tmp_path_factory.mktemp("run")
+    cfg = tiny_config(root / "run", root / "cache")
+    return cfg, train(cfg, progress=False)
+
+
+def test_run_folder(trained):
+    cfg, res = trained
+    out = res.output_dir
+    for name in ("config.yaml", "metrics.json", "predictions-train.jsonl", "predictions-dev.jsonl", "report.md",
+                 "learning_curves.png", "accuracy_by_concepts.png", "log.jsonl", "train_result.json",
+                 "best/COMPLETE", "last/COMPLETE", "model/config.json", "model/model.safetensors",
+                 "model/kgfuse_pipeline.json", "model/tokenizer.json"):
+        assert (out / name).is_file(), name
+    assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["splits"]["dev"]["count"] == 12 and m["splits"]["train"]["count"] == 26
+    assert 0.0 <= m["splits"]["dev"]["accuracy"] <= 1.0
+    assert len(m["history"]) == 2 and m["best_epoch"] in (1, 2)
+    assert m["history"][m["best_epoch"] - 1]["dev_accuracy"] == pytest.approx(m["splits"]["dev"]["accuracy"])
+    assert sum(r["count"] for r in m["by_linked_concepts"]["dev"]) == 12
+    report = (out / "report.md").read_text()
+    assert "| dev |" in report and "![learning curves](learning_curves.png)" in report
+    info = json.loads((out / "model/kgfuse_pipeline.json").read_text())
+    assert info["graph"]["hash"] == res.model.config.graph_hash and info["retriever"]["options"]["type"] == "path"
+
+
+def test_predictions_have_scores_and_paths(trained):
+    _, res = trained
+    recs = [json.loads(l) for l in (res.output_dir / "predictions-dev.jsonl").read_text().splitlines()]
+    assert len(recs) == 12
+    for r in recs:
+        assert len(r["scores"]) == 5 and r["predicted"] == max(range(5), key=lambda j: r["scores"][j])
+        assert r["correct"] == (r["predicted"] == r["label"])
+        assert r["num_linked_concepts"] > 0
+    # the sample graph connects every question concept with its answer: explanations are paths
+    assert sum(1 for r in recs if r["explanation"] and "--" in r["explanation"][0]) >= 6
+
+
+def test_predictor_reproduces_run_scores(trained):
+    from kgfuse.tasks.datasets import load_examples
+    from kgfuse.tasks.evaluate import evaluate_predictor
+    from kgfuse.tasks.inference import GraphMismatchError, KGFusePredictor
+
+    _, res = trained
+    p = KGFusePredictor.from_pretrained(res.output_dir / "model")
+    exs, _ = load_examples(data_dir() / "sample_csqa/dev.jsonl")
+    m, recs = evaluate_predictor(p, exs)
+    assert m["accuracy"] == pytest.approx(res.metrics["splits"]["dev"]["accuracy"])
+    saved = [json.loads(l) for l in (res.output_dir / "predictions-dev.jsonl").read_text().splitlines()]
+    for a, b in zip(recs, saved):
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-4)
+    ex = exs[0]
+    out = p.predict(ex.question, ex.choices)
+    assert out.scores == pytest.approx(saved[0]["scores"], abs=1e-4)
+    assert abs(sum(out.probs) - 1) < 1e-5 and out.choice == ex.choices[out.predicted]
+    assert out.concepts["question"]
+    with pytest.raises(ValueError, match="at least two"):
+        p.predict("Where?", ["only one"])
+    from kgfuse.kg import KnowledgeGraph
+
+    other = KnowledgeGraph(["a", "b"], ["r"], [0], [0], [1])
+    with pytest.raises(GraphMismatchError):
+        KGFusePredictor.from_pretrained(res.output_dir / "model", graph=other)
+
+
+def test_comparison_table(trained, tmp_path):
+    from kgfuse.tasks.evaluate import run_evaluations
+
+    _, res = trained
+    d = data_dir()
+    (tmp_path / "cmp.yaml").write_text(
+        f"output_dir: table\ncache_dir: cache\nruns:\n"
+        f"  - {{name: tiny-dev, model: {res.output_dir / 'model'}, data: {{path: bundled:sample_csqa/dev.jsonl}}}}\n"
+        f"  - {{name: tiny-train, model: {res.output_dir / 'model'}, data: {{path: {d / 'sample_csqa/train.jsonl'}, format: csqa}},"
+        f" graph: {d / 'sample_kg/assertions.csv'}}}\n"
+    )
+    rows = run_evaluations(tmp_path / "cmp.yaml", progress=False)
+    assert [r["name"] for r in rows] == ["tiny-dev", "tiny-train"]
+    assert rows[0]["accuracy"] == pytest.approx(res.metrics["splits"]["dev"]["accuracy"])
+    assert rows[1]["accuracy"] == pytest.approx(res.metrics["splits"]["train"]["accuracy"])
+    table = list(csv.DictReader((tmp_path / "table" / "comparison.csv").open()))
+    assert len(table) == 2 and table[1]["examples"] == "26"
+    assert "| tiny-dev |" in (tmp_path / "table" / "comparison.md").read_text()
+    assert (tmp_path / "table" / "predictions-tiny-train.jsonl").is_file()
+
+
+def test_lm_only_run_and_resume_auto(tmp_path):
+    from kgfuse.tasks.train import train
+
+    cfg = tiny_config(tmp_path / "lm", tmp_path / "cache", epochs=1)
+    cfg.model.lm_only = True
+    res = train(cfg, progress=False)
+    assert res.model.config.use_graph is False
+    recs = [json.loads(l) for l in (tmp_path / "lm" / "predictions-dev.jsonl").read_text().splitlines()]
+    assert all(r["explanation"] == [] for r in recs)
+    # resuming a finished run from its last checkpoint trains nothing more and keeps the history
+    cfg.train.epochs = 1
+    res2 = train(cfg, resume_from="auto", progress=False)
+    assert res2.global_step == res.global_step and len(res2.history) == 1
