@@ -774,14 +774,14 @@ def pretrain(config: PretrainConfig, *, graph=None, progress: bool = True, accel
     from transformers import get_linear_schedule_with_warmup
 
     from .pipeline import build_linker
-    from .train import build_param_groups, make_accelerator
+    from .train import build_param_groups
 
     if not config.corpus:
         raise ConfigError("corpus is empty: give at least one corpus spec (e.g. {type: wordnet_glosses})")
     t0 = time.time()
     opt, ob, dc = config.train, config.objective, config.data
     ob.validate()
-    acc = accelerator if accelerator is not None else make_accelerator(opt)
+    acc = accelerator if accelerator is not None else _make_accelerator(opt)
     set_seed(opt.seed)
     out = config.path(config.output_dir) if config.output_dir else default_home() / "pretrain" / _config_hash(config)
     is_main = acc.is_main_process
@@ -907,6 +907,19 @@ def pretrain(config: PretrainConfig, *, graph=None, progress: bool = True, accel
         write_report(result, config, graph)
     result.model = unwrapped
     return result
+
+
+def _make_accelerator(opt: OptimConfig):
+    """As :func:`kgfuse.tasks.train.make_accelerator`, with DDP's ``find_unused_parameters``: the
+    entity output of the last fusion layer feeds no pre-training loss."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    from .train import resolve_mixed_precision
+
+    return Accelerator(gradient_accumulation_steps=max(1, opt.grad_accum),
+                       mixed_precision=resolve_mixed_precision(opt.mixed_precision),
+                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
 
 
 def _config_hash(config: PretrainConfig) -> str:
