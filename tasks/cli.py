@@ -8,6 +8,7 @@ Commands::
     kgfuse link --graph PATH TEXT [--choice TEXT]             mentions (and grounding with --choice)
     kgfuse prepare --config FILE [--set k=v ...]              ground + retrieve every split into the cache
     kgfuse train --config FILE [--set k=v ...] [--output DIR] [--resume auto|CHECKPOINT]
+    kgfuse pretrain --config FILE [--set k=v ...] [--output DIR]   ERNIE MLM + dEA pre-training
     kgfuse evaluate --config COMPARISON.yaml                   (model, dataset, graph) table
     kgfuse evaluate --model DIR --data FILE [--format F] [--graph PATH] [--output DIR]
     kgfuse predict --model DIR --question Q --choices A B C [--json]
@@ -159,6 +160,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from .pretrain import load_pretrain_config, pretrain
+
+    cfg = load_pretrain_config(args.config, args.set)
+    if args.output:
+        cfg.output_dir = _abs(args.output)
+    res = pretrain(cfg, progress=not args.quiet)
+    f = res.final
+    if f.get("dea_accuracy") is not None:
+        print(f"held-out dEA accuracy: {f['dea_accuracy']:.4f} (removed alignments: "
+              f"{f.get('dea_masked_accuracy') or 0:.4f}; chance {f['dea_chance']:.4f})")
+    if f.get("mlm_loss") is not None:
+        print(f"held-out MLM loss: {f['mlm_loss']:.4f}")
+    print(f"run folder: {res.output_dir}\nreport: {res.output_dir / 'report.md'}\n"
+          f"model (for kgfuse train --set model.init_from=...): {res.model_dir}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_predictor, run_evaluations, write_predictions
     from .datasets import load_examples
@@ -286,6 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     with_set(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("pretrain", help="ERNIE pre-training (masked LM + denoising entity auto-encoder) on a linked corpus")
+    p.add_argument("--config", required=True)
+    p.add_argument("--output", help="output folder (overrides output_dir)")
+    p.add_argument("--quiet", action="store_true")
+    with_set(p)
+    p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("evaluate", help="evaluate a model on a data file, or run a comparison config")
     p.add_argument("--config", help="comparison file: a list of (model, data, graph) runs")

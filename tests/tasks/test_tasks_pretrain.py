@@ -257,3 +257,28 @@ def test_pretrain_end_to_end_then_finetune_from_it(tmp_path, graph):
                 "stem": q, "choices": [{"label": "ABC"[j], "text": c} for j, c in enumerate(ch)]}}) + "\n")
     tres = train(tcfg, progress=False)
     assert tres.global_step == 1 and np.isfinite(tres.history[0]["train_loss"])
+
+
+def test_cli_pretrain_and_shipped_config(tmp_path, graph, repo_root, capsys):
+    from kgfuse.tasks.cli import main
+
+    shipped = load_pretrain_config(repo_root / "configs" / "pretrain_wordnet.yaml")
+    assert shipped.corpus[0]["type"] == "wordnet_glosses" and shipped.graph.format == "wordnet"
+    assert shipped.objective.dea_replace == 0.05 and shipped.objective.dea_mask == 0.15
+
+    graph.save(tmp_path / "graph")
+    (tmp_path / "c.jsonl").write_text("\n".join(json.dumps({"id": f"s{i}", "text": t}) for i, t in enumerate(SENTENCES)))
+    (tmp_path / "p.yaml").write_text(
+        "corpus: [{type: jsonl, path: c.jsonl}]\n"
+        "graph: {path: graph, format: compiled}\n"
+        f"model: {{options: {{text_config: {json.dumps(TINY_TEXT)}, num_fusion_layers: 1, node_dim: 8, graph_hidden_dim: 8}}}}\n"
+        "data: {eval_fraction: 0.3, eval_every: 0}\n"
+        "train: {batch_size: 4, max_steps: 2, max_length: 24, mixed_precision: 'no'}\n")
+    rc = main(["pretrain", "--config", str(tmp_path / "p.yaml"), "--output", str(tmp_path / "out"), "--quiet",
+               "--set", "objective.dea_weight=0.5"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "held-out dEA accuracy" in printed and "model.init_from" in printed
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["global_step"] == 2 and [h["step"] for h in m["history"]] == [0, 2]
+    assert main(["pretrain", "--config", str(tmp_path / "missing.yaml")]) == 2
