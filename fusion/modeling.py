@@ -17,6 +17,7 @@ Importing this module registers ``"kgfuse"`` with ``AutoConfig`` and
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from typing import Any
@@ -255,13 +256,14 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
                 self.graph_encoder = _StaticGraphEncoder(config.node_dim, config.graph_hidden_dim)
             feat += config.graph_hidden_dim
             if self.num_fused:
+                first_ffn = backbone.feed_forward_parts(backbone.encoder_layers(self.text_encoder)[-1])[0]
                 self.entity_proj = nn.Linear(config.graph_hidden_dim, H)
                 self.fusion_layers = nn.ModuleList(
                     KnowledgeableLayer(
                         H,
-                        tc.intermediate_size,
+                        first_ffn.out_features,
                         tc.num_attention_heads,
-                        dropout=getattr(tc, "hidden_dropout_prob", 0.1),
+                        dropout=getattr(tc, "hidden_dropout_prob", getattr(tc, "dropout", 0.1)),
                         layer_norm_eps=getattr(tc, "layer_norm_eps", 1e-12),
                         zero_init=config.fusion_zero_init,
                     )
@@ -270,7 +272,12 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
                 feat += H
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(feat, 1)
+        self._takes_token_types = "token_type_ids" in inspect.signature(self.text_encoder.forward).parameters
         self.post_init()
+
+    def _text_forward(self, ids: Tensor, mask: Tensor | None, tt: Tensor | None):
+        kw = {"token_type_ids": tt} if (tt is not None and self._takes_token_types) else {}
+        return self.text_encoder(input_ids=ids, attention_mask=mask, **kw)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -394,8 +401,8 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
         cfg = self.config
         parts: list[Tensor] = []
         if not cfg.use_graph:
-            out = self.text_encoder(input_ids=ids, attention_mask=mask, token_type_ids=tt)
-            parts.append(backbone.pooled_text(self.text_encoder, out.last_hidden_state))
+            out = self._text_forward(ids, mask, tt)
+            parts.append(backbone.pooled_text(self.text_encoder, out.last_hidden_state, mask))
         else:
             if node_concept_ids is None or node_batch is None:
                 raise ValueError("use_graph=True needs node_concept_ids and node_batch (use MultipleChoiceCollator)")
@@ -415,8 +422,8 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
                     hidden = layer(hidden, amask)
                 context = hidden[:, 0]
             else:
-                out = self.text_encoder(input_ids=ids, attention_mask=mask, token_type_ids=tt)
-                context = backbone.pooled_text(self.text_encoder, out.last_hidden_state)
+                out = self._text_forward(ids, mask, tt)
+                context = backbone.pooled_text(self.text_encoder, out.last_hidden_state, mask)
             node_states, graph_vec = self.graph_encoder(graph, x, context)
             if self.num_fused:
                 if entity_index is None:
