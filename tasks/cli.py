@@ -153,6 +153,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     res = train(cfg, resume_from=args.resume, progress=not args.quiet)
+    if not res.is_main_process:
+        return 0
     for split, m in res.metrics.get("splits", {}).items():
         if m.get("accuracy") is not None:
             print(f"{split} accuracy: {m['accuracy']:.4f} ({m['correct']}/{m['count']})")

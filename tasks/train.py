@@ -81,6 +81,7 @@ class TrainResult:
     wall_time: float = 0.0
     global_step: int = 0
     model: Any = field(default=None, repr=False, compare=False)
+    is_main_process: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -204,6 +205,11 @@ def make_accelerator(opt: OptimConfig, *, cpu: bool | None = None):
 
     mp = resolve_mixed_precision(opt.mixed_precision)
     kwargs: dict[str, Any] = {"gradient_accumulation_steps": max(1, opt.grad_accum), "mixed_precision": mp}
+    if cpu is None:
+        # Without a GPU, cpu=True is what makes Accelerate join the processes of
+        # `accelerate launch --multi_gpu --num_processes N` (MULTI_CPU, gloo); without it each
+        # process would think it is alone.
+        cpu = not torch.cuda.is_available()
     if cpu:
         kwargs["cpu"] = True
     return Accelerator(**kwargs)
@@ -505,6 +511,7 @@ def fit(
     result.wall_time = time.time() - t0
     result.model_dir = (out / "best" / "model") if (out is not None and opt.save_best and state["best_epoch"] is not None) else None
     result.model = acc.unwrap_model(model)
+    result.is_main_process = is_main
     return result
 
 
@@ -524,8 +531,10 @@ def train(config: TrainConfig, *, resume_from: str | os.PathLike | None = None, 
     """
     from .pipeline import build_run
 
-    run = build_run(config, progress=progress)
     acc = accelerator if accelerator is not None else make_accelerator(config.train)
+    # the main process fills the preprocessing cache first; the others then read it
+    with acc.main_process_first():
+        run = build_run(config, progress=progress and acc.is_main_process)
     out = run.output_dir
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
