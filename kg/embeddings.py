@@ -37,6 +37,7 @@ __all__ = [
     "KGEPathScorer",
     "train_kg_embeddings",
     "evaluate_link_prediction",
+    "candidate_scores",
     "concept_name_embeddings",
     "KGE_MODELS",
 ]
@@ -287,8 +288,45 @@ def _true_heads(graph: "KnowledgeGraph", t: int, r: int) -> np.ndarray:
     return graph.head[e[graph.relation[e] == r]]
 
 
-def evaluate_link_prediction(model, graph: "KnowledgeGraph", edges: np.ndarray, *, batch_size: int = 64,
-                             k: int = 10) -> dict[str, float]:
+def candidate_scores(model, anchor: "torch.Tensor", rel: "torch.Tensor", side: str) -> "torch.Tensor":
+    """Scores ``[B, N]`` of every concept as the tail (``side="tail"``: ``anchor`` = heads)
+    or as the head (``side="head"``: ``anchor`` = tails) of relation ``rel``.
+
+    Equal to calling ``model(h, r, t)`` on all candidates, but computed with one distance
+    or matrix product per batch (TransE and RotatE: ``torch.cdist``; DistMult: a matmul).
+    """
+    import torch
+    import torch.nn.functional as F
+    from torch_geometric.nn.kge import DistMult, RotatE, TransE
+
+    N = model.num_nodes
+    if isinstance(model, TransE):
+        E = F.normalize(model.node_emb.weight, p=model.p_norm, dim=-1)
+        r = model.rel_emb(rel)
+        q = E[anchor] + r if side == "tail" else E[anchor] - r  # ||c + r - t|| = ||c - (t - r)||
+        return -torch.cdist(q, E, p=model.p_norm)
+    if isinstance(model, DistMult):
+        E = model.node_emb.weight
+        return (E[anchor] * model.rel_emb(rel)) @ E.t()
+    if isinstance(model, RotatE):
+        re, im = model.node_emb.weight, model.node_emb_im.weight
+        theta = model.rel_emb(rel)
+        c, s_ = torch.cos(theta), torch.sin(theta)
+        if side == "head":  # rotation is unitary: ||rot(c) - t|| = ||c - rot^-1(t)||
+            s_ = -s_
+        a_re, a_im = re[anchor], im[anchor]
+        q = torch.cat((c * a_re - s_ * a_im, c * a_im + s_ * a_re), -1)
+        return model.margin - torch.cdist(q, torch.cat((re, im), -1), p=2)
+    # any other KGE model: score every (anchor, rel, candidate) triple
+    B = anchor.shape[0]
+    cand = torch.arange(N, device=anchor.device)
+    a, r = anchor.repeat_interleave(N), rel.repeat_interleave(N)
+    c = cand.repeat(B)
+    return (model(a, r, c) if side == "tail" else model(c, r, a)).view(B, N)
+
+
+def evaluate_link_prediction(model, graph: "KnowledgeGraph", edges: np.ndarray, *, batch_size: int | None = None,
+                             k: int = 10, max_scores_per_call: int = 262_144) -> dict[str, float]:
     """Rank every held-out edge's tail (given head, relation) and head (given relation,
     tail) among all concepts.
 
@@ -300,6 +338,8 @@ def evaluate_link_prediction(model, graph: "KnowledgeGraph", edges: np.ndarray, 
         model: a ``torch_geometric.nn.kge`` model.
         graph: the full graph (for filtering).
         edges: held-out edge ids of ``graph``.
+        batch_size: held-out edges scored per call (default: as many as keep
+            ``batch_size * num_concepts <= max_scores_per_call``, bounding memory).
 
     Returns:
         ``mrr``, ``hits@k``, ``mean_rank`` (filtered), ``raw_mrr``, ``raw_hits@k``,
@@ -308,9 +348,10 @@ def evaluate_link_prediction(model, graph: "KnowledgeGraph", edges: np.ndarray, 
     import torch
 
     N = graph.num_concepts
+    if batch_size is None:
+        batch_size = max(1, max_scores_per_call // max(N, 1))
     heads, rels, tails = graph.head[edges], graph.relation[edges], graph.tail[edges]
     f_ranks, r_ranks = [], []
-    cand = torch.arange(N)
     model.eval()
     with torch.no_grad():
         for i0 in range(0, len(edges), batch_size):
@@ -320,10 +361,10 @@ def evaluate_link_prediction(model, graph: "KnowledgeGraph", edges: np.ndarray, 
             B = hb.shape[0]
             for side in ("tail", "head"):
                 if side == "tail":
-                    s = model(hb.repeat_interleave(N), rb.repeat_interleave(N), cand.repeat(B)).view(B, N)
+                    s = candidate_scores(model, hb, rb, "tail")
                     gold = tb
                 else:
-                    s = model(cand.repeat(B), rb.repeat_interleave(N), tb.repeat_interleave(N)).view(B, N)
+                    s = candidate_scores(model, tb, rb, "head")
                     gold = hb
                 g = s.gather(1, gold.view(-1, 1))
                 higher = (s > g).sum(1).double()

@@ -65,6 +65,22 @@ def test_save_load_cache_and_hash_check(ring, tmp_path):
         train_kg_embeddings(ring, model="complex")
 
 
+@pytest.mark.parametrize("model", ["transe", "distmult", "rotate"])
+def test_fast_candidate_scores_equal_the_model(ring, model):
+    from kgfuse.kg.embeddings import candidate_scores
+
+    res = train_kg_embeddings(ring, model=model, dim=8, epochs=2, val_fraction=0.0)
+    m, N = res.model, ring.num_concepts
+    anchor, rel = torch.tensor([0, 5, 7]), torch.tensor([0, 2, 1])
+    cand = torch.arange(N)
+    with torch.no_grad():
+        tail = candidate_scores(m, anchor, rel, "tail")
+        head = candidate_scores(m, anchor, rel, "head")
+        want_t = m(anchor.repeat_interleave(N), rel.repeat_interleave(N), cand.repeat(3)).view(3, N)
+        want_h = m(cand.repeat(3), rel.repeat_interleave(N), anchor.repeat_interleave(N)).view(3, N)
+    assert torch.allclose(tail, want_t, atol=1e-4) and torch.allclose(head, want_h, atol=1e-4)
+
+
 def test_path_scorer_sums_triples_and_reverses_backward_hops(ring):
     res = train_kg_embeddings(ring, model="distmult", dim=8, epochs=2, val_fraction=0.0)
     R = ring.num_relations
