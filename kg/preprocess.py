@@ -23,7 +23,7 @@ so a second run with the same inputs reads the cache and any change rebuilds. Th
 ``arrays/*.npy``
     the subgraphs of all statements concatenated (``concept_ids``, ``node_type``,
     ``edge_index``, ``edge_type`` and, for paths, ``paths``, ``path_rels``, ``path_len``;
-    int32) with CSR-style offsets ``node_ptr``, ``edge_ptr``, ``path_ptr`` per statement
+    compact int dtypes, ``edge_index`` stored as ``[e, 2]`` rows) with CSR-style offsets ``node_ptr``, ``edge_ptr``, ``path_ptr`` per statement
     and ``choice_ptr`` per example. Read with ``mmap_mode="r"``; no pickle anywhere.
 
 With ``retriever=None`` only the groundings are stored: a machine without spaCy (a GPU
@@ -63,6 +63,38 @@ FORMAT_VERSION = "kgfuse-preprocess-v1"
 _NODE_FIELDS = ("concept_ids", "node_type")
 _EDGE_FIELDS = ("edge_type",)
 _PATH_FIELDS = ("paths", "path_rels", "path_len")
+# on-disk dtypes (read back as int64): ids < 2**31, relation ids (with inverse offset) < 2**15
+_DTYPES = {
+    "concept_ids": np.int32, "node_type": np.int8, "edge_index": np.int32, "edge_type": np.int16,
+    "paths": np.int32, "path_rels": np.int16, "path_len": np.int8,
+}
+_HEADER = 128  # bytes reserved for the .npy header of streamed arrays
+
+
+class _NpyStream:
+    """Append rows to a ``.npy`` file without holding them in memory (header written last)."""
+
+    def __init__(self, path: Path, dtype, row_shape: tuple[int, ...]) -> None:
+        self.path, self.dtype, self.row_shape, self.rows = path, np.dtype(dtype), tuple(row_shape), 0
+        self.f = open(path, "wb")
+        self.f.write(b"\x00" * _HEADER)
+
+    def write(self, a: np.ndarray) -> None:
+        a = np.ascontiguousarray(a, dtype=self.dtype)
+        if a.shape[1:] != self.row_shape:
+            raise ValueError(f"{self.path.name}: rows of shape {a.shape[1:]}, expected {self.row_shape}")
+        self.f.write(a.tobytes())
+        self.rows += a.shape[0]
+
+    def close(self) -> None:
+        header = repr({"descr": self.dtype.str, "fortran_order": False, "shape": (self.rows, *self.row_shape)})
+        body = header.encode("latin1")
+        pad = _HEADER - 10 - len(body) - 1
+        if pad < 0:  # pragma: no cover - shapes are short
+            raise ValueError("npy header too long")
+        self.f.seek(0)
+        self.f.write(b"\x93NUMPY\x01\x00" + (_HEADER - 10).to_bytes(2, "little") + body + b" " * pad + b"\n")
+        self.f.close()
 
 
 # --------------------------------------------------------------------------- inputs
@@ -140,7 +172,8 @@ def _work(rng: tuple[int, int]) -> list[list[tuple[dict[str, Any], dict[str, np.
             g = linker.ground(questions[i], c)
             arrays = retriever.retrieve_arrays(g) if retriever is not None else None
             if arrays is not None:
-                arrays = {k: np.asarray(v, dtype=np.int32) for k, v in arrays.items()}
+                arrays = {k: np.ascontiguousarray(v, dtype=_DTYPES[k]) for k, v in arrays.items()}
+                arrays["edge_index"] = np.ascontiguousarray(arrays["edge_index"].T)  # [e, 2] rows stream to disk
             rows.append((g.to_dict(), arrays))
         out.append(rows)
     return out
@@ -206,7 +239,9 @@ def preprocess_dataset(
     tasks = [(s, min(n, s + chunk_size)) for s in range(0, n, chunk_size)]
     workers = (os.cpu_count() or 1) if num_workers is None else int(num_workers)
     workers = max(1, min(workers, len(tasks)))
-    results: list[list[tuple[dict[str, Any], dict[str, np.ndarray] | None]]] = []
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=root))
+    sink = _Sink(tmp)
     bar = _progress(statements, progress, f"grounding{' + retrieval' if retriever is not None else ''}")
     try:
         if workers <= 1 or "fork" not in mp.get_all_start_methods():
@@ -214,7 +249,7 @@ def preprocess_dataset(
             try:
                 for t in tasks:
                     part = _work(t)
-                    results.extend(part)
+                    sink.add(part)
                     bar.update(sum(len(r) for r in part))
             finally:
                 _STATE.clear()
@@ -222,12 +257,16 @@ def preprocess_dataset(
             ctx = mp.get_context("fork")
             with ctx.Pool(workers, initializer=_init_worker, initargs=(state,)) as pool:
                 for part in pool.imap(_work, tasks):
-                    results.extend(part)
+                    sink.add(part)
                     bar.update(sum(len(r) for r in part))
+        seconds = time.perf_counter() - t0
+        _finish(tmp, target, key, ids, choices, sink, graph, linker, rconf, retriever, dhash, seconds, workers)
+    except BaseException:
+        sink.abort()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     finally:
         bar.close()
-    seconds = time.perf_counter() - t0
-    _write(target, root, key, ids, choices, results, graph, linker, rconf, retriever, dhash, seconds, workers)
     pre = PreprocessedDataset.load(target)
     pre.cache_hit = False
     logger.info("preprocess: built %s (%d statements in %.1fs, %d workers)", target, statements, seconds, workers)
@@ -240,84 +279,109 @@ def _progress(total: int, enabled: bool, desc: str):
     return tqdm(total=total, disable=not enabled, desc=desc, unit="stmt")
 
 
-def _write(target: Path, root: Path, key: str, ids, choices, results, graph, linker, rconf, retriever,
-           dhash: str, seconds: float, workers: int) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=root))
-    try:
-        groundings = [[g for g, _ in rows] for rows in results]
-        choice_ptr = np.zeros(len(ids) + 1, dtype=np.int64)
-        np.cumsum([len(c) for c in choices], out=choice_ptr[1:])
-        stats: dict[str, Any] = {
-            "statements": int(choice_ptr[-1]),
-            "no_question_concept": sum(1 for rows in groundings for g in rows if not g["question_concepts"]),
-            "no_answer_concept": sum(1 for rows in groundings for g in rows if not g["answer_concepts"]),
-            "seconds": round(seconds, 3),
-            "workers": workers,
-        }
-        with open(tmp / "groundings.json", "w", encoding="utf-8") as f:
-            json.dump({"ids": ids, "groundings": groundings}, f, ensure_ascii=False, separators=(",", ":"))
-        arr_dir = tmp / "arrays"
-        arr_dir.mkdir()
-        np.save(arr_dir / "choice_ptr.npy", choice_ptr, allow_pickle=False)
-        has_paths = False
-        if retriever is not None:
-            flat = [a for rows in results for _, a in rows]
-            has_paths = bool(flat) and "paths" in flat[0]
-            hops = flat[0]["paths"].shape[1] - 1 if has_paths else 0
+class _Sink:
+    """Collects worker results: groundings in memory (small), subgraph arrays streamed to
+    ``arrays/*.npy`` as they arrive."""
 
-            def ptr(counts):
-                p = np.zeros(len(counts) + 1, dtype=np.int64)
-                np.cumsum(counts, out=p[1:])
-                return p
+    def __init__(self, tmp: Path) -> None:
+        self.dir = tmp / "arrays"
+        self.dir.mkdir()
+        self.groundings: list[list[dict[str, Any]]] = []
+        self.streams: dict[str, _NpyStream] = {}
+        self.counts: dict[str, list[int]] = {"node": [], "edge": [], "path": []}
+        self.has_arrays = False
+        self.has_paths = False
 
-            np.save(arr_dir / "node_ptr.npy", ptr([a["concept_ids"].shape[0] for a in flat]), allow_pickle=False)
-            np.save(arr_dir / "edge_ptr.npy", ptr([a["edge_type"].shape[0] for a in flat]), allow_pickle=False)
-            for name in _NODE_FIELDS + _EDGE_FIELDS:
-                np.save(arr_dir / f"{name}.npy", _cat([a[name] for a in flat], (0,)), allow_pickle=False)
-            np.save(arr_dir / "edge_index.npy", _cat([a["edge_index"] for a in flat], (2, 0), axis=1), allow_pickle=False)
-            if has_paths:
-                np.save(arr_dir / "path_ptr.npy", ptr([a["path_len"].shape[0] for a in flat]), allow_pickle=False)
-                np.save(arr_dir / "paths.npy", _cat([a["paths"] for a in flat], (0, hops + 1)), allow_pickle=False)
-                np.save(arr_dir / "path_rels.npy", _cat([a["path_rels"] for a in flat], (0, hops)), allow_pickle=False)
-                np.save(arr_dir / "path_len.npy", _cat([a["path_len"] for a in flat], (0,)), allow_pickle=False)
-            nodes = np.diff(np.load(arr_dir / "node_ptr.npy"))
-            edges = np.diff(np.load(arr_dir / "edge_ptr.npy"))
-            stats.update(
-                mean_nodes=round(float(nodes.mean()), 3) if nodes.size else 0.0,
-                mean_edges=round(float(edges.mean()), 3) if edges.size else 0.0,
-                empty_subgraphs=int((nodes == 0).sum()),
-            )
-            if has_paths:
-                stats["mean_paths"] = round(float(np.diff(np.load(arr_dir / "path_ptr.npy")).mean()), 3)
-        meta = {
-            "format": FORMAT_VERSION,
-            "key": key,
-            "graph_hash": graph.hash,
-            "num_concepts": graph.num_concepts,
-            "num_relations": graph.num_relations,
-            "linker": linker.config,
-            "retriever": rconf,
-            "dataset_hash": dhash,
-            "num_examples": len(ids),
-            "has_subgraphs": retriever is not None,
-            "has_paths": has_paths,
-            "stats": stats,
-        }
-        with open(tmp / "meta.json", "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=1, sort_keys=True)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    def _stream(self, name: str, a: np.ndarray) -> None:
+        st = self.streams.get(name)
+        if st is None:
+            st = self.streams[name] = _NpyStream(self.dir / f"{name}.npy", _DTYPES[name], a.shape[1:])
+        st.write(a)
+
+    def add(self, part) -> None:
+        for rows in part:
+            self.groundings.append([g for g, _ in rows])
+            for _, a in rows:
+                if a is None:
+                    continue
+                self.has_arrays = True
+                for k in _NODE_FIELDS + _EDGE_FIELDS + ("edge_index",):
+                    self._stream(k, a[k])
+                self.counts["node"].append(a["concept_ids"].shape[0])
+                self.counts["edge"].append(a["edge_type"].shape[0])
+                if "paths" in a:
+                    self.has_paths = True
+                    for k in _PATH_FIELDS:
+                        self._stream(k, a[k])
+                    self.counts["path"].append(a["path_len"].shape[0])
+
+    def close(self) -> None:
+        for st in self.streams.values():
+            st.close()
+
+    def abort(self) -> None:
+        for st in self.streams.values():
+            if not st.f.closed:
+                st.f.close()
 
 
-def _cat(parts: list[np.ndarray], empty_shape: tuple[int, ...], axis: int = 0) -> np.ndarray:
-    if not parts:
-        return np.zeros(empty_shape, dtype=np.int32)
-    return np.concatenate([np.asarray(p, dtype=np.int32) for p in parts], axis=axis)
+def _ptr(counts: list[int]) -> np.ndarray:
+    p = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=p[1:])
+    return p
+
+
+def _finish(tmp: Path, target: Path, key: str, ids, choices, sink: _Sink, graph, linker, rconf, retriever,
+            dhash: str, seconds: float, workers: int) -> None:
+    sink.close()
+    groundings = sink.groundings
+    choice_ptr = _ptr([len(c) for c in choices])
+    stats: dict[str, Any] = {
+        "statements": int(choice_ptr[-1]),
+        "no_question_concept": sum(1 for rows in groundings for g in rows if not g["question_concepts"]),
+        "no_answer_concept": sum(1 for rows in groundings for g in rows if not g["answer_concepts"]),
+        "seconds": round(seconds, 3),
+        "workers": workers,
+    }
+    with open(tmp / "groundings.json", "w", encoding="utf-8") as f:
+        json.dump({"ids": ids, "groundings": groundings}, f, ensure_ascii=False, separators=(",", ":"))
+    arr_dir = sink.dir
+    np.save(arr_dir / "choice_ptr.npy", choice_ptr, allow_pickle=False)
+    if retriever is not None:
+        for name, shape in (("concept_ids", ()), ("node_type", ()), ("edge_type", ()), ("edge_index", (2,))):
+            if name not in sink.streams:  # no statements
+                np.save(arr_dir / f"{name}.npy", np.zeros((0, *shape), _DTYPES[name]), allow_pickle=False)
+        np.save(arr_dir / "node_ptr.npy", _ptr(sink.counts["node"]), allow_pickle=False)
+        np.save(arr_dir / "edge_ptr.npy", _ptr(sink.counts["edge"]), allow_pickle=False)
+        nodes = np.asarray(sink.counts["node"])
+        edges = np.asarray(sink.counts["edge"])
+        stats.update(
+            mean_nodes=round(float(nodes.mean()), 3) if nodes.size else 0.0,
+            mean_edges=round(float(edges.mean()), 3) if edges.size else 0.0,
+            empty_subgraphs=int((nodes == 0).sum()),
+        )
+        if sink.has_paths:
+            np.save(arr_dir / "path_ptr.npy", _ptr(sink.counts["path"]), allow_pickle=False)
+            stats["mean_paths"] = round(float(np.mean(sink.counts["path"])), 3)
+    meta = {
+        "format": FORMAT_VERSION,
+        "key": key,
+        "graph_hash": graph.hash,
+        "num_concepts": graph.num_concepts,
+        "num_relations": graph.num_relations,
+        "linker": linker.config,
+        "retriever": rconf,
+        "dataset_hash": dhash,
+        "num_examples": len(ids),
+        "has_subgraphs": retriever is not None,
+        "has_paths": sink.has_paths,
+        "stats": stats,
+    }
+    with open(tmp / "meta.json", "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=1, sort_keys=True)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
 
 
 # --------------------------------------------------------------------------- reading
@@ -398,7 +462,7 @@ class PreprocessedDataset:
         n0, n1 = int(a["node_ptr"][s]), int(a["node_ptr"][s + 1])
         e0, e1 = int(a["edge_ptr"][s]), int(a["edge_ptr"][s + 1])
         out = {k: np.asarray(a[k][n0:n1], dtype=np.int64) for k in _NODE_FIELDS}
-        out["edge_index"] = np.asarray(a["edge_index"][:, e0:e1], dtype=np.int64)
+        out["edge_index"] = np.asarray(a["edge_index"][e0:e1], dtype=np.int64).T.copy()
         out["edge_type"] = np.asarray(a["edge_type"][e0:e1], dtype=np.int64)
         if self.meta["has_paths"]:
             p0, p1 = int(a["path_ptr"][s]), int(a["path_ptr"][s + 1])

@@ -142,6 +142,14 @@ class _Adjacency:
         self.rel = np.asarray(graph.relation)
         self.out_deg = np.diff(self.out_ptr)
         self.in_deg = np.diff(self.in_ptr)
+        self._pairs: tuple[np.ndarray, np.ndarray] | None = None
+        self._pos = np.zeros(graph.num_concepts, dtype=_I64)
+
+    def local_edges(self, nodes: np.ndarray, eids: np.ndarray) -> np.ndarray:
+        """``[2, len(eids)]`` positions in ``nodes`` (unique) of the edges' heads and tails."""
+        pos = self._pos
+        pos[nodes] = np.arange(nodes.size, dtype=_I64)
+        return np.stack((pos[self.head[eids]], pos[self.tail[eids]]))
 
     def gather(self, nodes: np.ndarray, out: bool, inn: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Edges around ``nodes``: (owner index into nodes, neighbour, edge id, forward flag)."""
@@ -156,6 +164,38 @@ class _Adjacency:
         if len(parts) == 1:
             return parts[0]
         return tuple(np.concatenate(x) for x in zip(*parts))  # type: ignore[return-value]
+
+    def _pair_index(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._pairs is None:
+            n = self.graph.num_concepts
+            key = self.head * n + self.tail
+            order = np.argsort(key, kind="stable")
+            self._pairs = (key[order], order)
+        return self._pairs
+
+    def induced(self, nodes: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Sorted ids of the edges with both ends in ``nodes`` (unique ids).
+
+        Scans the out-edges of ``nodes`` (cost: their out-degree) or, when that is larger,
+        looks every ordered node pair up in a sorted ``head * N + tail`` index (cost:
+        ``len(nodes)**2`` binary searches), so hub-heavy subgraphs stay cheap.
+        """
+        s = np.sort(nodes)
+        if s.size == 0:
+            return np.zeros(0, _I64)
+        scan = int(self.out_deg[s].sum())
+        if s.size * s.size * 4 < scan:
+            keys, order = self._pair_index()
+            q = (s[:, None] * self.graph.num_concepts + s[None, :]).reshape(-1)
+            lo = np.searchsorted(keys, q, "left")
+            hi = np.searchsorted(keys, q, "right")
+            pos, _ = _concat_ranges(lo, hi - lo)
+            return np.sort(order[pos])
+        e, _ = _concat_ranges(self.out_ptr[s], self.out_deg[s])
+        mask[s] = True
+        keep = mask[self.tail[e]]
+        mask[s] = False
+        return e[keep]
 
     def cost(self, nodes: np.ndarray, out: bool, inn: bool) -> np.ndarray:
         c = np.zeros(nodes.size, dtype=_I64)
@@ -197,9 +237,13 @@ class _Half:
 class PathRetriever:
     """KagNet's path finder: simple paths between question and answer concepts.
 
-    For every pair (q, a) of a question concept and an answer concept, all simple paths
-    ``q = v_0 - v_1 - ... - v_h = a`` with ``1 <= h <= max_hops`` are enumerated, ordered
-    by length, then by node ids, then by edge ids, and the first ``max_paths`` are kept.
+    For every pair (q, a) of a question concept and an answer concept, the simple paths
+    ``q = v_0 - v_1 - ... - v_h = a`` with ``1 <= h <= max_hops`` are collected shortest
+    first: all paths of length 1, then of length 2, ... until ``max_paths`` are found. When
+    a length has more paths than the remaining room, the first ones in the meet-in-the-middle
+    enumeration order are kept (forward half-paths in (nodes, edges) order, then backward
+    half-paths), so a hub pair with millions of 3-hop paths costs what it keeps. The kept
+    paths are returned sorted by (pair, length, node ids, edge ids).
 
     **What counts as a path.** A path is a sequence of *graph edges* with no repeated node.
     With ``directed=False`` (default, as KagNet searches the undirected graph) each edge
@@ -219,9 +263,8 @@ class PathRetriever:
     **Caps (hubs).** Growing a frontier gathers the edges of its end nodes. When that would
     exceed ``max_expansion`` edges for one side and level, frontier nodes are expanded in
     ascending degree order until the budget is spent, so paths *through* the biggest hubs
-    are skipped (a grounded hub itself is always expanded at the first level). Joined
-    candidates per level are capped at ``max_candidates`` (matches of the first forward
-    half-paths, in the order they were grown, are kept). ``data.truncated`` tells whether a cap cut the search.
+    are skipped (a grounded hub itself is always expanded at the first level). At most ``max_candidates`` joined paths are materialised per pair and level.
+    ``retriever.truncated`` tells whether the expansion budget cut the last search.
 
     Args:
         graph: the knowledge graph.
@@ -235,7 +278,7 @@ class PathRetriever:
         scorer_top_k: paths kept per pair after scoring.
         scorer_threshold: minimum score.
         max_expansion: edge-gather budget per side and level (see Caps).
-        max_candidates: joined paths per level (see Caps).
+        max_candidates: joined paths materialised per pair and level (see Caps).
         edges: ``"paths"`` (default): the subgraph's edges are the edges of the kept paths;
             ``"induced"``: all graph edges among the path nodes.
     """
@@ -250,7 +293,7 @@ class PathRetriever:
         *,
         scorer_top_k: int = 10,
         scorer_threshold: float | None = None,
-        max_expansion: int = 2_000_000,
+        max_expansion: int = 200_000,
         max_candidates: int = 1_000_000,
         edges: str = "paths",
     ) -> None:
@@ -324,23 +367,63 @@ class PathRetriever:
             np.concatenate((half.fwd[own], fwd[:, None]), axis=1),
         )
 
-    def _join(self, f: _Half, b: _Half) -> tuple[np.ndarray, ...]:
-        """Paths q .. m .. a from forward half ``f`` and backward half ``b`` meeting at m."""
+    @staticmethod
+    def _sorted(half: _Half, by_end: bool) -> _Half:
+        """Half-paths in a canonical order: (source, nodes, edges), or (end, source, ...)."""
+        keys = [half.edges[:, k] for k in range(half.edges.shape[1] - 1, -1, -1)]
+        keys += [half.nodes[:, k] for k in range(half.nodes.shape[1] - 1, -1, -1)]
+        keys.append(half.src)
+        if by_end:
+            keys.append(half.end)
+        return half.take(np.lexsort(keys)) if half.size > 1 else half
+
+    def _join(self, f: _Half, b: _Half, quota: np.ndarray, n_a: int) -> tuple[np.ndarray, ...]:
+        """Paths q .. m .. a from forward half ``f`` and backward half ``b`` meeting at m.
+
+        At most ``quota[q * n_a + a]`` paths per pair: the first ones in the order of
+        (forward half-path, backward half-path), both in canonical order; only those are
+        materialised, so hub pairs with millions of candidates cost what they keep.
+        """
         if f.size == 0 or b.size == 0:
             return ()
-        border = np.argsort(b.end, kind="stable")
-        bend = b.end[border]
-        lo = np.searchsorted(bend, f.end, "left")
-        hi = np.searchsorted(bend, f.end, "right")
-        cnt = hi - lo
-        if int(cnt.sum()) > self.max_candidates:
-            keep = np.cumsum(cnt) <= self.max_candidates
-            cnt = np.where(keep, cnt, 0)
-            self.truncated = True
-        bi, fi = _concat_ranges(lo, cnt)
+        f = self._sorted(f, by_end=False)
+        b = self._sorted(b, by_end=True)
+        outs = []
+        for ai in np.unique(b.src).tolist():
+            ba = b.take(np.flatnonzero(b.src == ai))
+            bend = ba.end
+            lo = np.searchsorted(bend, f.end, "left")
+            cnt_all = np.searchsorted(bend, f.end, "right") - lo
+            want = quota[f.src * n_a + ai]
+            # f is sorted by source: matches of one pair are contiguous along f
+            first = np.flatnonzero(np.r_[True, f.src[1:] != f.src[:-1]])
+            group_start = np.repeat(first, np.diff(np.r_[first, f.size]))
+            csum = np.cumsum(cnt_all)
+            before = csum - cnt_all - (csum - cnt_all)[group_start]
+            margin = 2
+            while True:
+                take = np.clip(np.minimum(want * margin, self.max_candidates) - before, 0, cnt_all)
+                j = self._materialise(f, ba, lo, take)
+                got = np.bincount(j[0] if j else np.zeros(0, _I64), minlength=int(f.src.max()) + 1)
+                short = (got[f.src] < want) & (take < cnt_all)
+                if not short.any() or margin >= 1 << 20:
+                    break
+                margin *= 8
+            if j:
+                # first `want` valid paths per pair, in enumeration order
+                qsrc = j[0]
+                firstq = np.flatnonzero(np.r_[True, qsrc[1:] != qsrc[:-1]])
+                rank = np.arange(qsrc.size) - np.repeat(firstq, np.diff(np.r_[firstq, qsrc.size]))
+                keep = rank < quota[qsrc * n_a + ai]
+                outs.append(tuple(x[keep] for x in j))
+        if not outs:
+            return ()
+        return tuple(np.concatenate(x) for x in zip(*outs))
+
+    def _materialise(self, f: _Half, b: _Half, lo: np.ndarray, take: np.ndarray) -> tuple[np.ndarray, ...]:
+        bi, fi = _concat_ranges(lo, take)
         if fi.size == 0:
             return ()
-        bi = border[bi]
         fn, bn = f.nodes[fi], b.nodes[bi]
         # simple: nodes before the meeting point on both halves are disjoint
         ok = np.ones(fi.size, dtype=bool)
@@ -348,6 +431,8 @@ class PathRetriever:
             for y in range(bn.shape[1] - 1):
                 ok &= fn[:, x] != bn[:, y]
         fi, bi, fn, bn = fi[ok], bi[ok], fn[ok], bn[ok]
+        if fi.size == 0:
+            return ()
         nodes = np.concatenate((fn, bn[:, -2::-1]), axis=1) if bn.shape[1] > 1 else fn
         edges = np.concatenate((f.edges[fi], b.edges[bi][:, ::-1]), axis=1)
         fwd = np.concatenate((f.fwd[fi], ~b.fwd[bi][:, ::-1]), axis=1)
@@ -365,6 +450,7 @@ class PathRetriever:
             B[1] = self._grow(B[0], False, None)
         found: list[tuple[np.ndarray, ...]] = []
         npairs = q.size * a.size
+        quota = np.full(npairs, self.max_paths, dtype=_I64)
         for h in range(1, H + 1):
             if h == 1:
                 fh, bh = F[1], B[0]
@@ -384,14 +470,12 @@ class PathRetriever:
                 meet = np.intersect1d(f2.end, b2.end)
                 fh = f2.take(np.flatnonzero(np.isin(f2.end, meet)))
                 bh = b2.take(np.flatnonzero(np.isin(b2.end, meet)))
-            j = self._join(fh, bh)
+            j = self._join(fh, bh, quota, a.size)
             if j:
                 found.append(j)
-                if npairs and h < H:
-                    code = np.concatenate([x[0] * a.size + x[1] for x in found])
-                    counts = np.bincount(code, minlength=npairs)
-                    if counts.min() >= self.max_paths:
-                        break
+                quota -= np.bincount(j[0] * a.size + j[1], minlength=npairs)
+                if quota.max() <= 0:
+                    break
         P = sum(x[0].size for x in found)
         if P == 0:
             return self._no_paths()
@@ -470,9 +554,9 @@ class PathRetriever:
         if self.edges == "paths":
             eids = np.unique(edges[edges >= 0])
         else:
-            eids = self.graph.induced_edges(concept_ids)
+            eids = self._adj.induced(concept_ids, self._mask)
         adj = self._adj
-        edge_index = np.stack((_localise(concept_ids, adj.head[eids]), _localise(concept_ids, adj.tail[eids]))) if eids.size else np.zeros((2, 0), _I64)
+        edge_index = adj.local_edges(concept_ids, eids)
         paths = _localise(concept_ids, nodes_g.reshape(-1)).reshape(nodes_g.shape) if length.size else np.zeros((0, H + 1), _I64)
         return {
             "concept_ids": concept_ids,
@@ -578,6 +662,9 @@ class SubgraphRetriever:
         self._adj = _Adjacency(graph)
         self._degree = self._adj.out_deg + self._adj.in_deg
         self._mark = np.zeros(graph.num_concepts, dtype=np.uint8)
+        self._mask = np.zeros(graph.num_concepts, dtype=bool)
+        if graph.num_edges > 100_000:
+            self._adj._pair_index()  # build before worker processes fork
 
     @property
     def config(self) -> dict[str, Any]:
@@ -640,13 +727,9 @@ class SubgraphRetriever:
             order = np.lexsort((cand, -scores))
             cand = np.sort(cand[order[:room]])
         concept_ids, node_type = _node_layout(q, a, cand)
-        eids = self.graph.induced_edges(concept_ids)
+        eids = self._adj.induced(concept_ids, self._mask)
         adj = self._adj
-        edge_index = (
-            np.stack((_localise(concept_ids, adj.head[eids]), _localise(concept_ids, adj.tail[eids])))
-            if eids.size
-            else np.zeros((2, 0), _I64)
-        )
+        edge_index = adj.local_edges(concept_ids, eids)
         return {
             "concept_ids": concept_ids,
             "node_type": node_type,

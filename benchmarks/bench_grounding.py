@@ -1,0 +1,258 @@
+"""Benchmark: grounding and retrieval on a full-scale ConceptNet-format graph with the real
+CommonsenseQA questions.
+
+Steps (each timed, results printed as JSON and written to ``<work>/results.json``):
+
+1. ``--prepare``: build the vocabulary of the real CSQA questions and choices in
+   ``../shared/data/csqa`` (lower-cased words, their lookup lemmas, every choice as a
+   phrase, and the word bigrams that occur at least twice), generate a full-scale synthetic
+   ConceptNet assertions file with it (``benchmarks/gen_conceptnet.py --vocab-file``,
+   800k concepts, 2.1M English rows; ``--non-english-fraction 0`` because the loader's
+   speed on foreign rows is measured by ``bench_graph.py``), load it with
+   ``KnowledgeGraph.from_conceptnet`` (17 merged relations + inverses) and save the
+   compiled graph to ``<work>/graph``.
+2. Load the compiled graph; build the :class:`EntityLinker` (time and memory).
+3. One process: linking (``linker.ground``), PathRetriever (``max_hops=3, max_paths=100``)
+   and SubgraphRetriever (``max_nodes=200``) over the statements of the CSQA dev set;
+   statements per second of each.
+4. End to end: :func:`preprocess_dataset` on train (in-house) + dev + test, 2 worker
+   processes, with each retriever; statements per second and peak memory (parent and
+   largest worker).
+
+Usage::
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_grounding.py --prepare
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_grounding.py [--workers 2] [--e2e-limit N]
+
+``--work`` (default ``benchmarks/_work/grounding``, git-ignored) holds the generated files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CSQA = REPO / ".." / "shared" / "data" / "csqa"
+CSQA_FILES = ("train_ih.jsonl", "dev_rand_split.jsonl", "test_rand_split_no_answers.jsonl")
+
+
+@dataclass
+class Example:
+    id: str
+    question: str
+    choices: list
+
+
+def read_csqa(path: Path) -> list[Example]:
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                q = rec["question"]
+                out.append(Example(rec["id"], q["stem"], [c["text"] for c in q["choices"]]))
+            except (KeyError, ValueError) as e:
+                raise ValueError(f"{path}:{lineno}: bad CommonsenseQA record ({e})") from None
+    return out
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_mb(who=resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+# --------------------------------------------------------------------------- preparation
+def build_vocab(out: Path) -> int:
+    from kgfuse.kg.linking import NLTK_STOPWORDS, default_nlp, _lookup_table
+
+    nlp = default_nlp()
+    table = _lookup_table(nlp)
+    words: collections.Counter = collections.Counter()
+    bigrams: collections.Counter = collections.Counter()
+    phrases: set[str] = set()
+    for name in CSQA_FILES:
+        for ex in read_csqa(CSQA / name):
+            for text in [ex.question] + ex.choices:
+                toks = [t.lower_ for t in nlp.make_doc(text) if t.is_alpha]
+                words.update(toks)
+                words.update(table.get(t, t) for t in toks)
+                bigrams.update(
+                    f"{a}_{b}" for a, b in zip(toks, toks[1:]) if a not in NLTK_STOPWORDS and b not in NLTK_STOPWORDS
+                )
+            for c in ex.choices:
+                p = "_".join(c.lower().split())
+                if p and len(p.split("_")) <= 4:
+                    phrases.add(p)
+    vocab = sorted(words, key=lambda w: (-words[w], w))
+    vocab += sorted(phrases - set(vocab))
+    vocab += [b for b, n in bigrams.most_common() if n >= 2 and b not in phrases]
+    out.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return len(vocab)
+
+
+def prepare(work: Path) -> dict:
+    from kgfuse.kg import KnowledgeGraph
+
+    work.mkdir(parents=True, exist_ok=True)
+    vocab_file = work / "csqa_vocab.txt"
+    n_vocab = build_vocab(vocab_file)
+    csv = work / "assertions.csv"
+    t = time.perf_counter()
+    subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "gen_conceptnet.py"), str(csv), "--vocab-file", str(vocab_file),
+         "--non-english-fraction", "0", "--seed", "0"],
+        check=True,
+    )
+    t_gen = time.perf_counter() - t
+    t = time.perf_counter()
+    kg = KnowledgeGraph.from_conceptnet(csv)
+    t_load = time.perf_counter() - t
+    kg.save(work / "graph")
+    csv.unlink()
+    return {"vocab": n_vocab, "generate_s": round(t_gen, 1), "from_conceptnet_s": round(t_load, 1),
+            "num_concepts": kg.num_concepts, "num_edges": kg.num_edges, "num_relations": kg.num_relations}
+
+
+# --------------------------------------------------------------------------- measurements
+def throughput(fn, items) -> tuple[float, float]:
+    t = time.perf_counter()
+    for x in items:
+        fn(x)
+    s = time.perf_counter() - t
+    return len(items) / s, s
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--work", type=Path, default=REPO / "benchmarks" / "_work" / "grounding")
+    ap.add_argument("--prepare", action="store_true", help="generate and compile the graph first")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--e2e-limit", type=int, default=None, help="questions for the end-to-end runs (default all)")
+    ap.add_argument("--skip-paths-e2e", action="store_true")
+    args = ap.parse_args(argv)
+    if not CSQA.is_dir():
+        sys.exit(f"{CSQA} not found: this benchmark needs the real CommonsenseQA files")
+    res: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                             "processor": platform.processor() or platform.machine()}}
+    if args.prepare or not (args.work / "graph").exists():
+        res["prepare"] = prepare(args.work)
+        print(json.dumps(res["prepare"]), flush=True)
+
+    import numpy as np
+
+    from kgfuse.kg import KnowledgeGraph
+    from kgfuse.kg.linking import EntityLinker
+    from kgfuse.kg.preprocess import preprocess_dataset
+    from kgfuse.kg.retrieval import PathRetriever, SubgraphRetriever
+
+    rss0 = rss_mb()
+    t = time.perf_counter()
+    kg = KnowledgeGraph.load(args.work / "graph")
+    res["graph"] = {"load_s": round(time.perf_counter() - t, 2), "num_concepts": kg.num_concepts,
+                    "num_edges": kg.num_edges, "rss_mb": round(rss_mb() - rss0, 1)}
+    kg.concept_id(kg.concept_name(0))  # build the graph's name index (counted with the graph)
+    rss1 = rss_mb()
+    t = time.perf_counter()
+    linker = EntityLinker(kg)
+    res["linker_build"] = {"seconds": round(time.perf_counter() - t, 2), "patterns": linker.num_patterns,
+                           "lemma_keys": len(linker._lemma_index), "rss_mb": round(rss_mb() - rss1, 1),
+                           "name_index_and_graph_rss_mb": round(rss1 - rss0, 1)}
+    print(json.dumps(res["linker_build"]), flush=True)
+
+    dev = read_csqa(CSQA / "dev_rand_split.jsonl")
+    stmts = [(ex.question, c) for ex in dev for c in ex.choices]
+    linker._cache.clear()
+    rate, secs = throughput(lambda qc: linker.ground(*qc), stmts)
+    groundings = [linker.ground(q, c) for q, c in stmts]
+    qn = np.array([len(g.question_concepts) for g in groundings])
+    an = np.array([len(g.answer_concepts) for g in groundings])
+    res["linking"] = {"statements": len(stmts), "stmt_per_s": round(rate, 1), "seconds": round(secs, 2),
+                      "mean_question_concepts": round(float(qn.mean()), 2), "mean_answer_concepts": round(float(an.mean()), 2),
+                      "no_question_concept": int((qn == 0).sum()), "no_answer_concept": int((an == 0).sum())}
+    print(json.dumps(res["linking"]), flush=True)
+    res["example_grounding"] = {
+        "question": dev[0].question, "choice": dev[0].choices[0],
+        "mentions": [(m.source, m.text, kg.concept_name(m.concept)) for m in groundings[0].mentions],
+    }
+
+    retrievers = {
+        "subgraph": SubgraphRetriever(kg, max_nodes=200),
+        "paths": PathRetriever(kg, max_hops=3, max_paths=100),
+    }
+    for name, r in retrievers.items():
+        out = []
+        t = time.perf_counter()
+        trunc = 0
+        for g in groundings:
+            out.append(r.retrieve_arrays(g))
+            trunc += bool(getattr(r, "truncated", False))
+        secs = time.perf_counter() - t
+        nodes = np.array([a["concept_ids"].shape[0] for a in out])
+        edges = np.array([a["edge_type"].shape[0] for a in out])
+        entry = {"statements": len(groundings), "stmt_per_s": round(len(groundings) / secs, 1), "seconds": round(secs, 2),
+                 "mean_nodes": round(float(nodes.mean()), 1), "mean_edges": round(float(edges.mean()), 1),
+                 "max_nodes": int(nodes.max())}
+        if "paths" in out[0]:
+            p = np.array([a["path_len"].shape[0] for a in out])
+            entry.update(mean_paths=round(float(p.mean()), 1), max_paths=int(p.max()), truncated_statements=trunc)
+        res[f"retrieval_{name}"] = entry
+        print(name, json.dumps(entry), flush=True)
+        if name == "subgraph":
+            res["example_subgraph"] = r.explain(r(groundings[0]), limit=5)
+        else:
+            res["example_paths"] = r.explain(r(groundings[0]), limit=5)
+
+    # end to end: 2 workers over all of CSQA
+    examples = [ex for name in CSQA_FILES for ex in read_csqa(CSQA / name)]
+    if args.e2e_limit:
+        examples = examples[: args.e2e_limit]
+    n_st = sum(len(ex.choices) for ex in examples)
+    cache = args.work / "cache"
+    import shutil
+
+    for name, r in retrievers.items():
+        if name == "paths" and args.skip_paths_e2e:
+            continue
+        shutil.rmtree(cache, ignore_errors=True)
+        linker._cache.clear()
+        t = time.perf_counter()
+        pre = preprocess_dataset(examples, kg, linker, r, cache, num_workers=args.workers, progress=False)
+        secs = time.perf_counter() - t
+        t = time.perf_counter()
+        pre2 = preprocess_dataset(examples, kg, linker, r, cache, num_workers=args.workers, progress=False)
+        hit_s = time.perf_counter() - t
+        assert pre2.cache_hit
+        size = sum(p.stat().st_size for p in pre.path.rglob("*") if p.is_file())
+        res[f"end_to_end_{name}"] = {
+            "statements": n_st, "workers": args.workers, "seconds": round(secs, 1),
+            "stmt_per_s": round(n_st / secs, 1), "cache_hit_s": round(hit_s, 2), "cache_mb": round(size / 2**20, 1),
+            "stats": pre.meta["stats"],
+        }
+        print(name, json.dumps(res[f"end_to_end_{name}"]), flush=True)
+    res["peak_rss_mb"] = {"parent": round(peak_mb(), 1), "largest_worker": round(peak_mb(resource.RUSAGE_CHILDREN), 1)}
+    res["load_avg"] = os.getloadavg()
+    (args.work / "results.json").write_text(json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
