@@ -81,6 +81,7 @@ def _plots(out: Path, history: Sequence[Mapping[str, Any]], buckets: Mapping[str
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     files: dict[str, str] = {}
     if history:
@@ -88,6 +89,7 @@ def _plots(out: Path, history: Sequence[Mapping[str, Any]], buckets: Mapping[str
         fig, ax1 = plt.subplots(figsize=(6, 3.5))
         ax1.plot(ep, [h.get("train_loss") for h in history], "o-", color="tab:red", label="train loss")
         ax1.set_xlabel("epoch")
+        ax1.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax1.set_ylabel("train loss", color="tab:red")
         ax2 = ax1.twinx()
         for k in sorted(k for k in history[0] if k.endswith("_accuracy")):

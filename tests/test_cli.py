@@ -11,6 +11,12 @@ import yaml
 
 from kgfuse.tasks.cli import data_dir, main
 
+@pytest.fixture(autouse=True)
+def _kgfuse_home(tmp_path_factory, monkeypatch):
+    """Keep the CLI's default cache and outputs away from the user's ~/.cache/kgfuse."""
+    monkeypatch.setenv("KGFUSE_HOME", str(tmp_path_factory.mktemp("kgfuse_home")))
+
+
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64}
 
 
