@@ -214,7 +214,12 @@ def build_model(model_cfg, graph, *, base_dir: str | os.PathLike | None = None):
         opts["use_graph"] = False
     if model_cfg.init_from:
         path = resolve_path(model_cfg.init_from, base_dir)
-        model = KGFusedForMultipleChoice.from_pretrained(str(path))
+        # A checkpoint trained (or pre-trained) on another graph must not index its node
+        # table with this graph's concept ids: load_for_finetuning keeps only the
+        # graph-independent weights in that case.
+        from kgfuse.fusion.pretraining import load_for_finetuning
+
+        model = load_for_finetuning(str(path), graph)
         tok_src = path if (Path(path) / "tokenizer_config.json").is_file() else model.config.text_encoder_name
         return model, load_tokenizer(str(tok_src))
     te = model_cfg.text_encoder

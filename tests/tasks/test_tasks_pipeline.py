@@ -157,3 +157,35 @@ def test_fused_model_resume_mid_epoch_is_exact(tmp_path):
     ref_sd = ref.model.state_dict()
     for k, v in res.model.state_dict().items():
         assert torch.equal(v, ref_sd[k]), k
+
+
+def test_init_from_checkpoint_of_another_graph(tmp_path):
+    """A model saved for graph A and fine-tuned on graph B must get a node table sized
+    for B (fresh), while the graph-independent weights (text encoder) are kept."""
+    import torch
+    from transformers import BertConfig
+
+    from kgfuse.fusion import KGFusedForMultipleChoice
+    from kgfuse.kg import GraphBuilder
+    from kgfuse.tasks.config import ModelConfig
+    from kgfuse.tasks.pipeline import build_model
+
+    def graph(names):
+        b = GraphBuilder()
+        for h, t in zip(names, names[1:]):
+            b.add(h, "relatedto", t)
+        return b.build()
+
+    ga, gb = graph(["plate", "cupboard", "kitchen"]), graph(["dog", "bone", "yard", "house", "cat"])
+    src = KGFusedForMultipleChoice.from_text_config(
+        BertConfig(vocab_size=99, **TINY), num_concepts=ga.num_concepts, num_relations=ga.num_relations,
+        graph_hash=ga.hash, text_encoder_name="all-MiniLM-L6-v2", num_fusion_layers=1, node_dim=16, graph_hidden_dim=16)
+    src.save_pretrained(tmp_path / "a")
+    same, _ = build_model(ModelConfig(init_from=str(tmp_path / "a")), ga)
+    other, _ = build_model(ModelConfig(init_from=str(tmp_path / "a")), gb)
+    assert same.node_embeddings.weight.shape[0] == ga.num_concepts
+    assert torch.equal(same.node_embeddings.weight, src.node_embeddings.weight)
+    assert other.node_embeddings.weight.shape[0] == gb.num_concepts
+    assert other.config.graph_hash == gb.hash
+    w = "text_encoder.embeddings.word_embeddings.weight"
+    assert torch.equal(dict(other.named_parameters())[w], dict(src.named_parameters())[w])
