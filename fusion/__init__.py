@@ -16,6 +16,9 @@ _EXPORTS = {
     "KGFusedConfig": "modeling",
     "KGFusedForMultipleChoice": "modeling",
     "KGFusedPreTrainedModel": "modeling",
+    "KGFusedForPreTraining": "pretraining",
+    "KGFusedPreTrainingOutput": "pretraining",
+    "load_for_finetuning": "pretraining",
     "KnowledgeableLayer": "layers",
     "supports_layer_fusion": "backbone",
 }

@@ -226,6 +226,10 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
         labels: ``[B]``; logits: ``[B, C]``.
     """
 
+    # A pre-training checkpoint (:class:`~kgfuse.fusion.pretraining.KGFusedForPreTraining`) has
+    # the same weights plus its MLM and dEA heads: loading it here drops them silently.
+    _keys_to_ignore_on_load_unexpected = [r"^mlm_head\.", r"^dea_head\."]
+
     def __init__(self, config: KGFusedConfig) -> None:
         super().__init__(config)
         self.text_encoder = AutoModel.from_config(config.text_config)

@@ -119,6 +119,21 @@ def test_checkpoints_load_both_ways(tmp_path):
     assert torch.isfinite(out.loss)
 
 
+def test_loading_a_pretraining_checkpoint_reports_no_unexpected_keys(tmp_path):
+    """The MLM and dEA heads of a pre-training checkpoint are dropped silently by the
+    multiple-choice model; only its fresh scorer is reported missing (and vice versa)."""
+    import kgfuse.fusion as fusion
+
+    assert fusion.KGFusedForPreTraining is KGFusedForPreTraining
+    build().save_pretrained(tmp_path / "pre")
+    mc, info = KGFusedForMultipleChoice.from_pretrained(tmp_path / "pre", output_loading_info=True)
+    assert info["unexpected_keys"] == set() and info["mismatched_keys"] == set()
+    assert info["missing_keys"] == {"classifier.weight", "classifier.bias"}
+    mc.save_pretrained(tmp_path / "mc")
+    _, info = KGFusedForPreTraining.from_pretrained(tmp_path / "mc", output_loading_info=True)
+    assert info["unexpected_keys"] == set() and info["missing_keys"] == set()
+
+
 def test_mlm_head_loaded_from_a_bert_checkpoint(tmp_path):
     torch.manual_seed(0)
     bert = BertForMaskedLM(tiny_text_config())
