@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,13 +28,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, AutoModelForMultipleChoice, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import MultipleChoiceModelOutput
+from transformers.utils import ModelOutput
 
 from ..encoders.base import GraphInputs, mean_pool
 from ..encoders.registry import build_graph_encoder
 from . import backbone
 from .layers import KnowledgeableLayer
 
-__all__ = ["KGFusedConfig", "KGFusedPreTrainedModel", "KGFusedForMultipleChoice"]
+__all__ = ["KGFusedConfig", "KGFusedPreTrainedModel", "KGFusedForMultipleChoice", "FusedEncoderOutput"]
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +173,27 @@ class _StaticGraphEncoder(nn.Module):
     def forward(self, graph, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         h = self.proj(x) + self.type_emb(graph.node_type)
         return h, mean_pool(h, graph.batch, int(graph.num_graphs))
+
+
+@dataclass
+class FusedEncoderOutput(ModelOutput):
+    """Output of :meth:`KGFusedForMultipleChoice.encode` (``S`` sequences, ``K`` entity slots).
+
+    Attributes:
+        last_hidden_state: ``[S, L, H]`` final token states (after the ERNIE layers, if any).
+        pooled_text: ``[S, H]`` text vector (:func:`kgfuse.fusion.backbone.pooled_text`).
+        graph_vector: ``[S, d_g]`` graph vector (``None`` without the graph).
+        entity_states: ``[S, K, H]`` fused entity states (``None`` without ERNIE layers).
+        entity_mask: ``[S, K]`` real (not padding) entity slots.
+        node_states: ``[N, d_g]`` graph-encoder node states.
+    """
+
+    last_hidden_state: Tensor | None = None
+    pooled_text: Tensor | None = None
+    graph_vector: Tensor | None = None
+    entity_states: Tensor | None = None
+    entity_mask: Tensor | None = None
+    node_states: Tensor | None = None
 
 
 def entity_sequences(entity_index: Tensor, node_batch: Tensor, num_statements: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -375,6 +398,93 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
         return groups
 
     # ------------------------------------------------------------------ forward
+    def encode(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        entity_index: Tensor | None = None,
+        node_concept_ids: Tensor | None = None,
+        node_type: Tensor | None = None,
+        node_batch: Tensor | None = None,
+        edge_index: Tensor | None = None,
+        edge_type: Tensor | None = None,
+        paths: Tensor | None = None,
+        path_rels: Tensor | None = None,
+        path_len: Tensor | None = None,
+        *,
+        use_graph: bool | None = None,
+        pool: bool = True,
+    ) -> FusedEncoderOutput:
+        """Run the fused encoder over ``S`` flat sequences (no scorer).
+
+        Three cases, by configuration:
+
+        - no graph (``use_graph=False``): the text encoder as it is;
+        - late fusion (no ERNIE layers): the full text encoder, then the graph encoder with
+          the pooled text as context;
+        - ERNIE fusion: embeddings and the lower ``L - M`` layers, the graph encoder with the
+          lower ``[CLS]`` state as context, then the ``M`` knowledgeable layers over tokens
+          and the entity sequence of each statement.
+
+        Args:
+            input_ids, attention_mask, token_type_ids, entity_index: ``[S, L]``.
+            node_concept_ids, node_type, node_batch, edge_index, edge_type, paths,
+                path_rels, path_len: the graph batch (``node_batch`` in ``0..S-1``).
+            use_graph: ``False`` runs the text encoder only even when the model has a graph
+                part (``None``: the configuration's ``use_graph``).
+            pool: also compute the pooled text vector.
+
+        Returns:
+            :class:`FusedEncoderOutput`.
+        """
+        if input_ids.dim() != 2:
+            raise ValueError(f"encode takes flat sequences: input_ids [S, L], got shape {tuple(input_ids.shape)}")
+        ids, mask, tt = input_ids, attention_mask, token_type_ids
+        S = ids.shape[0]
+        if use_graph is None:
+            use_graph = self.config.use_graph
+        elif use_graph and not self.config.use_graph:
+            raise ValueError("this model has no graph part (use_graph=False in its config)")
+        if not use_graph:
+            hidden = self._text_forward(ids, mask, tt).last_hidden_state
+            pooled = backbone.pooled_text(self.text_encoder, hidden, mask) if pool else None
+            return FusedEncoderOutput(last_hidden_state=hidden, pooled_text=pooled)
+        if node_concept_ids is None or node_batch is None:
+            raise ValueError("the graph part needs node_concept_ids and node_batch (batch with "
+                             "kgfuse.tasks.features.MultipleChoiceCollator or kgfuse.tasks.pretrain.PretrainingCollator)")
+        device = ids.device
+        if node_type is None:
+            node_type = torch.full_like(node_concept_ids, 2)
+        if edge_index is None:
+            edge_index = torch.zeros(2, 0, dtype=torch.long, device=device)
+            edge_type = torch.zeros(0, dtype=torch.long, device=device)
+        graph = GraphInputs(edge_index, edge_type, node_type, node_batch, S, paths, path_rels, path_len)
+        x = self.node_embeddings(node_concept_ids)
+        if not self.num_fused:  # late fusion
+            hidden = self._text_forward(ids, mask, tt).last_hidden_state
+            pooled = backbone.pooled_text(self.text_encoder, hidden, mask)
+            node_states, graph_vec = self.graph_encoder(graph, x, pooled)
+            return FusedEncoderOutput(last_hidden_state=hidden, pooled_text=pooled, graph_vector=graph_vec,
+                                      node_states=node_states)
+        hidden, amask = backbone.embed(self.text_encoder, ids, mask, tt)
+        layers = backbone.encoder_layers(self.text_encoder)
+        n_lower = len(layers) - self.num_fused
+        for layer in layers[:n_lower]:
+            hidden = layer(hidden, amask)
+        node_states, graph_vec = self.graph_encoder(graph, x, hidden[:, 0])
+        if entity_index is None:
+            entity_index = torch.full_like(ids, -1)
+        nodes, pos, token_slot, ent_mask = entity_sequences(entity_index, node_batch, S)
+        K, H = ent_mask.shape[1], hidden.shape[-1]
+        ents = hidden.new_zeros(S * K, H)
+        ents = ents.index_copy(0, pos, self.entity_proj(node_states[nodes]).to(hidden.dtype)).view(S, K, H)
+        for layer, fl in zip(layers[n_lower:], self.fusion_layers):
+            hidden, ents = fl(layer, hidden, amask, ents, ent_mask, token_slot)
+        pooled = backbone.pooled_text(self.text_encoder, hidden, mask) if pool else None
+        return FusedEncoderOutput(last_hidden_state=hidden, pooled_text=pooled, graph_vector=graph_vec,
+                                  entity_states=ents, entity_mask=ent_mask, node_states=node_states)
+
     def forward(
         self,
         input_ids: Tensor | None = None,
@@ -401,50 +511,15 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
         B, C, L = input_ids.shape
         S = B * C
         flat = lambda t: None if t is None else t.reshape(S, -1)  # noqa: E731
-        ids, mask, tt = flat(input_ids), flat(attention_mask), flat(token_type_ids)
-        cfg = self.config
-        parts: list[Tensor] = []
-        if not cfg.use_graph:
-            out = self._text_forward(ids, mask, tt)
-            parts.append(backbone.pooled_text(self.text_encoder, out.last_hidden_state, mask))
-        else:
-            if node_concept_ids is None or node_batch is None:
-                raise ValueError("use_graph=True needs node_concept_ids and node_batch (use MultipleChoiceCollator)")
-            device = ids.device
-            if node_type is None:
-                node_type = torch.full_like(node_concept_ids, 2)
-            if edge_index is None:
-                edge_index = torch.zeros(2, 0, dtype=torch.long, device=device)
-                edge_type = torch.zeros(0, dtype=torch.long, device=device)
-            graph = GraphInputs(edge_index, edge_type, node_type, node_batch, S, paths, path_rels, path_len)
-            x = self.node_embeddings(node_concept_ids)
-            if self.num_fused:
-                hidden, amask = backbone.embed(self.text_encoder, ids, mask, tt)
-                layers = backbone.encoder_layers(self.text_encoder)
-                n_lower = len(layers) - self.num_fused
-                for layer in layers[:n_lower]:
-                    hidden = layer(hidden, amask)
-                context = hidden[:, 0]
-            else:
-                out = self._text_forward(ids, mask, tt)
-                context = backbone.pooled_text(self.text_encoder, out.last_hidden_state, mask)
-            node_states, graph_vec = self.graph_encoder(graph, x, context)
-            if self.num_fused:
-                if entity_index is None:
-                    entity_index = torch.full_like(ids, -1)
-                nodes, pos, token_slot, ent_mask = entity_sequences(flat(entity_index), node_batch, S)
-                K = ent_mask.shape[1]
-                H = hidden.shape[-1]
-                ents = hidden.new_zeros(S * K, H)
-                ents = ents.index_copy(0, pos, self.entity_proj(node_states[nodes]).to(hidden.dtype)).view(S, K, H)
-                for layer, fl in zip(layers[n_lower:], self.fusion_layers):
-                    hidden, ents = fl(layer, hidden, amask, ents, ent_mask, token_slot)
-                text_vec = backbone.pooled_text(self.text_encoder, hidden)
-                m = ent_mask.unsqueeze(-1).to(ents.dtype)
-                ent_vec = (ents * m).sum(1) / m.sum(1).clamp(min=1.0)
-                parts += [text_vec, graph_vec.to(text_vec.dtype), ent_vec]
-            else:
-                parts += [context, graph_vec.to(context.dtype)]
+        enc = self.encode(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(entity_index),
+                          node_concept_ids, node_type, node_batch, edge_index, edge_type, paths, path_rels, path_len)
+        text_vec = enc.pooled_text
+        parts = [text_vec]
+        if enc.graph_vector is not None:
+            parts.append(enc.graph_vector.to(text_vec.dtype))
+        if enc.entity_states is not None:  # mean over each statement's fused entities
+            m = enc.entity_mask.unsqueeze(-1).to(enc.entity_states.dtype)
+            parts.append((enc.entity_states * m).sum(1) / m.sum(1).clamp(min=1.0))
         logits = self.classifier(self.dropout(torch.cat(parts, dim=-1))).view(B, C)
         loss = F.cross_entropy(logits, labels.view(-1)) if labels is not None else None
         if return_dict is False:

@@ -47,9 +47,7 @@ from transformers import AutoModelForPreTraining
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
-from ..encoders.base import GraphInputs
-from . import backbone
-from .modeling import KGFusedConfig, KGFusedForMultipleChoice, entity_sequences
+from .modeling import KGFusedConfig, KGFusedForMultipleChoice
 
 __all__ = [
     "KGFusedForPreTraining",
@@ -241,45 +239,6 @@ class KGFusedForPreTraining(KGFusedForMultipleChoice):
         return sorted(set(loaded))
 
     # ------------------------------------------------------------------ forward
-    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None,
-               entity_index: Tensor | None = None, node_concept_ids: Tensor | None = None,
-               node_type: Tensor | None = None, node_batch: Tensor | None = None, edge_index: Tensor | None = None,
-               edge_type: Tensor | None = None, paths: Tensor | None = None, path_rels: Tensor | None = None,
-               path_len: Tensor | None = None) -> Tensor:
-        """Final token states ``[S, L, H]`` of the fused encoder (the same computation as
-        :meth:`KGFusedForMultipleChoice.forward` up to its pooling)."""
-        ids = input_ids
-        S = ids.shape[0]
-        cfg = self.config
-        if not (cfg.use_graph and self.num_fused):
-            return self.text_encoder(input_ids=ids, attention_mask=attention_mask,
-                                     token_type_ids=token_type_ids).last_hidden_state
-        if node_concept_ids is None or node_batch is None:
-            raise ValueError("a model with fusion layers needs node_concept_ids and node_batch (use PretrainingCollator)")
-        device = ids.device
-        if node_type is None:
-            node_type = torch.full_like(node_concept_ids, 2)
-        if edge_index is None:
-            edge_index = torch.zeros(2, 0, dtype=torch.long, device=device)
-            edge_type = torch.zeros(0, dtype=torch.long, device=device)
-        graph = GraphInputs(edge_index, edge_type, node_type, node_batch, S, paths, path_rels, path_len)
-        x = self.node_embeddings(node_concept_ids)
-        hidden, amask = backbone.embed(self.text_encoder, ids, attention_mask, token_type_ids)
-        layers = backbone.encoder_layers(self.text_encoder)
-        n_lower = len(layers) - self.num_fused
-        for layer in layers[:n_lower]:
-            hidden = layer(hidden, amask)
-        node_states, _ = self.graph_encoder(graph, x, hidden[:, 0])
-        if entity_index is None:
-            entity_index = torch.full_like(ids, -1)
-        nodes, pos, token_slot, ent_mask = entity_sequences(entity_index, node_batch, S)
-        K, H = ent_mask.shape[1], hidden.shape[-1]
-        ents = hidden.new_zeros(S * K, H)
-        ents = ents.index_copy(0, pos, self.entity_proj(node_states[nodes]).to(hidden.dtype)).view(S, K, H)
-        for layer, fl in zip(layers[n_lower:], self.fusion_layers):
-            hidden, ents = fl(layer, hidden, amask, ents, ent_mask, token_slot)
-        return hidden
-
     def forward(
         self,
         input_ids: Tensor | None = None,
@@ -315,8 +274,10 @@ class KGFusedForPreTraining(KGFusedForMultipleChoice):
             mlm_labels = sq(mlm_labels)
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be [S, L], got shape {tuple(input_ids.shape)}")
+        # The graph only matters through the ERNIE layers here (no scorer takes a graph vector).
         hidden = self.encode(input_ids, attention_mask, token_type_ids, entity_index, node_concept_ids, node_type,
-                             node_batch, edge_index, edge_type, paths, path_rels, path_len)
+                             node_batch, edge_index, edge_type, paths, path_rels, path_len,
+                             use_graph=self.num_fused > 0, pool=False).last_hidden_state
         S, L, H = hidden.shape
         loss = mlm_loss = dea_loss = mlm_logits = dea_scores = None
         if mlm_labels is not None:

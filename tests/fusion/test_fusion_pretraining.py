@@ -134,6 +134,33 @@ def test_loading_a_pretraining_checkpoint_reports_no_unexpected_keys(tmp_path):
     assert info["unexpected_keys"] == set() and info["missing_keys"] == set()
 
 
+def test_pretraining_and_multiple_choice_share_one_encoder(tmp_path):
+    """The pre-training forward runs the multiple-choice model's ``encode``: same weights, same
+    token states; and ``forward`` scores from ``encode``'s pooled text, graph and entity vectors."""
+    mc = build(KGFusedForMultipleChoice, fusion_zero_init=False).eval()
+    mc.save_pretrained(tmp_path)
+    pre = KGFusedForPreTraining.from_pretrained(tmp_path).eval()
+    b = batch()
+    graph = {k: b[k] for k in ("input_ids", "attention_mask", "entity_index", "node_concept_ids", "node_type",
+                               "node_batch", "edge_index", "edge_type")}
+    with torch.no_grad():
+        enc = mc.encode(**graph)
+        got = pre(**b).last_hidden_state
+        assert enc.last_hidden_state.shape == (2, 8, 32) and torch.equal(got, enc.last_hidden_state)
+        assert enc.entity_mask.tolist() == [[True, True], [True, False]]
+        ent_vec = (enc.entity_states * enc.entity_mask.unsqueeze(-1)).sum(1) / enc.entity_mask.sum(1, keepdim=True)
+        feats = torch.cat([enc.pooled_text, enc.graph_vector, ent_vec], -1)
+        as_mc = {k: v.unsqueeze(0) if k in ("input_ids", "attention_mask", "entity_index") else v for k, v in graph.items()}
+        logits = mc(**as_mc).logits
+        assert torch.allclose(logits.view(-1), mc.classifier(feats).view(-1), atol=1e-6)
+        text_only = mc.encode(b["input_ids"], b["attention_mask"], use_graph=False)
+        assert text_only.graph_vector is None and not torch.allclose(text_only.last_hidden_state, got)
+    with pytest.raises(ValueError, match="needs node_concept_ids"):
+        mc.encode(b["input_ids"], b["attention_mask"])
+    with pytest.raises(ValueError, match="no graph part"):
+        build(KGFusedForMultipleChoice, use_graph=False).encode(b["input_ids"], use_graph=True)
+
+
 def test_mlm_head_loaded_from_a_bert_checkpoint(tmp_path):
     torch.manual_seed(0)
     bert = BertForMaskedLM(tiny_text_config())
