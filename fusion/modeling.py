@@ -397,6 +397,73 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
                 groups["fusion"].append((n, p))
         return groups
 
+    # ------------------------------------------------------------------ raw-text inference
+    def predictor(self, *, graph: Any = None, check_graph: bool = True):
+        """The :class:`~kgfuse.tasks.inference.KGFusePredictor` around *this* model, with the
+        tokenizer, graph, linker and retriever recorded in the folder the model was loaded
+        from (``from_pretrained(folder)`` on a ``<run>/model`` folder written by ``kgfuse train``).
+
+        Built once and cached on the model; a new ``graph`` or a changed pipeline file
+        (``kgfuse_pipeline.json``) rebuilds it.
+
+        Args:
+            graph: the graph (a path or a :class:`~kgfuse.kg.KnowledgeGraph`) when the
+                recorded graph path is not valid here; its hash must be the recorded one.
+            check_graph: check the graph's hash against the recorded one.
+
+        Raises:
+            ValueError: the model was not loaded from such a folder.
+        """
+        import hashlib
+        from pathlib import Path
+
+        from kgfuse.tasks.inference import KGFusePredictor
+        from kgfuse.tasks.pipeline import PIPELINE_FILE
+
+        src = self.config.name_or_path
+        folder = Path(src).expanduser() if src else None
+        info = folder / PIPELINE_FILE if folder is not None else None
+        if info is None or not info.is_file():
+            where = (f"was loaded from {src}, which has no {PIPELINE_FILE}" if src
+                     else "was not loaded from a saved folder")
+            raise ValueError(
+                f"model.predict needs the graph, linker and retriever the model was trained with, read from the "
+                f"{PIPELINE_FILE} of the folder it was loaded from; this model {where}. Load a trained model with "
+                f"KGFusedForMultipleChoice.from_pretrained('<run>/model') (the folder `kgfuse train` writes), or use "
+                f"kgfuse.tasks.inference.KGFusePredictor.from_pretrained(folder, graph=...)"
+            )
+        g_key = None if graph is None else (str(graph) if isinstance(graph, (str, os.PathLike)) else getattr(graph, "hash", id(graph)))
+        key = (str(folder.resolve()), hashlib.sha256(info.read_bytes()).hexdigest(), g_key, bool(check_graph))
+        cached = self.__dict__.get("_kgfuse_predictor")
+        if cached is None or cached[0] != key:
+            cached = (key, KGFusePredictor.for_model(self, folder, graph=graph, check_graph=check_graph))
+            self.__dict__["_kgfuse_predictor"] = cached
+        return cached[1]
+
+    def predict(self, question: str, choices: list[str], *, top_k: int = 3):
+        """Answer a question given as raw text, with the graph and linker the model was
+        trained with (see :meth:`predictor`).
+
+        The model is switched to eval mode for the call and back afterwards.
+
+        Args:
+            question: question text.
+            choices: at least two answer texts.
+            top_k: reasoning lines kept in the explanation.
+
+        Returns:
+            :class:`kgfuse.tasks.inference.Prediction` (scores, probabilities, chosen answer,
+            explanation, linked concepts).
+        """
+        was_training = self.training  # (building the predictor sets eval mode)
+        pred = self.predictor()
+        pred.device = self.device
+        self.eval()
+        try:
+            return pred.predict(question, choices, top_k=top_k)
+        finally:
+            self.train(was_training)
+
     # ------------------------------------------------------------------ forward
     def encode(
         self,

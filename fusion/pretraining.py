@@ -197,6 +197,10 @@ class KGFusedForPreTraining(KGFusedForMultipleChoice):
         if isinstance(module, MaskedLMHead):
             init.zeros_(module.bias)
 
+    def predictor(self, **kwargs: Any):
+        raise TypeError("a pre-training model has no multiple-choice scorer: fine-tune it first "
+                        "(kgfuse train with init_from, or load_for_finetuning) and predict with that model")
+
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_text_pretrained(cls, name_or_path: str | os.PathLike | None = None, **kwargs: Any) -> "KGFusedForPreTraining":

@@ -11,6 +11,10 @@ rebuilds that pipeline::
     out = p.predict("Where would you put a plate after drying it?", ["cupboard", "oven", "roof"])
     out.choice, out.probs, out.explanation   # 'cupboard', [...], ['plate --atlocation--> cupboard']
 
+A model loaded with ``KGFusedForMultipleChoice.from_pretrained("runs/demo/model")`` does the same
+through ``model.predict(question, choices)`` (:meth:`KGFusePredictor.for_model` around the model
+itself, cached on it).
+
 The graph is loaded from the recorded path, or from ``graph=`` (a path or a
 :class:`~kgfuse.kg.KnowledgeGraph`); its hash must equal the recorded one (the node
 embedding table follows its concept ids), unless ``check_graph=False``.
@@ -96,23 +100,42 @@ class KGFusePredictor:
     def from_pretrained(cls, model_dir: str | os.PathLike, *, graph: Any = None, check_graph: bool = True,
                         device: str | None = None) -> "KGFusePredictor":
         """Load a model folder written by ``kgfuse train`` (or :func:`save_predictor`)."""
-        from kgfuse.encoders.text import load_tokenizer
         from kgfuse.fusion import KGFusedForMultipleChoice
 
         model_dir = Path(model_dir).expanduser()
-        info_path = model_dir / PIPELINE_FILE
-        if not info_path.is_file():
-            raise FileNotFoundError(
-                f"{model_dir} has no {PIPELINE_FILE}: not a kgfuse model folder (use <run>/model written by `kgfuse train`)"
-            )
-        info = json.loads(info_path.read_text())
+        _read_info(model_dir)  # a clear error before loading any weights
         model = KGFusedForMultipleChoice.from_pretrained(str(model_dir))
+        return cls.for_model(model, model_dir, graph=graph, check_graph=check_graph, device=device)
+
+    @classmethod
+    def for_model(cls, model: Any, model_dir: str | os.PathLike, *, graph: Any = None, check_graph: bool = True,
+                  device: str | None = None) -> "KGFusePredictor":
+        """A predictor around an already loaded ``model`` with the tokenizer and the pipeline
+        (graph, linker, retriever) recorded in ``model_dir`` (what
+        :meth:`KGFusedForMultipleChoice.predict <kgfuse.fusion.KGFusedForMultipleChoice.predict>` uses).
+
+        Raises:
+            FileNotFoundError: ``model_dir`` has no :data:`~kgfuse.tasks.pipeline.PIPELINE_FILE`,
+                or the recorded graph is gone and no ``graph`` is given.
+            GraphMismatchError: the graph, or the model's recorded ``graph_hash``, is not the
+                one the folder records (with ``check_graph``).
+        """
+        from kgfuse.encoders.text import load_tokenizer
+
+        model_dir = Path(model_dir).expanduser()
+        info = _read_info(model_dir)
         tokenizer = load_tokenizer(str(model_dir))
         use_graph = bool(getattr(model.config, "use_graph", True)) and not info.get("lm_only", False)
         g = linker = retriever = None
         if use_graph:
-            g = _graph_from(graph, info, model_dir)
             want = info["graph"].get("hash")
+            own = getattr(model.config, "graph_hash", None)
+            if check_graph and want and own and own != want:
+                raise GraphMismatchError(
+                    f"the model's config records graph {own}, but {model_dir / PIPELINE_FILE} records {want}: "
+                    "the model does not belong to this folder"
+                )
+            g = _graph_from(graph, info, model_dir)
             if check_graph and want and g.hash != want:
                 raise GraphMismatchError(
                     f"the graph given has hash {g.hash}, the model was trained on {want} "
@@ -207,6 +230,15 @@ class KGFusePredictor:
         if self.linker is None:
             return []
         return self.linker.link(text)
+
+
+def _read_info(model_dir: Path) -> dict[str, Any]:
+    info_path = model_dir / PIPELINE_FILE
+    if not info_path.is_file():
+        raise FileNotFoundError(
+            f"{model_dir} has no {PIPELINE_FILE}: not a kgfuse model folder (use <run>/model written by `kgfuse train`)"
+        )
+    return json.loads(info_path.read_text())
 
 
 def _graph_from(graph: Any, info: dict[str, Any], model_dir: Path):
