@@ -18,22 +18,81 @@ Supported families:
   ``intermediate.dense``, ``output``): BERT, RoBERTa, MiniLM/TinyBERT (BERT checkpoints),
   ELECTRA (with its ``embeddings_project``), XLM-RoBERTa, CamemBERT;
 - ``"distilbert"``: ``embeddings`` + ``transformer.layer`` with ``attention``,
-  ``sa_layer_norm``, ``ffn.lin1/lin2``, ``output_layer_norm``.
+  ``sa_layer_norm``, ``ffn.lin1/lin2``, ``output_layer_norm``;
+- ``"albert"``: ``embeddings`` + ``encoder.embedding_hidden_mapping_in`` +
+  ``encoder.albert_layer_groups[g].albert_layers[0]`` (ALBERT, Lan et al. 2020), whose
+  ``num_hidden_layers`` layer positions share the weights of ``num_hidden_groups`` groups
+  (one shared layer for the released checkpoints). :func:`encoder_layers` lists the layer
+  *used at each position* (the same module repeated); the fused model gives its ERNIE
+  positions their own copies (:func:`shares_layers`). Groups of several inner layers
+  (``inner_group_num > 1``) get late fusion.
+
+Other architectures (GPT-2, XLNet, T5's encoder...) get late fusion; encoder-decoder
+configurations (T5, mT5, UMT5) are built as their encoder-only model
+(:func:`text_model_class`).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["family", "supports_layer_fusion", "embed", "encoder_layers", "token_attention", "feed_forward_parts", "pooled_text"]
+__all__ = ["family", "supports_layer_fusion", "shares_layers", "text_model_class", "build_text_model", "embed", "encoder_layers",
+           "token_attention", "feed_forward_parts", "pooled_text"]
+
+
+def text_model_class(config: Any) -> type:
+    """The class that builds a text encoder from ``config``: ``AutoModel``'s choice, except
+    for encoder-decoder models, whose encoder-only class is used (``T5EncoderModel`` for
+    T5, likewise mT5 and UMT5): kgfuse reads text, it generates nothing.
+
+    Raises:
+        ValueError: an encoder-decoder family without an encoder-only class.
+    """
+    import transformers
+    from transformers import AutoModel
+
+    try:
+        full = AutoModel._model_mapping[type(config)]
+    except KeyError:
+        return AutoModel  # AutoModel itself says which configurations it knows
+    # T5EncoderModel sets is_encoder_decoder=False on its config (so a saved config says
+    # False): the encoder-only class, where there is one, decides.
+    name = full.__name__.removesuffix("Model") + "EncoderModel"
+    cls = getattr(transformers, name, None) if full.__name__.endswith("Model") else None
+    if cls is not None:
+        return cls
+    if getattr(config, "is_encoder_decoder", False):
+        raise ValueError(
+            f"{full.__name__} is an encoder-decoder model without an encoder-only class ({name}); "
+            "kgfuse needs an encoder (use a T5/mT5/UMT5 checkpoint or any encoder model)"
+        )
+    return AutoModel
+
+
+def build_text_model(config: Any) -> nn.Module:
+    """A randomly initialised text encoder for ``config`` (see :func:`text_model_class`)."""
+    from transformers import AutoModel
+
+    cls = text_model_class(config)
+    return AutoModel.from_config(config) if cls is AutoModel else cls._from_config(config)
+
+
+def _albert_groups(model: nn.Module) -> nn.ModuleList | None:
+    groups = getattr(getattr(model, "encoder", None), "albert_layer_groups", None)
+    return groups if isinstance(groups, nn.ModuleList) and len(groups) else None
 
 
 def family(model: nn.Module) -> str | None:
-    """``"bert"``, ``"distilbert"`` or ``None`` (no layer fusion possible)."""
+    """``"bert"``, ``"distilbert"``, ``"albert"`` or ``None`` (no layer fusion possible)."""
     if getattr(model, "embeddings", None) is None:
+        return None
+    groups = _albert_groups(model)
+    if groups is not None:
+        if all(len(g.albert_layers) == 1 for g in groups):
+            return "albert"
         return None
     layers = getattr(getattr(model, "encoder", None), "layer", None)
     if isinstance(layers, nn.ModuleList) and len(layers):
@@ -53,6 +112,12 @@ def supports_layer_fusion(model: nn.Module) -> bool:
     return family(model) is not None
 
 
+def shares_layers(model: nn.Module) -> bool:
+    """Whether several layer positions of ``model`` run the same module (ALBERT)."""
+    layers = encoder_layers(model) if supports_layer_fusion(model) else []
+    return len({id(m) for m in layers}) < len(layers)
+
+
 def _require(model: nn.Module) -> str:
     fam = family(model)
     if fam is None:
@@ -63,8 +128,18 @@ def _require(model: nn.Module) -> str:
     return fam
 
 
-def encoder_layers(model: nn.Module) -> nn.ModuleList:
-    return model.encoder.layer if _require(model) == "bert" else model.transformer.layer
+def encoder_layers(model: nn.Module) -> list[nn.Module]:
+    """The layer run at each of the ``num_hidden_layers`` positions, bottom to top (for ALBERT
+    the shared layer of each position's group, so the same module may appear several times)."""
+    fam = _require(model)
+    if fam == "bert":
+        return list(model.encoder.layer)
+    if fam == "distilbert":
+        return list(model.transformer.layer)
+    groups = model.encoder.albert_layer_groups
+    n = model.config.num_hidden_layers
+    # ALBERT's own assignment of positions to groups (AlbertTransformer.forward)
+    return [groups[int(i / (n / len(groups)))].albert_layers[0] for i in range(n)]
 
 
 def embed(model: nn.Module, input_ids: Tensor, attention_mask: Tensor | None,
@@ -77,6 +152,8 @@ def embed(model: nn.Module, input_ids: Tensor, attention_mask: Tensor | None,
     else:
         hidden = model.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
     proj = getattr(model, "embeddings_project", None)  # ELECTRA when embedding_size != hidden_size
+    if proj is None:
+        proj = getattr(model.encoder, "embedding_hidden_mapping_in", None) if hasattr(model, "encoder") else None  # ALBERT
     if proj is not None:
         hidden = proj(hidden)
     mask = create_bidirectional_mask(config=model.config, inputs_embeds=hidden, attention_mask=attention_mask)
@@ -99,15 +176,22 @@ def feed_forward_parts(layer: nn.Module) -> tuple[nn.Linear, Callable[[Tensor], 
     if hasattr(layer, "sa_layer_norm"):  # DistilBERT
         ffn = layer.ffn
         return ffn.lin1, ffn.activation, lambda h, res: layer.output_layer_norm(ffn.dropout(ffn.lin2(h)) + res)
+    if hasattr(layer, "full_layer_layer_norm"):  # ALBERT (AlbertLayer.ff_chunk: no dropout on the FFN output)
+        return layer.ffn, layer.activation, lambda h, res: layer.full_layer_layer_norm(layer.ffn_output(h) + res)
     return layer.intermediate.dense, layer.intermediate.intermediate_act_fn, layer.output
 
 
 def pooled_text(model: nn.Module, sequence: Tensor, attention_mask: Tensor | None = None) -> Tensor:
     """The text vector of each sequence: the model's pooler over ``[CLS]`` when it has one
-    (BERT, RoBERTa); else the ``[CLS]`` state for the BERT-style families (ELECTRA,
-    DistilBERT); for any other architecture (GPT-2, XLNet, T5 encoder...), the mean over
-    the non-padding tokens (a first-token state means nothing for a causal model)."""
+    (BERT, RoBERTa: a module over the sequence; ALBERT: ``tanh(Linear(h_[CLS]))``); else the
+    ``[CLS]`` state for the BERT-style families (ELECTRA, DistilBERT); for any other
+    architecture (GPT-2, XLNet, T5 encoder...), the mean over the non-padding tokens (a
+    first-token state means nothing for a causal model)."""
     pooler = getattr(model, "pooler", None)
+    if isinstance(pooler, nn.Linear):  # ALBERT: pooler + pooler_activation over [CLS]
+        out = pooler(sequence[:, 0])
+        act = getattr(model, "pooler_activation", None)
+        return act(out) if act is not None else out
     if pooler is not None:
         return pooler(sequence)
     if family(model) is not None or attention_mask is None:

@@ -17,6 +17,7 @@ Importing this module registers ``"kgfuse"`` with ``AutoConfig`` and
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import os
@@ -26,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from transformers import AutoConfig, AutoModel, AutoModelForMultipleChoice, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModelForMultipleChoice, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import MultipleChoiceModelOutput
 from transformers.utils import ModelOutput
 
@@ -255,13 +256,14 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
 
     def __init__(self, config: KGFusedConfig) -> None:
         super().__init__(config)
-        self.text_encoder = AutoModel.from_config(config.text_config)
+        self.text_encoder = backbone.build_text_model(config.text_config)
         tc = self.text_encoder.config
         H = tc.hidden_size
         self.num_fused = config.fused_layers
         if self.num_fused and not backbone.supports_layer_fusion(self.text_encoder):
             logger.warning(
-                "kgfuse: %s has no BERT-style layers; ERNIE fusion is off and the graph is joined by late fusion",
+                "kgfuse: %s has no layers ERNIE fusion can wrap (BERT-style, DistilBERT, ALBERT with one layer per "
+                "group); ERNIE fusion is off and the graph is joined by late fusion",
                 type(self.text_encoder).__name__,
             )
             self.num_fused = 0
@@ -296,11 +298,39 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
                     )
                     for _ in range(self.num_fused)
                 )
+                if backbone.shares_layers(self.text_encoder):
+                    # ALBERT: the fused positions get their own copies of the shared layer, so
+                    # that fine-tuning them leaves the layer of the lower positions alone.
+                    top = backbone.encoder_layers(self.text_encoder)[-self.num_fused:]
+                    self.text_layer_copies = nn.ModuleList(copy.deepcopy(m) for m in top)
                 feat += H
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(feat, 1)
         self._takes_token_types = "token_type_ids" in inspect.signature(self.text_encoder.forward).parameters
         self.post_init()
+        self.sync_text_layer_copies()
+
+    def sync_text_layer_copies(self) -> None:
+        """Set the fused positions' own layer copies (ALBERT) to the text encoder's shared
+        layer weights: done at construction and after loading pretrained text weights."""
+        copies = getattr(self, "text_layer_copies", None)
+        if copies is None:
+            return
+        top = backbone.encoder_layers(self.text_encoder)[-self.num_fused:]
+        with torch.no_grad():
+            for dst, src in zip(copies, top):
+                for a, b in zip(dst.parameters(), src.parameters()):
+                    if a.device.type != "meta" and b.device.type != "meta":
+                        a.copy_(b)
+
+    def fused_text_layers(self) -> list[nn.Module]:
+        """The text layers the ERNIE layers wrap, bottom to top (the top ``M`` layers of the
+        text encoder, or their own copies for a weight-sharing encoder)."""
+        copies = getattr(self, "text_layer_copies", None)
+        if copies is not None:
+            return list(copies)
+        layers = backbone.encoder_layers(self.text_encoder)
+        return layers[len(layers) - self.num_fused:]
 
     def _text_forward(self, ids: Tensor, mask: Tensor | None, tt: Tensor | None):
         kw = {"token_type_ids": tt} if (tt is not None and self._takes_token_types) else {}
@@ -340,7 +370,8 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
         from ..encoders.text import resolve_text_encoder
 
         path = resolve_text_encoder(name_or_path)
-        text = AutoModel.from_pretrained(path, local_files_only=local_files_only)
+        text_cls = backbone.text_model_class(AutoConfig.from_pretrained(path, local_files_only=local_files_only))
+        text = text_cls.from_pretrained(path, local_files_only=local_files_only)
         kw = dict(config_kwargs)
         if graph is not None:
             kw.setdefault("num_concepts", graph.num_concepts)
@@ -373,6 +404,7 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
         missing, unexpected = model.text_encoder.load_state_dict(text.state_dict(), strict=False)
         if unexpected or [k for k in missing if "position_ids" not in k]:
             raise ValueError(f"text encoder weights do not fit: missing={missing}, unexpected={unexpected}")
+        model.sync_text_layer_copies()
         if table is not None and config.use_graph:
             if tuple(table.shape) != tuple(model.node_embeddings.weight.shape):
                 raise ValueError(
@@ -384,12 +416,12 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
         return model
 
     def parameter_groups(self) -> dict[str, list[tuple[str, nn.Parameter]]]:
-        """Parameters by part, for per-part learning rates: ``lm`` (the text encoder),
-        ``gnn`` (graph encoder + node embeddings), ``fusion`` (ERNIE layers, entity
-        projection, scorer)."""
+        """Parameters by part, for per-part learning rates: ``lm`` (the text encoder and
+        its fused layer copies, if any), ``gnn`` (graph encoder + node embeddings),
+        ``fusion`` (ERNIE layers, entity projection, scorer)."""
         groups: dict[str, list[tuple[str, nn.Parameter]]] = {"lm": [], "gnn": [], "fusion": []}
         for n, p in self.named_parameters():
-            if n.startswith("text_encoder."):
+            if n.startswith(("text_encoder.", "text_layer_copies.")):
                 groups["lm"].append((n, p))
             elif n.startswith(("graph_encoder.", "node_embeddings.")):
                 groups["gnn"].append((n, p))
@@ -546,7 +578,7 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
         K, H = ent_mask.shape[1], hidden.shape[-1]
         ents = hidden.new_zeros(S * K, H)
         ents = ents.index_copy(0, pos, self.entity_proj(node_states[nodes]).to(hidden.dtype)).view(S, K, H)
-        for layer, fl in zip(layers[n_lower:], self.fusion_layers):
+        for layer, fl in zip(self.fused_text_layers(), self.fusion_layers):
             hidden, ents = fl(layer, hidden, amask, ents, ent_mask, token_slot)
         pooled = backbone.pooled_text(self.text_encoder, hidden, mask) if pool else None
         return FusedEncoderOutput(last_hidden_state=hidden, pooled_text=pooled, graph_vector=graph_vec,

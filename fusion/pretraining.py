@@ -21,7 +21,7 @@ embeddings, the graph encoder, the entity projection and the fusion layers, plus
 
 - ``mlm_head``: BERT's prediction head (``transform.dense``, ``transform.LayerNorm``, ``bias``)
   whose decoder is tied to the text encoder's input embeddings; loaded from the checkpoint's
-  ``cls.predictions.*`` (BERT) or ``lm_head.*`` (RoBERTa) weights when it has them, fresh
+  ``cls.predictions.*`` (BERT), ``lm_head.*`` (RoBERTa) or ``predictions.*`` (ALBERT) weights when it has them, fresh
   otherwise (e.g. all-MiniLM-L6-v2, a sentence encoder, has none);
 - ``dea_head``: :math:`f` above.
 
@@ -63,7 +63,7 @@ logger = logging.getLogger(__name__)
 
 #: Parameter-name prefixes whose meaning does not depend on the graph's concept and relation
 #: ids: they transfer from a checkpoint pre-trained on another graph.
-GRAPH_INDEPENDENT_PREFIXES = ("text_encoder.", "entity_proj.", "fusion_layers.")
+GRAPH_INDEPENDENT_PREFIXES = ("text_encoder.", "text_layer_copies.", "entity_proj.", "fusion_layers.")
 
 # checkpoint prefix -> our prefix, for MLM heads of pretrained checkpoints
 _MLM_HEAD_KEYS = (
@@ -73,6 +73,9 @@ _MLM_HEAD_KEYS = (
     ("lm_head.dense.", "transform.dense."),  # RoBERTa
     ("lm_head.layer_norm.", "transform.LayerNorm."),
     ("lm_head.bias", "bias"),
+    ("predictions.dense.", "transform.dense."),  # ALBERT
+    ("predictions.LayerNorm.", "transform.LayerNorm."),
+    ("predictions.bias", "bias"),
 )
 
 
@@ -216,7 +219,7 @@ class KGFusedForPreTraining(KGFusedForMultipleChoice):
 
     def load_mlm_head(self, folder: str | os.PathLike) -> list[str]:
         """Copy a pretrained MLM head (``cls.predictions.*`` of BERT checkpoints, ``lm_head.*``
-        of RoBERTa ones) from the ``*.safetensors`` files of ``folder`` into ``mlm_head``.
+        of RoBERTa ones, ``predictions.*`` of ALBERT ones) from the ``*.safetensors`` files of ``folder`` into ``mlm_head``.
 
         Returns the names of the parameters loaded (empty: the head stays fresh).
         """

@@ -215,3 +215,31 @@ def test_load_for_finetuning_same_and_other_graph(tmp_path):
     info = transfer_pretrained_weights(tmp_path / "pre", build(KGFusedForMultipleChoice, seed=5))
     assert not any(k.startswith(("node_embeddings", "graph_encoder", "mlm_head", "dea_head")) for k in info["loaded"])
     assert any(k.startswith("graph_encoder") for k in info["skipped"])
+
+
+def test_albert_mlm_head_and_shared_layer_copies(tmp_path):
+    """An ALBERT masked-LM checkpoint: its MLM head is loaded, the fused position runs its own
+    copy of the shared layer, and with no entities the MLM logits equal AlbertForMaskedLM's."""
+    from transformers import AlbertConfig, AlbertForMaskedLM
+
+    torch.manual_seed(0)
+    cfg = AlbertConfig(vocab_size=99, embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                       intermediate_size=37, max_position_embeddings=64)
+    albert = AlbertForMaskedLM(cfg)
+    with torch.no_grad():
+        albert.predictions.bias.normal_()
+    albert.save_pretrained(tmp_path / "albert")
+    albert = AlbertForMaskedLM.from_pretrained(tmp_path / "albert").eval()
+    model = KGFusedForPreTraining.from_text_pretrained(tmp_path / "albert", num_concepts=NUM_CONCEPTS,
+                                                       num_relations=NUM_RELATIONS, node_dim=12, graph_hidden_dim=16,
+                                                       num_fusion_layers=1).eval()
+    assert torch.equal(model.mlm_head.bias, albert.predictions.bias)
+    assert torch.equal(model.mlm_head.transform.dense.weight, albert.predictions.dense.weight)
+    assert len(model.text_layer_copies) == 1
+    ids = torch.randint(5, 99, (2, 7))
+    labels = torch.full_like(ids, -100)
+    labels[:, 3] = ids[:, 3]
+    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), node_concept_ids=torch.zeros(0, dtype=torch.long),
+                node_batch=torch.zeros(0, dtype=torch.long), mlm_labels=labels)
+    ref = albert(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[:, 3]
+    assert torch.allclose(out.mlm_logits, ref, atol=1e-4)
