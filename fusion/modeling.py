@@ -11,6 +11,12 @@
    with the GNN state of its concept;
 4. a linear scorer over ``[pooled text ; graph vector ; mean fused entity state]``.
 
+:meth:`KGFusedForMultipleChoice.encode` is steps 1-3 (shared with
+:class:`~kgfuse.fusion.pretraining.KGFusedForPreTraining`); ``forward`` adds step 4.
+:meth:`KGFusedForMultipleChoice.predict` answers raw text with the graph and linker recorded in
+the folder the model was loaded from. Encoder families: :mod:`kgfuse.fusion.backbone` (ALBERT's
+shared layer is copied for the fused positions: ``text_layer_copies``).
+
 Importing this module registers ``"kgfuse"`` with ``AutoConfig`` and
 ``AutoModelForMultipleChoice``.
 """
