@@ -161,6 +161,17 @@ def test_pretraining_and_multiple_choice_share_one_encoder(tmp_path):
         build(KGFusedForMultipleChoice, use_graph=False).encode(b["input_ids"], use_graph=True)
 
 
+def assert_same_mlm_logits_without_entities(model, masked_lm):
+    """With no entities, the fused model's MLM logits at a masked position equal the checkpoint's."""
+    ids = torch.randint(5, 99, (2, 7))
+    labels = torch.full_like(ids, -100)
+    labels[:, 3] = ids[:, 3]
+    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), node_concept_ids=torch.zeros(0, dtype=torch.long),
+                node_batch=torch.zeros(0, dtype=torch.long), mlm_labels=labels)
+    ref = masked_lm(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[:, 3]
+    assert torch.allclose(out.mlm_logits, ref, atol=1e-4)
+
+
 def test_mlm_head_loaded_from_a_bert_checkpoint(tmp_path):
     torch.manual_seed(0)
     bert = BertForMaskedLM(tiny_text_config())
@@ -175,13 +186,7 @@ def test_mlm_head_loaded_from_a_bert_checkpoint(tmp_path):
     # with no graph input effect (no entities), the fused model's MLM logits equal BertForMaskedLM's
     model.eval()
     bert.eval()
-    ids = torch.randint(5, 99, (2, 7))
-    labels = torch.full_like(ids, -100)
-    labels[:, 3] = ids[:, 3]
-    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), node_concept_ids=torch.zeros(0, dtype=torch.long),
-                node_batch=torch.zeros(0, dtype=torch.long), mlm_labels=labels)
-    ref = bert(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[:, 3]
-    assert torch.allclose(out.mlm_logits, ref, atol=1e-4)
+    assert_same_mlm_logits_without_entities(model, bert)
 
 
 def test_dea_without_fusion_layers_is_a_clear_error():
@@ -236,10 +241,4 @@ def test_albert_mlm_head_and_shared_layer_copies(tmp_path):
     assert torch.equal(model.mlm_head.bias, albert.predictions.bias)
     assert torch.equal(model.mlm_head.transform.dense.weight, albert.predictions.dense.weight)
     assert len(model.text_layer_copies) == 1
-    ids = torch.randint(5, 99, (2, 7))
-    labels = torch.full_like(ids, -100)
-    labels[:, 3] = ids[:, 3]
-    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), node_concept_ids=torch.zeros(0, dtype=torch.long),
-                node_batch=torch.zeros(0, dtype=torch.long), mlm_labels=labels)
-    ref = albert(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[:, 3]
-    assert torch.allclose(out.mlm_logits, ref, atol=1e-4)
+    assert_same_mlm_logits_without_entities(model, albert)
