@@ -49,3 +49,22 @@ def test_wheel_contains_only_kgfuse(tmp_path):
     assert "kgfuse/kg/graph.py" in names
     # the bundled sample data travels with the package
     assert any(n.startswith("kgfuse/data/") and n.endswith(".csv") for n in names), "sample data missing from wheel"
+
+
+def test_spacy_finds_the_linker_component_through_its_entry_point(tmp_path):
+    """A user's spaCy pipeline can add "kgfuse_linker" without importing kgfuse first."""
+    from kgfuse.kg import GraphBuilder
+
+    b = GraphBuilder()
+    b.add("plate", "atlocation", "cupboard")
+    b.build().save(tmp_path / "g")
+    code = (
+        "import spacy, sys\n"
+        "nlp = spacy.blank('en')\n"
+        f"nlp.add_pipe('kgfuse_linker', config={{'graph_path': {str(tmp_path / 'g')!r}}})\n"
+        "doc = nlp('Put the plate in the cupboard.')\n"
+        "print(sorted(s.label_ for s in doc.spans['kgfuse_concepts']))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "['cupboard', 'plate']"
