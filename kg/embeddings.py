@@ -45,9 +45,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 KGE_MODELS = ("transe", "distmult", "rotate")
-_FORMAT = "kgfuse-kge-v1"
-# Per-model learning rates (those of PyG's examples/kge_fb15k_237.py).
-_DEFAULT_LR = {"transe": 0.01, "distmult": 0.0001, "rotate": 0.001}
+# v2: TransE entity rows start on the unit L_p sphere and TransE's default learning rate
+# depends on (dim, p_norm); v1 files (same tensors) still load, but v1 cache keys are not reused.
+_FORMAT = "kgfuse-kge-v2"
+_READABLE_FORMATS = ("kgfuse-kge-v1", _FORMAT)
+# Per-model learning rates (DistMult / RotatE: those of PyG's examples/kge_fb15k_237.py;
+# TransE: see ``KGEConfig.resolved_lr``).
+_DEFAULT_LR = {"distmult": 0.0001, "rotate": 0.001}
 
 
 @dataclass(frozen=True)
@@ -59,10 +63,19 @@ class KGEConfig:
         dim: embedding width (RotatE: per real/imaginary part).
         epochs: passes over the training edges.
         batch_size: positive edges per step (as many negatives, head or tail corrupted).
-        lr: Adam learning rate (default per model).
+        lr: Adam learning rate. Default: DistMult 1e-4, RotatE 1e-3 (PyG's FB15k-237
+            example); TransE ``0.1 * dim ** (-1 / p_norm)`` (0.01 for the default L2 norm
+            and dim 100), i.e. a tenth of the size of one coordinate of a unit-norm entity
+            vector. Adam moves every coordinate by about ``lr`` per step whatever the
+            gradient's scale, so a learning rate fixed without regard to that size lets the
+            relation vectors outgrow the normalised entity vectors, and TransE collapses
+            (see :func:`_build_model`).
         weight_decay: Adam weight decay (default 0; a positive value needs ``sparse=False``).
         margin: TransE / RotatE margin.
-        p_norm: TransE distance norm.
+        p_norm: TransE norm, used both to normalise the entity vectors and for the distance
+            (as in PyG's ``TransE``). Default 2. ``1`` (L1) also works with the default
+            learning rate, which then shrinks to ``0.1 / dim``; it generalised worse in our
+            WordNet runs (``docs/benchmarks.md``).
         val_fraction: share of edges held out for link prediction.
         max_eval_edges: at most this many held-out edges are ranked (a seeded sample).
         seed: split, initialisation, negative sampling and evaluation sample.
@@ -78,7 +91,7 @@ class KGEConfig:
     lr: float | None = None
     weight_decay: float | None = None
     margin: float = 1.0
-    p_norm: float = 1.0
+    p_norm: float = 2.0
     val_fraction: float = 0.05
     max_eval_edges: int = 2000
     seed: int = 0
@@ -91,10 +104,16 @@ class KGEConfig:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.dim < 1 or self.epochs < 0 or self.batch_size < 1:
             raise ValueError(f"invalid KGEConfig {self}")
+        if not self.p_norm > 0:
+            raise ValueError(f"p_norm must be positive, got {self.p_norm}")
 
     @property
     def resolved_lr(self) -> float:
-        return self.lr if self.lr is not None else _DEFAULT_LR[self.model]
+        if self.lr is not None:
+            return self.lr
+        if self.model == "transe":
+            return 0.1 * self.dim ** (-1.0 / self.p_norm)
+        return _DEFAULT_LR[self.model]
 
     @property
     def resolved_weight_decay(self) -> float:
@@ -115,13 +134,57 @@ class KGEConfig:
 
 
 def _build_model(cfg: KGEConfig, num_nodes: int, num_relations: int, sparse: bool = False):
+    r"""A fresh ``torch_geometric.nn.kge`` model for ``cfg``.
+
+    TransE: PyG scores :math:`-\|h/\|h\|_p + r - t/\|t\|_p\|_p` but initialises the entity
+    table uniformly in :math:`\pm 6/\sqrt{d}`, i.e. with norms of about 3.5 (L2) or 30 (L1)
+    for :math:`d = 100`, while the relation rows start at norm 1. Under Adam each step moves
+    a coordinate by about ``lr`` whatever its scale, so the normalised entities moved 3.5-30
+    times slower than the relations; on WordNet the relations grew to ~8x the entities' L1
+    norm within a few epochs. Once :math:`|r_i| > |h_i - t_i|` on almost every coordinate,
+    :math:`\|h + r - t\|_1 = \sum_i \mathrm{sign}(r_i)(r_i + h_i - t_i)` is linear, so every
+    head ranks the tails in the same order (a per-relation popularity list) and held-out
+    links ranked worse than random. Here the entity rows start on the unit L_p sphere and
+    are put back on it after every step (:func:`_project_entities`, as in Bordes et al.,
+    2013, Algorithm 1), so the parameters live at the scale the model scores them;
+    ``KGEConfig.resolved_lr`` sets the learning rate to that scale.
+    """
+    import torch
+    import torch.nn.functional as F
     from torch_geometric.nn.kge import DistMult, RotatE, TransE
 
     if cfg.model == "transe":
-        return TransE(num_nodes, num_relations, cfg.dim, margin=cfg.margin, p_norm=cfg.p_norm, sparse=sparse)
+        model = TransE(num_nodes, num_relations, cfg.dim, margin=cfg.margin, p_norm=cfg.p_norm, sparse=sparse)
+        with torch.no_grad():
+            w = model.node_emb.weight
+            w.copy_(F.normalize(w, p=cfg.p_norm, dim=-1))
+        return model
     if cfg.model == "distmult":
         return DistMult(num_nodes, num_relations, cfg.dim, margin=cfg.margin, sparse=sparse)
     return RotatE(num_nodes, num_relations, cfg.dim, margin=cfg.margin, sparse=sparse)
+
+
+def _project_entities(model) -> None:
+    """Put the TransE entity rows updated by the last step back on the unit L_p sphere
+    (Bordes et al., 2013, Algorithm 1: :math:`e \\leftarrow e / \\|e\\|` each iteration).
+
+    The model normalises in ``forward`` anyway, so the scores do not change; what changes
+    is that the raw rows keep norm 1, so Adam's steps (about ``lr`` per coordinate) keep
+    the size the learning rate was chosen for instead of shrinking as the rows grow.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    w = model.node_emb.weight
+    g = w.grad
+    with torch.no_grad():
+        if g is None:
+            return
+        if g.is_sparse:
+            rows = g.coalesce().indices()[0]
+            w[rows] = F.normalize(w[rows], p=model.p_norm, dim=-1)
+        else:
+            w.copy_(F.normalize(w, p=model.p_norm, dim=-1))
 
 
 @dataclass
@@ -215,8 +278,8 @@ class KGEmbeddingResult:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"{path}: field 'format' is {meta.get('format')!r}, expected {_FORMAT!r}")
+        if meta.get("format") not in _READABLE_FORMATS:
+            raise ValueError(f"{path}: field 'format' is {meta.get('format')!r}, expected one of {_READABLE_FORMATS}")
         if graph is not None and meta["graph_hash"] != graph.hash:
             raise ValueError(
                 f"{path}: field 'graph_hash' is {meta['graph_hash'][:12]}..., but the graph's hash is "
@@ -404,7 +467,7 @@ def train_kg_embeddings(
     lr: float | None = None,
     weight_decay: float | None = None,
     margin: float = 1.0,
-    p_norm: float = 1.0,
+    p_norm: float = 2.0,
     val_fraction: float = 0.05,
     max_eval_edges: int = 2000,
     seed: int = 0,
@@ -471,6 +534,8 @@ def train_kg_embeddings(
                 loss = kge.loss(hb, rb, tb)
                 loss.backward()
                 opt.step()
+                if cfg.model == "transe":
+                    _project_entities(kge)
                 total += float(loss.detach()) * hb.numel()
                 count += hb.numel()
             history.append(total / max(count, 1))
