@@ -12,9 +12,17 @@ Two retrievers, both vectorised over the graph's CSR arrays (numpy, no networkx)
 Both return :class:`KGData`, a :class:`torch_geometric.data.Data` whose nodes are the
 grounded question concepts, then the answer concepts, then the other retrieved concepts
 (``node_type`` :data:`NODE_QUESTION`, :data:`NODE_ANSWER`, :data:`NODE_OTHER`).
-Both also expose ``retrieve_arrays(grounding)`` returning plain numpy arrays (what
-:mod:`kgfuse.kg.preprocess` stores), and ``explain(data, graph)`` renders what they found
-as ``plate --AtLocation--> cupboard`` lines.
+Both work in two steps that can run on different machines:
+
+1. ``retrieve_nodes(grounding)`` -- the *node set* (``concept_ids``, ``node_type`` and, for
+   paths, ``paths``, ``path_rels``, ``path_len``): the search, which needs the grounding;
+2. ``add_edges(arrays)`` -- ``edge_index`` / ``edge_type``, rebuilt from the graph alone
+   (:class:`EdgeRebuilder`: the induced edges, or the edges of the kept paths).
+
+``retrieve_arrays(grounding)`` does both and returns plain numpy arrays;
+:mod:`kgfuse.kg.preprocess` caches only the node sets (a few bytes per node) and rebuilds
+the edges when a statement is read. ``explain(data, graph)`` renders what they found as
+``plate --AtLocation--> cupboard`` lines.
 """
 
 from __future__ import annotations
@@ -40,6 +48,9 @@ __all__ = [
     "RANKINGS",
     "explain",
     "arrays_to_kgdata",
+    "EdgeRebuilder",
+    "path_edges",
+    "inverse_relations",
 ]
 
 NODE_QUESTION = 0
@@ -129,8 +140,14 @@ def _concat_ranges(starts: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np
     return np.arange(total, dtype=_I64) + offs, owner
 
 
+#: The pair-index lookup replaces the out-edge scan for a node whose out-degree exceeds
+#: this many times the size of the node set (a binary search costs about as much as
+#: scanning that many out-edges; measured on the full-scale graph, see docs/benchmarks.md).
+LOOKUP_FACTOR = 8
+
+
 class _Adjacency:
-    """Vectorised neighbour gathers over a graph's CSR arrays."""
+    """Vectorised neighbour gathers over a graph's CSR arrays (with reusable scratch arrays)."""
 
     def __init__(self, graph: "KnowledgeGraph") -> None:
         self.graph = graph
@@ -142,8 +159,23 @@ class _Adjacency:
         self.rel = np.asarray(graph.relation)
         self.out_deg = np.diff(self.out_ptr)
         self.in_deg = np.diff(self.in_ptr)
-        self._pairs: tuple[np.ndarray, np.ndarray] | None = None
         self._pos = np.zeros(graph.num_concepts, dtype=_I64)
+        self._mask = np.zeros(graph.num_concepts, dtype=bool)
+        self._in_nbr: np.ndarray | None = None
+
+    @property
+    def in_nbr(self) -> np.ndarray:
+        """Heads of the in-edges in in-CSR order (``head[in_order]``; built once), so that
+        gathering in-neighbours reads one array sequentially."""
+        if self._in_nbr is None:
+            self._in_nbr = self.head[self.in_order]
+        return self._in_nbr
+
+    def edge_ids(self, slot: np.ndarray, fwd: np.ndarray) -> np.ndarray:
+        """Edge ids of gathered slots (out-CSR slot = edge id; in-CSR slot via ``in_order``)."""
+        if fwd.all():
+            return slot
+        return np.where(fwd, slot, self.in_order[np.where(fwd, 0, slot)])
 
     def local_edges(self, nodes: np.ndarray, eids: np.ndarray) -> np.ndarray:
         """``[2, len(eids)]`` positions in ``nodes`` (unique) of the edges' heads and tails."""
@@ -151,51 +183,61 @@ class _Adjacency:
         pos[nodes] = np.arange(nodes.size, dtype=_I64)
         return np.stack((pos[self.head[eids]], pos[self.tail[eids]]))
 
-    def gather(self, nodes: np.ndarray, out: bool, inn: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Edges around ``nodes``: (owner index into nodes, neighbour, edge id, forward flag)."""
+    def gather(self, nodes: np.ndarray, out: bool, inn: bool,
+               grouped: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Edges around ``nodes``: (owner index into nodes, neighbour, CSR slot, forward flag);
+        :meth:`edge_ids` turns (slot, forward) into edge ids.
+
+        With ``grouped``, by owner in ascending order and per owner its out-edges (ascending
+        edge id), then its in-edges; else all out-edges, then all in-edges."""
         parts = []
         if out:
             e, own = _concat_ranges(self.out_ptr[nodes], self.out_deg[nodes])
             parts.append((own, self.tail[e], e, np.ones(e.size, dtype=bool)))
         if inn:
             pos, own = _concat_ranges(self.in_ptr[nodes], self.in_deg[nodes])
-            e = self.in_order[pos]
-            parts.append((own, self.head[e], e, np.zeros(e.size, dtype=bool)))
+            parts.append((own, self.in_nbr[pos], pos, np.zeros(pos.size, dtype=bool)))
         if len(parts) == 1:
             return parts[0]
-        return tuple(np.concatenate(x) for x in zip(*parts))  # type: ignore[return-value]
+        own, nbr, e, fwd = (np.concatenate(x) for x in zip(*parts))
+        if not grouped:
+            return own, nbr, e, fwd
+        order = np.argsort(own, kind="stable")  # merge of two sorted runs
+        return own[order], nbr[order], e[order], fwd[order]
 
-    def _pair_index(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._pairs is None:
-            n = self.graph.num_concepts
-            key = self.head * n + self.tail
-            order = np.argsort(key, kind="stable")
-            self._pairs = (key[order], order)
-        return self._pairs
-
-    def induced(self, nodes: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def induced(self, nodes: np.ndarray) -> np.ndarray:
         """Sorted ids of the edges with both ends in ``nodes`` (unique ids).
 
-        Scans the out-edges of ``nodes`` (cost: their out-degree) or, when that is larger,
-        looks every ordered node pair up in a sorted ``head * N + tail`` index (cost:
-        ``len(nodes)**2`` binary searches), so hub-heavy subgraphs stay cheap.
+        Per node u of S = ``nodes``, whichever is cheaper: scan u's out-edges and keep those
+        whose tail is in S (cost: out-degree of u), or look the |S| pairs (u, v), v in S, up
+        in the graph's sorted pair index (:meth:`KnowledgeGraph.pair_index`; cost: |S| binary
+        searches). A hub's thousands of out-edges are thus never scanned, and the total cost
+        is ``sum_u min(deg(u), LOOKUP_FACTOR * |S|)`` plus the edges found.
         """
         s = np.sort(nodes)
         if s.size == 0:
             return np.zeros(0, _I64)
-        scan = int(self.out_deg[s].sum())
-        if s.size * s.size * 4 < scan:
-            keys, order = self._pair_index()
-            q = (s[:, None] * self.graph.num_concepts + s[None, :]).reshape(-1)
-            lo = np.searchsorted(keys, q, "left")
-            hi = np.searchsorted(keys, q, "right")
-            pos, _ = _concat_ranges(lo, hi - lo)
-            return np.sort(order[pos])
-        e, _ = _concat_ranges(self.out_ptr[s], self.out_deg[s])
-        mask[s] = True
-        keep = mask[self.tail[e]]
-        mask[s] = False
-        return e[keep]
+        deg = self.out_deg[s]
+        lookup = deg > LOOKUP_FACTOR * s.size
+        parts = []
+        if not lookup.all():
+            rows = ~lookup
+            e, _ = _concat_ranges(self.out_ptr[s[rows]], deg[rows])
+            mask = self._mask
+            mask[s] = True
+            parts.append(e[mask[self.tail[e]]])
+            mask[s] = False
+        if lookup.any():
+            keys, ptr, order = self.graph.pair_index()
+            q = (s[lookup][:, None] * np.int64(self.graph.num_concepts) + s[None, :]).reshape(-1)
+            u = np.minimum(np.searchsorted(keys, q), keys.size - 1)
+            u = u[keys[u] == q]
+            lo = ptr[u].astype(_I64)
+            pos, _ = _concat_ranges(lo, ptr[u + 1].astype(_I64) - lo)
+            parts.append(order[pos].astype(_I64))
+        if len(parts) == 1 and not lookup.any():
+            return parts[0]
+        return np.sort(np.concatenate(parts))
 
     def cost(self, nodes: np.ndarray, out: bool, inn: bool) -> np.ndarray:
         c = np.zeros(nodes.size, dtype=_I64)
@@ -204,6 +246,109 @@ class _Adjacency:
         if inn:
             c += self.in_deg[nodes]
         return c
+
+
+def path_edges(concept_ids: np.ndarray, paths: np.ndarray, path_rels: np.ndarray, path_len: np.ndarray,
+               num_relations: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct graph edges walked by the paths: ``(edge_index [2, e], edge_type [e])``.
+
+    Step k of path p goes from local node ``paths[p, k]`` to ``paths[p, k + 1]``; relation
+    ``r < num_relations`` means the edge ``(paths[p, k], r, paths[p, k + 1])`` was walked
+    forward, ``r + num_relations`` that ``(paths[p, k + 1], r, paths[p, k])`` was walked
+    backward. Edges come out in the graph's canonical order (global head, relation, tail),
+    i.e. ascending edge id. Needs no graph.
+    """
+    R = int(num_relations)
+    H = path_rels.shape[1] if path_rels.ndim == 2 else 0
+    if path_len.size == 0 or H == 0:
+        return np.zeros((2, 0), _I64), np.zeros(0, _I64)
+    valid = np.arange(H)[None, :] < path_len[:, None]
+    u, v, r = paths[:, :-1][valid], paths[:, 1:][valid], path_rels[valid]
+    back = r >= R
+    h, t, r = np.where(back, v, u), np.where(back, u, v), np.where(back, r - R, r)
+    n = np.int64(max(int(concept_ids.size), 1))
+    key = np.unique((h * R + r) * n + t)
+    h, r, t = key // (R * n), (key // n) % R, key % n
+    cid = np.asarray(concept_ids, dtype=_I64)
+    order = np.lexsort((cid[t], r, cid[h]))
+    return np.stack((h[order], t[order])).astype(_I64), r[order].astype(_I64)
+
+
+class EdgeRebuilder:
+    """Adds ``edge_index`` / ``edge_type`` to a stored node set, from the graph alone.
+
+    ``mode="induced"``: every graph edge among ``concept_ids`` (:class:`SubgraphRetriever`,
+    ``PathRetriever(edges="induced")``); ``mode="paths"``: the edges walked by ``paths``
+    (:func:`path_edges`; the default of :class:`PathRetriever`). Reuses scratch arrays: one
+    rebuilder per process, not thread-safe.
+
+    Args:
+        graph: the graph the node sets were retrieved from (same hash).
+    """
+
+    MODES = ("induced", "paths")
+
+    def __init__(self, graph: "KnowledgeGraph") -> None:
+        self.graph = graph
+        self._adj = _Adjacency(graph)
+
+    def induced(self, concept_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(edge_index [2, e] local, edge_type [e])`` of all graph edges among the nodes."""
+        concept_ids = np.asarray(concept_ids, dtype=_I64)
+        eids = self._adj.induced(concept_ids)
+        return self._adj.local_edges(concept_ids, eids).astype(_I64), self._adj.rel[eids].astype(_I64)
+
+    def __call__(self, arrays: Mapping[str, np.ndarray], mode: str) -> dict[str, np.ndarray]:
+        out = dict(arrays)
+        if mode == "induced":
+            out["edge_index"], out["edge_type"] = self.induced(out["concept_ids"])
+        elif mode == "paths":
+            out["edge_index"], out["edge_type"] = path_edges(
+                out["concept_ids"], out["paths"], out["path_rels"], out["path_len"], self.graph.num_relations
+            )
+        else:
+            raise ValueError(f"edge mode must be one of {self.MODES}, not {mode!r}")
+        return out
+
+
+def inverse_relations(graph: "KnowledgeGraph") -> np.ndarray | None:
+    """``inv[r]``, the relation of the reversed twin of every ``r`` edge, when the graph
+    contains inverse relations for *all* its edges; else ``None``.
+
+    Relations pair by name (``x`` and ``_x``, the loaders' ``add_inverse`` convention) or,
+    for a loader that named its inverses otherwise, by the recorded
+    ``meta["params"]["add_inverse"]`` and ``meta["num_relations_forward"]`` (relation
+    ``r + F`` is the inverse of ``r``). Unless the loader recorded ``add_inverse=True``,
+    every edge ``(h, r, t)`` is checked to have its twin ``(t, inv[r], h)`` (one vectorised
+    lookup over the canonical edge order).
+    """
+    R = graph.num_relations
+    if R == 0 or graph.num_edges == 0:
+        return None
+    names = list(graph.relations)
+    idx = {name: i for i, name in enumerate(names)}
+    inv = np.full(R, -1, dtype=_I64)
+    for i, name in enumerate(names):
+        j = idx.get(name[1:]) if name.startswith("_") else idx.get("_" + name)
+        if j is not None:
+            inv[i] = j
+    params = graph.meta.get("params") if isinstance(graph.meta, Mapping) else None
+    trusted = isinstance(params, Mapping) and params.get("add_inverse") is True
+    if (inv < 0).any():
+        F = graph.meta.get("num_relations_forward")
+        if not (trusted and isinstance(F, int) and 2 * F == R):
+            return None
+        inv = (np.arange(R, dtype=_I64) + F) % R
+    if trusted:
+        return inv
+    N = graph.num_concepts
+    if float(N) * N * R >= 2.0**62:  # keys would overflow: cannot check, do not assume
+        return None
+    head, rel, tail = np.asarray(graph.head), np.asarray(graph.relation), np.asarray(graph.tail)
+    key = (head * R + rel) * N + tail  # ascending: the canonical edge order
+    twin = (tail * R + inv[rel]) * N + head
+    pos = np.minimum(np.searchsorted(key, twin), key.size - 1)
+    return inv if bool((key[pos] == twin).all()) else None
 
 
 # --------------------------------------------------------------------------- paths
@@ -241,17 +386,29 @@ class PathRetriever:
     ``q = v_0 - v_1 - ... - v_h = a`` with ``1 <= h <= max_hops`` are collected shortest
     first: all paths of length 1, then of length 2, ... until ``max_paths`` are found. When
     a length has more paths than the remaining room, the first ones in the meet-in-the-middle
-    enumeration order are kept (forward half-paths in (nodes, edges) order, then backward
-    half-paths), so a hub pair with millions of 3-hop paths costs what it keeps. The kept
-    paths are returned sorted by (pair, length, node ids, edge ids).
+    enumeration order are kept, so a hub pair with millions of 3-hop paths costs what it
+    keeps. That order: forward half-paths (grown from q) in generation order -- by question
+    concept, then step by step each node's out-edges in ascending edge id (= relation, then
+    tail), then its in-edges -- and for each of them the backward half-paths (grown from a)
+    in the same generation order. The kept paths are returned sorted by (pair, length, node
+    ids, edge ids).
 
     **What counts as a path.** A path is a sequence of *graph edges* with no repeated node.
-    With ``directed=False`` (default, as KagNet searches the undirected graph) each edge
-    may be walked either way; walking ``u -r-> v`` from v to u is recorded as relation
-    ``r + num_relations``. Parallel edges (same ends, different relations, or an edge and
-    its inverse-relation twin) give different paths. This is exactly the set of
-    ``networkx.all_simple_edge_paths`` on the ``MultiGraph`` (``directed=False``) or the
-    ``MultiDiGraph`` (``directed=True``, edges walked forward only) of the graph.
+    Undirected search (``directed=False``, as KagNet searches the undirected graph): each
+    edge may be walked either way; walking ``u -r-> v`` from v to u is recorded as relation
+    ``r + num_relations``. Parallel edges (same ends, different relations) give different
+    paths. This is exactly the set of ``networkx.all_simple_edge_paths`` on the
+    ``MultiGraph`` (``directed=False``) or the ``MultiDiGraph`` (``directed=True``, edges
+    walked forward only) of the graph.
+
+    **Direction (default ``directed=None``: auto).** When the graph already holds the
+    inverse twin ``(t, _r, h)`` of every edge ``(h, r, t)`` (the loaders' ``add_inverse``;
+    see :func:`inverse_relations`), an undirected search would return every path twice
+    (``plate --atlocation--> cupboard`` and ``plate <--_atlocation-- cupboard``), so auto
+    follows edges forward only: walking the twin forward *is* walking the edge backward,
+    and each undirected path of the graph without inverses is found exactly once. On any
+    other graph auto searches both directions. ``retriever.directed`` holds the resolved
+    choice; ``config`` records both.
 
     **Search.** Meet in the middle: half-paths are grown from all question concepts at once
     and from all answer concepts at once, one vectorised CSR gather per level, and joined on
@@ -270,7 +427,9 @@ class PathRetriever:
         graph: the knowledge graph.
         max_hops: longest path, in edges (1..4).
         max_paths: paths kept per (question, answer) pair.
-        directed: follow edges head -> tail only.
+        directed: ``True``: follow edges head -> tail only; ``False``: both ways;
+            ``None`` (default): ``True`` when the graph holds the inverse of every edge, else
+            ``False`` (see Direction).
         scorer: optional ``scorer(paths_nodes [P, max_hops+1] global ids padded by repeating
             the last node, paths_rels [P, max_hops] as in ``path_rels``, path_len [P]) ->
             scores [P]``; with it, the ``scorer_top_k`` best paths per pair are kept (and
@@ -288,7 +447,7 @@ class PathRetriever:
         graph: "KnowledgeGraph",
         max_hops: int = 3,
         max_paths: int = 100,
-        directed: bool = False,
+        directed: bool | None = None,
         scorer: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
         *,
         scorer_top_k: int = 10,
@@ -306,7 +465,8 @@ class PathRetriever:
         self.graph = graph
         self.max_hops = int(max_hops)
         self.max_paths = int(max_paths)
-        self.directed = bool(directed)
+        self.direction = "auto" if directed is None else ("directed" if directed else "undirected")
+        self.directed = (inverse_relations(graph) is not None) if directed is None else bool(directed)
         self.scorer = scorer
         self.scorer_top_k = int(scorer_top_k)
         self.scorer_threshold = scorer_threshold
@@ -314,7 +474,10 @@ class PathRetriever:
         self.max_candidates = int(max_candidates)
         self.edges = edges
         self._adj = _Adjacency(graph)
-        self._mask = np.zeros(graph.num_concepts, dtype=bool)
+        if not self.directed:
+            self._adj.in_nbr  # built here, before worker processes fork
+        self._mask = self._adj._mask
+        self._edges = EdgeRebuilder(graph)
         self.truncated = False
 
     @property
@@ -322,9 +485,10 @@ class PathRetriever:
         """JSON-able configuration (part of cache keys)."""
         return {
             "class": "PathRetriever",
-            "version": 1,
+            "version": 2,
             "max_hops": self.max_hops,
             "max_paths": self.max_paths,
+            "direction": self.direction,
             "directed": self.directed,
             "scorer": None if self.scorer is None else _callable_name(self.scorer),
             "scorer_top_k": self.scorer_top_k if self.scorer is not None else None,
@@ -348,18 +512,23 @@ class PathRetriever:
             keep = order[np.cumsum(cost[order]) <= self.max_expansion]
             rows = np.sort(keep)
             self.truncated = True
-        own, nxt, eid, fwd = adj.gather(ends[rows], use_out, use_in)
-        own = rows[own]
+        own, nxt, slot, fwd = adj.gather(ends[rows], use_out, use_in)
         if target is not None:
             mask = self._mask
             mask[target] = True
-            sel = mask[nxt]
+            sel = np.flatnonzero(mask[nxt])
             mask[target] = False
-            own, nxt, eid, fwd = own[sel], nxt[sel], eid[sel], fwd[sel]
+            own, nxt, slot, fwd = own[sel], nxt[sel], slot[sel], fwd[sel]
+        own = rows[own]
         # simple: the new node is not already on the half-path
-        prev = half.nodes[own]
-        sel = ~(prev == nxt[:, None]).any(axis=1)
-        own, nxt, eid, fwd = own[sel], nxt[sel], eid[sel], fwd[sel]
+        k = half.nodes.shape[1]
+        if k == 1:
+            sel = half.nodes[own, 0] != nxt
+        else:
+            prev = half.nodes[own]
+            sel = ~(prev == nxt[:, None]).any(axis=1)
+        own, nxt, slot, fwd = own[sel], nxt[sel], slot[sel], fwd[sel]
+        eid = adj.edge_ids(slot, fwd)
         return _Half(
             half.src[own],
             np.concatenate((half.nodes[own], nxt[:, None]), axis=1),
@@ -367,43 +536,50 @@ class PathRetriever:
             np.concatenate((half.fwd[own], fwd[:, None]), axis=1),
         )
 
-    @staticmethod
-    def _sorted(half: _Half, by_end: bool) -> _Half:
-        """Half-paths in a canonical order: (source, nodes, edges), or (end, source, ...)."""
-        keys = [half.edges[:, k] for k in range(half.edges.shape[1] - 1, -1, -1)]
-        keys += [half.nodes[:, k] for k in range(half.nodes.shape[1] - 1, -1, -1)]
-        keys.append(half.src)
-        if by_end:
-            keys.append(half.end)
-        return half.take(np.lexsort(keys)) if half.size > 1 else half
-
     def _join(self, f: _Half, b: _Half, quota: np.ndarray, n_a: int) -> tuple[np.ndarray, ...]:
         """Paths q .. m .. a from forward half ``f`` and backward half ``b`` meeting at m.
 
         At most ``quota[q * n_a + a]`` paths per pair: the first ones in the order of
-        (forward half-path, backward half-path), both in canonical order; only those are
-        materialised, so hub pairs with millions of candidates cost what they keep.
+        (forward half-path, backward half-path), both in generation order (``f`` comes
+        grouped by source); only those are materialised, so hub pairs with millions of
+        candidates cost what they keep.
         """
         if f.size == 0 or b.size == 0:
             return ()
-        f = self._sorted(f, by_end=False)
-        b = self._sorted(b, by_end=True)
+        # only half-paths ending where the other side ends can meet (order kept)
+        mask = self._mask
+        mask[b.end] = True
+        fk = mask[f.end]
+        mask[b.end] = False
+        mask[f.end] = True
+        bk = mask[b.end]
+        mask[f.end] = False
+        if not fk.any():
+            return ()
+        if not fk.all():
+            f = f.take(np.flatnonzero(fk))
+        # b's rows sorted by (source, end) through an index (no copy of the half-paths);
+        # generation order within equal keys
+        N = np.int64(self.graph.num_concepts)
+        bsel = np.flatnonzero(bk)
+        bkey = b.src[bsel] * N + b.end[bsel]
+        o = np.argsort(bkey, kind="stable")
+        bidx, bkey = bsel[o], bkey[o]
+        # f is sorted by source: matches of one pair are contiguous along f
+        first = np.flatnonzero(np.r_[True, f.src[1:] != f.src[:-1]])
+        group_start = np.repeat(first, np.diff(np.r_[first, f.size]))
         outs = []
-        for ai in np.unique(b.src).tolist():
-            ba = b.take(np.flatnonzero(b.src == ai))
-            bend = ba.end
-            lo = np.searchsorted(bend, f.end, "left")
-            cnt_all = np.searchsorted(bend, f.end, "right") - lo
+        for ai in np.unique(b.src[bidx]).tolist():
+            fq = ai * N + f.end
+            lo = np.searchsorted(bkey, fq, "left")
+            cnt_all = np.searchsorted(bkey, fq, "right") - lo
             want = quota[f.src * n_a + ai]
-            # f is sorted by source: matches of one pair are contiguous along f
-            first = np.flatnonzero(np.r_[True, f.src[1:] != f.src[:-1]])
-            group_start = np.repeat(first, np.diff(np.r_[first, f.size]))
             csum = np.cumsum(cnt_all)
             before = csum - cnt_all - (csum - cnt_all)[group_start]
             margin = 2
             while True:
                 take = np.clip(np.minimum(want * margin, self.max_candidates) - before, 0, cnt_all)
-                j = self._materialise(f, ba, lo, take)
+                j = self._materialise(f, b, bidx, lo, take)
                 got = np.bincount(j[0] if j else np.zeros(0, _I64), minlength=int(f.src.max()) + 1)
                 short = (got[f.src] < want) & (take < cnt_all)
                 if not short.any() or margin >= 1 << 20:
@@ -420,10 +596,12 @@ class PathRetriever:
             return ()
         return tuple(np.concatenate(x) for x in zip(*outs))
 
-    def _materialise(self, f: _Half, b: _Half, lo: np.ndarray, take: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _materialise(self, f: _Half, b: _Half, bidx: np.ndarray, lo: np.ndarray,
+                     take: np.ndarray) -> tuple[np.ndarray, ...]:
         bi, fi = _concat_ranges(lo, take)
         if fi.size == 0:
             return ()
+        bi = bidx[bi]
         fn, bn = f.nodes[fi], b.nodes[bi]
         # simple: nodes before the meeting point on both halves are disjoint
         ok = np.ones(fi.size, dtype=bool)
@@ -524,12 +702,20 @@ class PathRetriever:
         res = self._search(np.asarray([q], _I64), np.asarray([a], _I64))
         return [res["nodes"][p, : L + 1].tolist() for p, L in enumerate(res["length"].tolist())]
 
-    def retrieve_arrays(self, grounding: "Grounding") -> dict[str, np.ndarray]:
-        """The retrieved subgraph as numpy arrays (fields of :class:`KGData`)."""
+    @property
+    def edge_mode(self) -> str:
+        """How :meth:`add_edges` rebuilds edges: ``"paths"`` or ``"induced"``."""
+        return self.edges
+
+    def retrieve_nodes(self, grounding: "Grounding") -> dict[str, np.ndarray]:
+        """The search result without edges: ``concept_ids``, ``node_type``, ``paths``,
+        ``path_rels``, ``path_len`` (what the preprocessing cache stores)."""
         q, a = _grounded(grounding)
         H = self.max_hops
         if q.size + a.size == 0:
-            return _empty_arrays(H)
+            out = _empty_arrays(H)
+            del out["edge_index"], out["edge_type"]
+            return out
         res = self._search(q, a) if (q.size and a.size) else self._no_paths()
         nodes_g, edges, fwd, length = res["nodes"], res["edges"], res["fwd"], res["length"]
         if self.scorer is not None and length.size:
@@ -548,25 +734,26 @@ class PathRetriever:
             keep = np.sort(keep)
             nodes_g, edges, fwd, length = nodes_g[keep], edges[keep], fwd[keep], length[keep]
         grounded = np.concatenate((q, a))
-        inner = np.unique(nodes_g)
-        others = np.setdiff1d(inner, grounded, assume_unique=False)
+        others = np.setdiff1d(np.unique(nodes_g), grounded)
         concept_ids, node_type = _node_layout(q, a, others)
-        if self.edges == "paths":
-            eids = np.unique(edges[edges >= 0])
-        else:
-            eids = self._adj.induced(concept_ids, self._mask)
-        adj = self._adj
-        edge_index = adj.local_edges(concept_ids, eids)
-        paths = _localise(concept_ids, nodes_g.reshape(-1)).reshape(nodes_g.shape) if length.size else np.zeros((0, H + 1), _I64)
+        pos = self._adj._pos
+        pos[concept_ids] = np.arange(concept_ids.size, dtype=_I64)
+        paths = pos[nodes_g] if length.size else np.zeros((0, H + 1), _I64)
         return {
             "concept_ids": concept_ids,
             "node_type": node_type,
-            "edge_index": edge_index.astype(_I64),
-            "edge_type": adj.rel[eids].astype(_I64),
             "paths": paths.astype(_I64),
             "path_rels": self._rels(edges, fwd, length),
             "path_len": length.astype(_I64),
         }
+
+    def add_edges(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``arrays`` (from :meth:`retrieve_nodes`) with ``edge_index`` and ``edge_type``."""
+        return self._edges(arrays, self.edges)
+
+    def retrieve_arrays(self, grounding: "Grounding") -> dict[str, np.ndarray]:
+        """The retrieved subgraph as numpy arrays (fields of :class:`KGData`)."""
+        return self.add_edges(self.retrieve_nodes(grounding))
 
     def __call__(self, grounding: "Grounding") -> KGData:
         return arrays_to_kgdata(self.retrieve_arrays(grounding))
@@ -662,16 +849,17 @@ class SubgraphRetriever:
         self._adj = _Adjacency(graph)
         self._degree = self._adj.out_deg + self._adj.in_deg
         self._mark = np.zeros(graph.num_concepts, dtype=np.uint8)
-        self._mask = np.zeros(graph.num_concepts, dtype=bool)
+        self._adj.in_nbr  # built here, before worker processes fork
+        self._edges = EdgeRebuilder(graph)
         if graph.num_edges > 100_000:
-            self._adj._pair_index()  # build before worker processes fork
+            graph.pair_index()  # build before worker processes fork (shared copy-on-write)
 
     @property
     def config(self) -> dict[str, Any]:
         """JSON-able configuration (part of cache keys)."""
         return {
             "class": "SubgraphRetriever",
-            "version": 1,
+            "version": 2,
             "max_nodes": self.max_nodes,
             "ranking": self.ranking if isinstance(self.ranking, str) else _callable_name(self.ranking),
             "bridge": self.bridge,
@@ -681,7 +869,7 @@ class SubgraphRetriever:
         """Candidate bridging concepts (ascending id) and the number of grounded concepts
         each is adjacent to."""
         g = np.concatenate((q, a))
-        own, nbr, _, _ = self._adj.gather(g, True, True)
+        own, nbr, _, _ = self._adj.gather(g, True, True, grouped=False)
         mark = self._mark
         if self.bridge == "qa":
             isq = own < q.size
@@ -705,11 +893,17 @@ class SubgraphRetriever:
             cand, n_links = cand[keep], n_links[keep]
         return cand.astype(_I64), n_links.astype(_I64)
 
-    def retrieve_arrays(self, grounding: "Grounding") -> dict[str, np.ndarray]:
-        """The retrieved subgraph as numpy arrays (fields of :class:`KGData`)."""
+    @property
+    def edge_mode(self) -> str:
+        """How :meth:`add_edges` rebuilds edges: always ``"induced"``."""
+        return "induced"
+
+    def retrieve_nodes(self, grounding: "Grounding") -> dict[str, np.ndarray]:
+        """The node set without edges: ``concept_ids``, ``node_type`` (what the
+        preprocessing cache stores)."""
         q, a = _grounded(grounding)
         if q.size + a.size == 0:
-            return _empty_arrays(None)
+            return {"concept_ids": np.zeros(0, _I64), "node_type": np.zeros(0, _I64)}
         budget = self.max_nodes
         if q.size + a.size > budget:  # keep the grounded concepts first, questions first
             q = q[:budget]
@@ -727,15 +921,16 @@ class SubgraphRetriever:
             order = np.lexsort((cand, -scores))
             cand = np.sort(cand[order[:room]])
         concept_ids, node_type = _node_layout(q, a, cand)
-        eids = self._adj.induced(concept_ids, self._mask)
-        adj = self._adj
-        edge_index = adj.local_edges(concept_ids, eids)
-        return {
-            "concept_ids": concept_ids,
-            "node_type": node_type,
-            "edge_index": edge_index.astype(_I64),
-            "edge_type": adj.rel[eids].astype(_I64),
-        }
+        return {"concept_ids": concept_ids, "node_type": node_type}
+
+    def add_edges(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``arrays`` (from :meth:`retrieve_nodes`) with the induced ``edge_index`` and
+        ``edge_type``."""
+        return self._edges(arrays, "induced")
+
+    def retrieve_arrays(self, grounding: "Grounding") -> dict[str, np.ndarray]:
+        """The retrieved subgraph as numpy arrays (fields of :class:`KGData`)."""
+        return self.add_edges(self.retrieve_nodes(grounding))
 
     def __call__(self, grounding: "Grounding") -> KGData:
         return arrays_to_kgdata(self.retrieve_arrays(grounding))
