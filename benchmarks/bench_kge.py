@@ -17,7 +17,10 @@ Usage::
 
     OMP_NUM_THREADS=2 python benchmarks/bench_kge.py [--wordnet DIR] [--models transe,rotate]
         [--graphs wordnet-rr,wordnet-all] [--dim 100] [--epochs 20] [--eval-edges 1000]
-        [--device cpu] [--json OUT]
+        [--lr LR] [--p-norm P] [--device cpu] [--json OUT]
+
+``--lr`` and ``--p-norm`` default to the library's defaults (``KGEConfig``: per-model learning
+rate; TransE ``0.1 * dim ** (-1 / p_norm)`` and ``p_norm = 1``).
 
 Prints one JSON object per (graph, model) run, and the list at the end (also to ``--json``).
 """
@@ -48,6 +51,8 @@ def main() -> None:
     ap.add_argument("--val-fraction", type=float, default=0.02)
     ap.add_argument("--eval-edges", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=None, help="learning rate (default: the library's, per model)")
+    ap.add_argument("--p-norm", type=float, default=None, help="TransE norm (default: the library's)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave)")
     ap.add_argument("--json", default=None)
@@ -67,9 +72,11 @@ def main() -> None:
         graph = KnowledgeGraph.from_wordnet(args.wordnet, concepts="synsets", relations=rel)
         load_s = time.perf_counter() - t0
         for model in args.models.split(","):
+            extra = {k: v for k, v in (("lr", args.lr), ("p_norm", args.p_norm)) if v is not None}
             res = train_kg_embeddings(
                 graph, model=model, dim=args.dim, epochs=args.epochs, batch_size=args.batch_size,
                 val_fraction=args.val_fraction, max_eval_edges=args.eval_edges, seed=args.seed, device=args.device,
+                **extra,
             )
             t_eval = res.metrics
             row = {
@@ -83,6 +90,8 @@ def main() -> None:
                 "dim": args.dim,
                 "epochs": args.epochs,
                 "batch_size": args.batch_size,
+                "lr": res.config.resolved_lr,
+                **({"p_norm": res.config.p_norm} if model == "transe" else {}),
                 "train_s": round(res.train_seconds, 1),
                 "edges_per_s": round(res.metrics["num_train_edges"] * args.epochs / max(res.train_seconds, 1e-9)),
                 "final_loss": round(res.history[-1], 4) if res.history else None,
