@@ -8,28 +8,44 @@ the parent; only example index ranges and small result arrays cross process boun
 
 The result is stored in ``cache_dir/<key>/`` where ``key`` is the SHA-256 of
 
+- the cache format version (:data:`FORMAT_VERSION`),
 - the graph's content hash (:attr:`KnowledgeGraph.hash`),
 - the linker's and the retriever's ``config``,
 - the dataset hash (SHA-256 of the data file, given as ``dataset_hash``, or of the
   examples' ids, questions and choices as canonical JSON),
-- the cache format version.
 
-so a second run with the same inputs reads the cache and any change rebuilds. The layout:
+so a second run with the same inputs reads the cache and any change -- including a new
+format version -- rebuilds. The layout:
 
 ``meta.json``
-    key, inputs, counts and statistics.
+    format, key, inputs, edge mode, counts and statistics.
 ``groundings.json``
     example ids, and per statement the :meth:`Grounding.to_dict` record.
 ``arrays/*.npy``
-    the subgraphs of all statements concatenated (``concept_ids``, ``node_type``,
-    ``edge_index``, ``edge_type`` and, for paths, ``paths``, ``path_rels``, ``path_len``;
-    compact int dtypes, ``edge_index`` stored as ``[e, 2]`` rows) with CSR-style offsets ``node_ptr``, ``edge_ptr``, ``path_ptr`` per statement
+    the *node sets* of all statements concatenated: ``concept_ids`` (int32), ``node_type``
+    (int8) and, for paths, ``paths`` (int32, local node indices), ``path_rels`` (int16),
+    ``path_len`` (int8), with CSR-style offsets ``node_ptr`` / ``path_ptr`` per statement
     and ``choice_ptr`` per example. Read with ``mmap_mode="r"``; no pickle anywhere.
 
-With ``retriever=None`` only the groundings are stored: a machine without spaCy (a GPU
-box) rebuilds subgraphs from a compiled graph with
-``PreprocessedDataset.load(path).with_retriever(SubgraphRetriever(KnowledgeGraph.load(g)))``.
-This module imports neither spaCy nor torch at import time.
+**Edges are not stored.** A retriever's ``edge_mode`` says how they follow from the node
+set: ``"induced"`` (:class:`~kgfuse.kg.SubgraphRetriever`: every graph edge among the
+nodes) or ``"paths"`` (:class:`~kgfuse.kg.PathRetriever`: the edges walked by the kept
+paths). They are rebuilt, vectorised, when a statement is read
+(:class:`~kgfuse.kg.retrieval.EdgeRebuilder`; ``"induced"`` needs the graph:
+``PreprocessedDataset.load(path, graph=kg)``), so the cache of all CommonsenseQA is a few
+tens of MB however dense the graph is, and a machine without spaCy (a GPU box) needs only
+the cache folder and the compiled graph. A retriever without ``retrieve_nodes`` (a third
+party one) has its edges stored (``edge_mode`` ``"stored"``: ``edge_index`` as ``[e, 2]``
+int32 rows, ``edge_type`` int16, ``edge_ptr``).
+
+Loading validates the format version and every array's shape, dtype kind, offsets and
+value ranges, and raises :class:`CacheFormatError` naming the file and field, instead of
+handing a model malformed tensors.
+
+With ``retriever=None`` only the groundings are stored:
+``PreprocessedDataset.load(path).with_retriever(SubgraphRetriever(KnowledgeGraph.load(g)))``
+cuts subgraphs from them on access. This module imports neither spaCy nor torch at import
+time.
 """
 
 from __future__ import annotations
@@ -54,20 +70,30 @@ if TYPE_CHECKING:  # pragma: no cover
     from .linking import EntityLinker
     from .retrieval import KGData
 
-__all__ = ["preprocess_dataset", "PreprocessedDataset", "examples_hash", "cache_key", "FORMAT_VERSION"]
+__all__ = ["preprocess_dataset", "PreprocessedDataset", "CacheFormatError", "examples_hash", "cache_key",
+           "FORMAT_VERSION", "EDGE_MODES"]
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = "kgfuse-preprocess-v1"
+#: Version of the on-disk layout; part of every cache key and checked on load.
+#: v2: node sets only, edges rebuilt on read (v1 stored every edge).
+FORMAT_VERSION = "kgfuse-preprocess-v2"
+
+#: How edges are obtained when a statement is read (``meta.json`` field ``edges``).
+EDGE_MODES = ("induced", "paths", "stored")
 
 _NODE_FIELDS = ("concept_ids", "node_type")
-_EDGE_FIELDS = ("edge_type",)
+_EDGE_FIELDS = ("edge_index", "edge_type")
 _PATH_FIELDS = ("paths", "path_rels", "path_len")
-# on-disk dtypes (read back as int64): ids < 2**31, relation ids (with inverse offset) < 2**15
+# on-disk dtypes (read back as int64); preprocess_dataset widens them for huge graphs
 _DTYPES = {
     "concept_ids": np.int32, "node_type": np.int8, "edge_index": np.int32, "edge_type": np.int16,
     "paths": np.int32, "path_rels": np.int16, "path_len": np.int8,
 }
+
+
+class CacheFormatError(ValueError):
+    """A preprocessed-dataset folder that is stale (older format) or malformed."""
 _HEADER = 128  # bytes reserved for the .npy header of streamed arrays
 
 
@@ -162,21 +188,46 @@ def _init_worker(state: dict[str, Any]) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def _edge_mode(retriever: Any) -> str | None:
+    """``"induced"``/``"paths"`` for retrievers that can split off their edges, else
+    ``"stored"``; ``None`` without a retriever."""
+    if retriever is None:
+        return None
+    mode = getattr(retriever, "edge_mode", None)
+    if mode in ("induced", "paths") and callable(getattr(retriever, "retrieve_nodes", None)):
+        return mode
+    return "stored"
+
+
 def _work(rng: tuple[int, int]) -> list[list[tuple[dict[str, Any], dict[str, np.ndarray] | None]]]:
     linker, retriever = _STATE["linker"], _STATE["retriever"]
     questions, choices = _STATE["questions"], _STATE["choices"]
+    mode, dtypes = _STATE["edge_mode"], _STATE["dtypes"]
     out = []
     for i in range(*rng):
         rows = []
         for c in choices[i]:
             g = linker.ground(questions[i], c)
-            arrays = retriever.retrieve_arrays(g) if retriever is not None else None
+            arrays = None
+            if mode == "stored":
+                arrays = retriever.retrieve_arrays(g)
+                arrays["edge_index"] = np.asarray(arrays["edge_index"]).T  # [e, 2] rows stream to disk
+            elif mode is not None:
+                arrays = retriever.retrieve_nodes(g)
             if arrays is not None:
-                arrays = {k: np.ascontiguousarray(v, dtype=_DTYPES[k]) for k, v in arrays.items()}
-                arrays["edge_index"] = np.ascontiguousarray(arrays["edge_index"].T)  # [e, 2] rows stream to disk
+                arrays = {k: np.ascontiguousarray(v, dtype=dtypes[k]) for k, v in arrays.items() if k in dtypes}
             rows.append((g.to_dict(), arrays))
         out.append(rows)
     return out
+
+
+def _dtypes(graph: "KnowledgeGraph") -> dict[str, Any]:
+    d = dict(_DTYPES)
+    if graph.num_concepts >= 2**31:  # pragma: no cover - not a graph one machine holds
+        d["concept_ids"] = np.int64
+    if 2 * graph.num_relations >= 2**15:
+        d["edge_type"] = d["path_rels"] = np.int32
+    return d
 
 
 # --------------------------------------------------------------------------- main entry
@@ -201,8 +252,9 @@ def preprocess_dataset(
         graph: the knowledge graph (the linker and retriever must use it).
         linker: an :class:`~kgfuse.kg.EntityLinker`.
         retriever: a :class:`~kgfuse.kg.PathRetriever`, a
-            :class:`~kgfuse.kg.SubgraphRetriever` (anything with ``retrieve_arrays`` and
-            ``config``), or ``None`` to store groundings only.
+            :class:`~kgfuse.kg.SubgraphRetriever` (node sets stored, edges rebuilt on read),
+            anything else with ``retrieve_arrays`` and ``config`` (edges stored), or
+            ``None`` to store groundings only.
         cache_dir: folder holding one sub-folder per cache key.
         dataset_hash: SHA-256 of the dataset file (e.g. ``hashlib.sha256(path.read_bytes())``);
             default: :func:`examples_hash`.
@@ -213,8 +265,9 @@ def preprocess_dataset(
         rebuild: ignore an existing cache entry.
 
     Returns:
-        :class:`PreprocessedDataset`; ``pre[i][j]`` is ``(Grounding, KGData)`` of example
-        ``i``, choice ``j``; ``pre.cache_hit`` tells whether it was read from the cache.
+        :class:`PreprocessedDataset` (attached to ``graph``); ``pre[i][j]`` is
+        ``(Grounding, KGData)`` of example ``i``, choice ``j``; ``pre.cache_hit`` tells
+        whether it was read from the cache.
     """
     if linker.graph is not graph and linker.graph.hash != graph.hash:
         raise ValueError("the linker was built on a different graph than `graph`")
@@ -227,7 +280,7 @@ def preprocess_dataset(
     root = Path(cache_dir)
     target = root / key
     if (target / "meta.json").is_file() and not rebuild:
-        pre = PreprocessedDataset.load(target)
+        pre = PreprocessedDataset.load(target, graph=graph)
         pre.cache_hit = True
         logger.info("preprocess: cache hit %s", target)
         return pre
@@ -235,13 +288,15 @@ def preprocess_dataset(
     t0 = time.perf_counter()
     n = len(ids)
     statements = sum(len(c) for c in choices)
-    state = {"linker": linker, "retriever": retriever, "questions": questions, "choices": choices}
+    mode = _edge_mode(retriever)
+    state = {"linker": linker, "retriever": retriever, "questions": questions, "choices": choices,
+             "edge_mode": mode, "dtypes": _dtypes(graph)}
     tasks = [(s, min(n, s + chunk_size)) for s in range(0, n, chunk_size)]
     workers = (os.cpu_count() or 1) if num_workers is None else int(num_workers)
     workers = max(1, min(workers, len(tasks)))
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=root))
-    sink = _Sink(tmp)
+    sink = _Sink(tmp, state["dtypes"])
     bar = _progress(statements, progress, f"grounding{' + retrieval' if retriever is not None else ''}")
     try:
         if workers <= 1 or "fork" not in mp.get_all_start_methods():
@@ -260,14 +315,14 @@ def preprocess_dataset(
                     sink.add(part)
                     bar.update(sum(len(r) for r in part))
         seconds = time.perf_counter() - t0
-        _finish(tmp, target, key, ids, choices, sink, graph, linker, rconf, retriever, dhash, seconds, workers)
+        _finish(tmp, target, key, ids, choices, sink, graph, linker, rconf, retriever, mode, dhash, seconds, workers)
     except BaseException:
         sink.abort()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
         bar.close()
-    pre = PreprocessedDataset.load(target)
+    pre = PreprocessedDataset.load(target, graph=graph)
     pre.cache_hit = False
     logger.info("preprocess: built %s (%d statements in %.1fs, %d workers)", target, statements, seconds, workers)
     return pre
@@ -280,22 +335,22 @@ def _progress(total: int, enabled: bool, desc: str):
 
 
 class _Sink:
-    """Collects worker results: groundings in memory (small), subgraph arrays streamed to
-    ``arrays/*.npy`` as they arrive."""
+    """Collects worker results: groundings in memory (small), node-set (and, for stored
+    edges, edge) arrays streamed to ``arrays/*.npy`` as they arrive."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, dtypes: Mapping[str, Any]) -> None:
         self.dir = tmp / "arrays"
         self.dir.mkdir()
+        self.dtypes = dtypes
         self.groundings: list[list[dict[str, Any]]] = []
         self.streams: dict[str, _NpyStream] = {}
         self.counts: dict[str, list[int]] = {"node": [], "edge": [], "path": []}
-        self.has_arrays = False
         self.has_paths = False
 
     def _stream(self, name: str, a: np.ndarray) -> None:
         st = self.streams.get(name)
         if st is None:
-            st = self.streams[name] = _NpyStream(self.dir / f"{name}.npy", _DTYPES[name], a.shape[1:])
+            st = self.streams[name] = _NpyStream(self.dir / f"{name}.npy", self.dtypes[name], a.shape[1:])
         st.write(a)
 
     def add(self, part) -> None:
@@ -304,11 +359,13 @@ class _Sink:
             for _, a in rows:
                 if a is None:
                     continue
-                self.has_arrays = True
-                for k in _NODE_FIELDS + _EDGE_FIELDS + ("edge_index",):
+                for k in _NODE_FIELDS:
                     self._stream(k, a[k])
                 self.counts["node"].append(a["concept_ids"].shape[0])
-                self.counts["edge"].append(a["edge_type"].shape[0])
+                if "edge_type" in a:
+                    for k in _EDGE_FIELDS:
+                        self._stream(k, a[k])
+                    self.counts["edge"].append(a["edge_type"].shape[0])
                 if "paths" in a:
                     self.has_paths = True
                     for k in _PATH_FIELDS:
@@ -332,7 +389,7 @@ def _ptr(counts: list[int]) -> np.ndarray:
 
 
 def _finish(tmp: Path, target: Path, key: str, ids, choices, sink: _Sink, graph, linker, rconf, retriever,
-            dhash: str, seconds: float, workers: int) -> None:
+            mode: str | None, dhash: str, seconds: float, workers: int) -> None:
     sink.close()
     groundings = sink.groundings
     choice_ptr = _ptr([len(c) for c in choices])
@@ -347,22 +404,30 @@ def _finish(tmp: Path, target: Path, key: str, ids, choices, sink: _Sink, graph,
         json.dump({"ids": ids, "groundings": groundings}, f, ensure_ascii=False, separators=(",", ":"))
     arr_dir = sink.dir
     np.save(arr_dir / "choice_ptr.npy", choice_ptr, allow_pickle=False)
-    if retriever is not None:
-        for name, shape in (("concept_ids", ()), ("node_type", ()), ("edge_type", ()), ("edge_index", (2,))):
+    max_hops = None
+    if mode is not None:
+        fields = list(_NODE_FIELDS) + (list(_EDGE_FIELDS) if mode == "stored" else [])
+        probe = retriever.retrieve_arrays(_empty_grounding()) if int(choice_ptr[-1]) == 0 else None
+        if probe is not None and "paths" in probe:
+            fields += list(_PATH_FIELDS)
+            sink.has_paths = True
+        for name in fields:
             if name not in sink.streams:  # no statements
-                np.save(arr_dir / f"{name}.npy", np.zeros((0, *shape), _DTYPES[name]), allow_pickle=False)
+                shape = (2,) if name == "edge_index" else (probe[name].shape[1:] if probe and name in probe else ())
+                np.save(arr_dir / f"{name}.npy", np.zeros((0, *shape), sink.dtypes[name]), allow_pickle=False)
         np.save(arr_dir / "node_ptr.npy", _ptr(sink.counts["node"]), allow_pickle=False)
-        np.save(arr_dir / "edge_ptr.npy", _ptr(sink.counts["edge"]), allow_pickle=False)
         nodes = np.asarray(sink.counts["node"])
-        edges = np.asarray(sink.counts["edge"])
         stats.update(
             mean_nodes=round(float(nodes.mean()), 3) if nodes.size else 0.0,
-            mean_edges=round(float(edges.mean()), 3) if edges.size else 0.0,
             empty_subgraphs=int((nodes == 0).sum()),
         )
+        if mode == "stored":
+            np.save(arr_dir / "edge_ptr.npy", _ptr(sink.counts["edge"]), allow_pickle=False)
+            stats["mean_edges"] = round(float(np.mean(sink.counts["edge"])), 3) if sink.counts["edge"] else 0.0
         if sink.has_paths:
             np.save(arr_dir / "path_ptr.npy", _ptr(sink.counts["path"]), allow_pickle=False)
-            stats["mean_paths"] = round(float(np.mean(sink.counts["path"])), 3)
+            stats["mean_paths"] = round(float(np.mean(sink.counts["path"])), 3) if sink.counts["path"] else 0.0
+            max_hops = int(np.load(arr_dir / "path_rels.npy", mmap_mode="r").shape[1])
     meta = {
         "format": FORMAT_VERSION,
         "key": key,
@@ -373,8 +438,10 @@ def _finish(tmp: Path, target: Path, key: str, ids, choices, sink: _Sink, graph,
         "retriever": rconf,
         "dataset_hash": dhash,
         "num_examples": len(ids),
-        "has_subgraphs": retriever is not None,
+        "has_subgraphs": mode is not None,
+        "edges": mode,
         "has_paths": sink.has_paths,
+        "max_hops": max_hops,
         "stats": stats,
     }
     with open(tmp / "meta.json", "w", encoding="utf-8") as f:
@@ -384,13 +451,19 @@ def _finish(tmp: Path, target: Path, key: str, ids, choices, sink: _Sink, graph,
     os.replace(tmp, target)
 
 
+def _empty_grounding() -> Grounding:
+    return Grounding([], [], [])
+
+
 # --------------------------------------------------------------------------- reading
 class PreprocessedDataset:
     """A preprocessed dataset read from its cache folder (no spaCy needed).
 
     ``pre[i]`` is the list, over the choices of example ``i``, of ``(Grounding, KGData)``;
     ``pre[i][j]`` one statement. ``pre.grounding(i, j)`` and ``pre.arrays(i, j)`` give the
-    parts without building tensors. Without stored subgraphs (``retriever=None`` at
+    parts without building tensors. Edges are rebuilt on access (see the module notes);
+    ``"induced"`` caches need the graph (``load(path, graph=kg)``, done by
+    :func:`preprocess_dataset`). Without stored subgraphs (``retriever=None`` at
     preprocessing time) the ``KGData`` is ``None`` unless a retriever is attached with
     :meth:`with_retriever`.
 
@@ -398,39 +471,73 @@ class PreprocessedDataset:
         path: the cache folder.
         meta: the content of ``meta.json``.
         ids: example ids.
+        graph: the attached graph, or ``None``.
         cache_hit: whether :func:`preprocess_dataset` read it from the cache.
     """
 
     def __init__(self, path: Path, meta: dict[str, Any], ids: list[str], groundings: list[list[dict[str, Any]]],
-                 arrays: dict[str, np.ndarray]) -> None:
+                 arrays: dict[str, np.ndarray], graph: "KnowledgeGraph | None" = None) -> None:
         self.path = path
         self.meta = meta
         self.ids = ids
         self._groundings = groundings
         self._arrays = arrays
         self._retriever: Any | None = None
+        self._rebuilder: Any | None = None
+        self.graph = graph
         self.cache_hit = False
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, mmap: bool = True) -> "PreprocessedDataset":
-        """Open a cache folder written by :func:`preprocess_dataset`."""
+    def load(cls, path: str | os.PathLike, graph: "KnowledgeGraph | None" = None, *,
+             mmap: bool = True) -> "PreprocessedDataset":
+        """Open and validate a cache folder written by :func:`preprocess_dataset`.
+
+        Args:
+            path: the cache folder (``cache_dir/<key>``).
+            graph: the graph it was made from (checked by hash); needed to rebuild the
+                edges of ``"induced"`` caches (:class:`~kgfuse.kg.SubgraphRetriever`).
+            mmap: memory-map the arrays.
+
+        Raises:
+            FileNotFoundError: no ``meta.json``.
+            CacheFormatError: another format version, a missing file, or an array whose
+                shape, dtype, offsets or values do not fit (the message names the file
+                and field).
+            ValueError: ``graph`` is not the graph of the cache.
+        """
         path = Path(path)
         meta_file = path / "meta.json"
         if not meta_file.is_file():
             raise FileNotFoundError(f"{meta_file}: not a preprocessed dataset (meta.json missing)")
-        with open(meta_file, encoding="utf-8") as f:
-            meta = json.load(f)
-        if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{meta_file}: field 'format' is {meta.get('format')!r}, expected {FORMAT_VERSION!r}")
-        with open(path / "groundings.json", encoding="utf-8") as f:
-            g = json.load(f)
-        arrays = {
-            p.stem: np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
-            for p in sorted((path / "arrays").glob("*.npy"))
-        }
-        if len(g["ids"]) != meta["num_examples"] or len(g["groundings"]) != meta["num_examples"]:
-            raise ValueError(f"{path / 'groundings.json'}: {len(g['groundings'])} examples, meta.json says {meta['num_examples']}")
-        return cls(path, meta, g["ids"], g["groundings"], arrays)
+        try:
+            with open(meta_file, encoding="utf-8") as f:
+                meta = json.load(f)
+        except ValueError as e:
+            raise CacheFormatError(f"{meta_file}: not valid JSON ({e})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+            found = meta.get("format") if isinstance(meta, dict) else None
+            raise CacheFormatError(
+                f"{meta_file}: field 'format' is {found!r}, expected {FORMAT_VERSION!r} (a cache of another "
+                "kgfuse version; delete the folder, preprocess_dataset rebuilds it under a new key)"
+            )
+        gfile = path / "groundings.json"
+        try:
+            with open(gfile, encoding="utf-8") as f:
+                g = json.load(f)
+        except (OSError, ValueError) as e:
+            raise CacheFormatError(f"{gfile}: cannot read ({e})") from None
+        arrays = {}
+        for p in sorted((path / "arrays").glob("*.npy")):
+            try:
+                arrays[p.stem] = np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+            except (OSError, ValueError) as e:
+                raise CacheFormatError(f"{p}: not a readable .npy array ({e})") from None
+        _validate(path, meta, g, arrays)
+        if graph is not None and graph.hash != meta["graph_hash"]:
+            raise ValueError(
+                f"{meta_file}: made on graph {meta['graph_hash'][:12]}, the given graph is {graph.hash[:12]}"
+            )
+        return cls(path, meta, g["ids"], g["groundings"], arrays, graph)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -457,13 +564,43 @@ class PreprocessedDataset:
             return None
         if not 0 <= j < self.num_choices(i):
             raise IndexError(f"example {i} has {self.num_choices(i)} choices, not {j + 1}")
+        out = self.node_arrays(i, j)
+        mode = self.meta["edges"]
+        a = self._arrays
+        if mode == "stored":
+            s = int(a["choice_ptr"][i]) + j
+            e0, e1 = int(a["edge_ptr"][s]), int(a["edge_ptr"][s + 1])
+            out["edge_index"] = np.asarray(a["edge_index"][e0:e1], dtype=np.int64).T.copy()
+            out["edge_type"] = np.asarray(a["edge_type"][e0:e1], dtype=np.int64)
+        elif mode == "paths":
+            from .retrieval import path_edges
+
+            out["edge_index"], out["edge_type"] = path_edges(
+                out["concept_ids"], out["paths"], out["path_rels"], out["path_len"], self.meta["num_relations"]
+            )
+        else:  # induced
+            if self.graph is None:
+                raise ValueError(
+                    f"{self.path}: this cache stores node sets whose edges are rebuilt from the graph; open it with "
+                    f"PreprocessedDataset.load(path, graph=KnowledgeGraph.load(...)) (graph hash "
+                    f"{self.meta['graph_hash'][:12]})"
+                )
+            if self._rebuilder is None:
+                from .retrieval import EdgeRebuilder
+
+                self._rebuilder = EdgeRebuilder(self.graph)
+            out["edge_index"], out["edge_type"] = self._rebuilder.induced(out["concept_ids"])
+        return out
+
+    def node_arrays(self, i: int, j: int) -> dict[str, np.ndarray]:
+        """The stored node set of statement (i, j) (int64): ``concept_ids``, ``node_type``
+        and, for paths, ``paths``, ``path_rels``, ``path_len``; no edges."""
+        if not self.meta["has_subgraphs"]:
+            raise ValueError(f"{self.path}: no subgraphs stored (preprocessed with retriever=None)")
         a = self._arrays
         s = int(a["choice_ptr"][i]) + j
         n0, n1 = int(a["node_ptr"][s]), int(a["node_ptr"][s + 1])
-        e0, e1 = int(a["edge_ptr"][s]), int(a["edge_ptr"][s + 1])
         out = {k: np.asarray(a[k][n0:n1], dtype=np.int64) for k in _NODE_FIELDS}
-        out["edge_index"] = np.asarray(a["edge_index"][e0:e1], dtype=np.int64).T.copy()
-        out["edge_type"] = np.asarray(a["edge_type"][e0:e1], dtype=np.int64)
         if self.meta["has_paths"]:
             p0, p1 = int(a["path_ptr"][s]), int(a["path_ptr"][s + 1])
             for k in _PATH_FIELDS:
@@ -498,7 +635,7 @@ class PreprocessedDataset:
                 f"{self.path}: groundings were made on graph {self.meta['graph_hash'][:12]}, "
                 f"the retriever uses graph {retriever.graph.hash[:12]}"
             )
-        view = PreprocessedDataset(self.path, self.meta, self.ids, self._groundings, self._arrays)
+        view = PreprocessedDataset(self.path, self.meta, self.ids, self._groundings, self._arrays, retriever.graph)
         view._retriever = retriever
         view.cache_hit = self.cache_hit
         return view
@@ -508,3 +645,87 @@ class PreprocessedDataset:
             f"PreprocessedDataset(path={str(self.path)!r}, examples={len(self)}, statements={self.num_statements}, "
             f"subgraphs={self.has_subgraphs}, cache_hit={self.cache_hit})"
         )
+
+
+# --------------------------------------------------------------------------- validation
+def _validate(path: Path, meta: Mapping[str, Any], g: Any, arrays: Mapping[str, np.ndarray]) -> None:
+    """Check a cache folder's structure; raise :class:`CacheFormatError` naming file and field."""
+
+    def fail(file: str, field: str, msg: str) -> None:
+        raise CacheFormatError(f"{path / file}: field {field!r}: {msg} (delete the folder to rebuild it)")
+
+    for field, kind in (("graph_hash", str), ("num_examples", int), ("num_concepts", int), ("num_relations", int),
+                        ("has_subgraphs", bool), ("has_paths", bool)):
+        if not isinstance(meta.get(field), kind):
+            fail("meta.json", field, f"missing or not {kind.__name__}")
+    mode = meta.get("edges")
+    if meta["has_subgraphs"] and mode not in EDGE_MODES:
+        fail("meta.json", "edges", f"{mode!r} is not one of {EDGE_MODES}")
+    n_ex = meta["num_examples"]
+    if not isinstance(g, dict) or not isinstance(g.get("ids"), list) or not isinstance(g.get("groundings"), list):
+        fail("groundings.json", "ids/groundings", "missing or not lists")
+    if len(g["ids"]) != n_ex or len(g["groundings"]) != n_ex:
+        fail("groundings.json", "groundings", f"{len(g['groundings'])} examples, meta.json says {n_ex}")
+
+    def arr(name: str, ndim: int, width: int | None = None) -> np.ndarray:
+        file = f"arrays/{name}.npy"
+        if name not in arrays:
+            fail(file, name, "file missing")
+        a = arrays[name]
+        if a.dtype.kind not in "iu":
+            fail(file, name, f"dtype {a.dtype} is not an integer type")
+        if a.ndim != ndim or (width is not None and a.shape[1] != width):
+            want = "[n]" if ndim == 1 else f"[n, {width if width is not None else '?'}]"
+            fail(file, name, f"shape {tuple(a.shape)}, expected {want}")
+        return a
+
+    def ptr(name: str, size: int, total: int) -> np.ndarray:
+        p = np.asarray(arr(name, 1))
+        if p.shape[0] != size + 1:
+            fail(f"arrays/{name}.npy", name, f"{p.shape[0]} offsets, expected {size + 1}")
+        if size + 1 and (p[0] != 0 or p[-1] != total or (np.diff(p) < 0).any()):
+            fail(f"arrays/{name}.npy", name, f"offsets must rise from 0 to {total}")
+        return p
+
+    def in_range(name: str, a: np.ndarray, lo: Any, hi: Any) -> None:
+        if a.size and (np.any(a < lo) or np.any(a >= hi)):
+            fail(f"arrays/{name}.npy", name, "values outside the valid range")
+
+    counts = [len(rows) if isinstance(rows, list) else -1 for rows in g["groundings"]]
+    n_st = sum(counts)
+    cp = ptr("choice_ptr", n_ex, n_st)
+    if not np.array_equal(np.diff(cp), counts):
+        fail("arrays/choice_ptr.npy", "choice_ptr", "choices per example differ from groundings.json")
+    if not meta["has_subgraphs"]:
+        return
+    cid, nt = arr("concept_ids", 1), arr("node_type", 1)
+    if cid.shape != nt.shape:
+        fail("arrays/node_type.npy", "node_type", f"{nt.shape[0]} entries, concept_ids has {cid.shape[0]}")
+    npt = ptr("node_ptr", n_st, cid.shape[0])
+    in_range("concept_ids", cid, 0, meta["num_concepts"])
+    in_range("node_type", nt, 0, 3)
+    n_nodes = np.diff(npt)
+    if mode == "stored":
+        ei, et = arr("edge_index", 2, 2), arr("edge_type", 1)
+        if et.shape[0] != ei.shape[0]:
+            fail("arrays/edge_type.npy", "edge_type", f"{et.shape[0]} entries, edge_index has {ei.shape[0]}")
+        ept = ptr("edge_ptr", n_st, ei.shape[0])
+        in_range("edge_type", et, 0, meta["num_relations"])
+        lim = np.repeat(n_nodes, np.diff(ept))
+        if ei.size and (np.any(ei < 0) or np.any(ei >= lim[:, None])):
+            fail("arrays/edge_index.npy", "edge_index", "local node index outside its statement's nodes")
+    if meta["has_paths"]:
+        H = meta.get("max_hops")
+        if not isinstance(H, int) or H < 1:
+            fail("meta.json", "max_hops", f"{H!r} is not a positive int")
+        pa, pr, pl = arr("paths", 2, H + 1), arr("path_rels", 2, H), arr("path_len", 1)
+        if not pa.shape[0] == pr.shape[0] == pl.shape[0]:
+            fail("arrays/path_len.npy", "paths/path_rels/path_len", "different numbers of paths")
+        ppt = ptr("path_ptr", n_st, pa.shape[0])
+        in_range("path_len", pl, 0, H + 1)
+        in_range("path_rels", pr, 0, 2 * meta["num_relations"])
+        lim = np.repeat(n_nodes, np.diff(ppt))
+        if pa.size and (np.any(pa < 0) or np.any(pa >= lim[:, None])):
+            fail("arrays/paths.npy", "paths", "local node index outside its statement's nodes")
+    elif mode == "paths":
+        fail("meta.json", "has_paths", "edge mode 'paths' without stored paths")

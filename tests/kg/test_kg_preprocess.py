@@ -15,7 +15,15 @@ pytest.importorskip("spacy")
 
 from kgfuse.kg import GraphBuilder  # noqa: E402
 from kgfuse.kg.linking import EntityLinker, Grounding  # noqa: E402
-from kgfuse.kg.preprocess import PreprocessedDataset, examples_hash, preprocess_dataset  # noqa: E402
+import kgfuse.kg.preprocess as preprocess_mod  # noqa: E402
+from kgfuse.kg.preprocess import (  # noqa: E402
+    FORMAT_VERSION,
+    CacheFormatError,
+    PreprocessedDataset,
+    cache_key,
+    examples_hash,
+    preprocess_dataset,
+)
 from kgfuse.kg.retrieval import KGData, PathRetriever, SubgraphRetriever  # noqa: E402
 
 TRIPLES = [
@@ -151,15 +159,120 @@ def test_empty_statement_and_bad_input(kg, linker, tmp_path):
 
 
 def test_load_without_spacy(kg, linker, tmp_path):
-    pre = preprocess_dataset(EXAMPLES, kg, linker, SubgraphRetriever(kg), tmp_path, num_workers=1, progress=False)
+    """The GPU-side flow: only the cache folder and the compiled graph travel; edges are
+    rebuilt there without spaCy."""
+    sr = SubgraphRetriever(kg)
+    pre = preprocess_dataset(EXAMPLES, kg, linker, sr, tmp_path / "cache", num_workers=1, progress=False)
+    kg.save(tmp_path / "graph")
     code = (
         "import sys\n"
+        "from kgfuse.kg import KnowledgeGraph\n"
         "from kgfuse.kg.preprocess import PreprocessedDataset\n"
-        f"pre = PreprocessedDataset.load({str(pre.path)!r})\n"
+        f"pre = PreprocessedDataset.load({str(pre.path)!r}, graph=KnowledgeGraph.load({str(tmp_path / 'graph')!r}))\n"
         "g, d = pre[1][0]\n"
         "assert 'spacy' not in sys.modules, 'spacy imported'\n"
-        "print(len(pre), d.num_nodes)\n"
+        "print(len(pre), d.num_nodes, d.edge_index.t().tolist(), d.edge_type.tolist())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == [str(len(EXAMPLES)), str(pre[1][0][1].num_nodes)]
+    ref = sr(linker.ground(EXAMPLES[1].question, EXAMPLES[1].choices[0]))
+    assert ref.edge_index.shape[1] > 0
+    expected = f"{len(EXAMPLES)} {ref.num_nodes} {ref.edge_index.t().tolist()} {ref.edge_type.tolist()}"
+    assert out.stdout.strip() == expected
+
+
+def test_cache_stores_node_sets_only(kg, linker, tmp_path):
+    for r, mode in ((SubgraphRetriever(kg), "induced"), (PathRetriever(kg, max_hops=3), "paths"),
+                    (PathRetriever(kg, max_hops=2, edges="induced"), "induced")):
+        pre = preprocess_dataset(EXAMPLES, kg, linker, r, tmp_path, num_workers=1, progress=False)
+        assert pre.meta["edges"] == mode and pre.meta["format"] == FORMAT_VERSION
+        stored = {p.stem for p in (pre.path / "arrays").glob("*.npy")}
+        assert not stored & {"edge_index", "edge_type", "edge_ptr"}
+        total = 0
+        for i, ex in enumerate(EXAMPLES):
+            for j, c in enumerate(ex.choices):
+                ref = r(linker.ground(ex.question, c))
+                _, d = pre[i][j]
+                total += d.edge_index.shape[1]
+                assert d.num_nodes == ref.num_nodes and sorted(d.keys()) == sorted(ref.keys())
+                for k in ref.keys():
+                    if k != "num_nodes":
+                        assert d[k].tolist() == ref[k].tolist(), (mode, i, j, k)
+        assert total > 0
+        # a reader without the graph: paths caches need none, induced ones say what to pass
+        bare = PreprocessedDataset.load(pre.path)
+        if mode == "paths":
+            assert bare[0][0][1].edge_index.tolist() == pre[0][0][1].edge_index.tolist()
+        else:
+            with pytest.raises(ValueError, match="graph=KnowledgeGraph.load"):
+                bare[0]
+            assert bare.node_arrays(0, 0)["concept_ids"].tolist() == pre[0][0][1].concept_ids.tolist()
+    with pytest.raises(ValueError, match="made on graph"):
+        PreprocessedDataset.load(pre.path, graph=build([("a", "R", "b")]))
+
+
+class EdgesOnly:
+    """A third-party retriever: only ``retrieve_arrays`` and ``config`` (edges get stored)."""
+
+    def __init__(self, inner):
+        self.inner, self.graph, self.config = inner, inner.graph, {"class": "EdgesOnly", **inner.config}
+
+    def retrieve_arrays(self, g):
+        return self.inner.retrieve_arrays(g)
+
+
+def test_stored_edges_for_other_retrievers(kg, linker, tmp_path):
+    r = EdgesOnly(SubgraphRetriever(kg))
+    pre = preprocess_dataset(EXAMPLES, kg, linker, r, tmp_path, num_workers=2, chunk_size=2, progress=False)
+    assert pre.meta["edges"] == "stored" and (pre.path / "arrays" / "edge_index.npy").is_file()
+    for i, ex in enumerate(EXAMPLES):
+        for j, c in enumerate(ex.choices):
+            ref = r.inner(linker.ground(ex.question, c))
+            d = PreprocessedDataset.load(pre.path)[i][j][1]  # no graph needed
+            assert d.edge_index.tolist() == ref.edge_index.tolist() and d.edge_type.tolist() == ref.edge_type.tolist()
+
+
+def test_format_version_in_key_and_checked(kg, linker, tmp_path, monkeypatch):
+    sr = SubgraphRetriever(kg)
+    pre = preprocess_dataset(EXAMPLES, kg, linker, sr, tmp_path, num_workers=1, progress=False)
+    key = cache_key(kg.hash, linker.config, sr.config, examples_hash(EXAMPLES))
+    assert pre.path.name == key
+    monkeypatch.setattr(preprocess_mod, "FORMAT_VERSION", "kgfuse-preprocess-v999")
+    assert cache_key(kg.hash, linker.config, sr.config, examples_hash(EXAMPLES)) != key
+    # a cache of another version is not read: new key, rebuilt (and the old one fails to load)
+    with pytest.raises(CacheFormatError, match=r"meta.json: field 'format' is 'kgfuse-preprocess-v2'"):
+        PreprocessedDataset.load(pre.path, graph=kg)
+    again = preprocess_dataset(EXAMPLES, kg, linker, sr, tmp_path, num_workers=1, progress=False)
+    assert not again.cache_hit and again.path != pre.path
+
+
+def _corrupt(pre, name, value):
+    np.save(pre.path / "arrays" / f"{name}.npy", value, allow_pickle=False)
+
+
+@pytest.mark.parametrize(
+    "name, make, field",
+    [
+        ("concept_ids", lambda a: a[:-1], "node_type"),  # lengths differ
+        ("node_ptr", lambda a: a[:-1], "node_ptr"),  # wrong number of offsets
+        ("node_type", lambda a: a + 3, "node_type"),  # out of range
+        ("concept_ids", lambda a: a.astype(np.float32), "concept_ids"),  # not integers
+        ("paths", lambda a: a[:, :-1], "paths"),  # wrong width
+        ("paths", lambda a: a + 1000, "paths"),  # local index outside the statement
+        ("path_ptr", lambda a: a[::-1].copy(), "path_ptr"),  # not rising
+        ("path_rels", None, "path_rels"),  # file missing
+    ],
+)
+def test_malformed_cache_raises_clear_error(kg, linker, tmp_path, name, make, field):
+    pr = PathRetriever(kg, max_hops=2)
+    pre = preprocess_dataset(EXAMPLES, kg, linker, pr, tmp_path, num_workers=1, progress=False)
+    a = np.load(pre.path / "arrays" / f"{name}.npy")
+    if make is None:
+        (pre.path / "arrays" / f"{name}.npy").unlink()
+    else:
+        _corrupt(pre, name, make(a))
+    with pytest.raises(CacheFormatError, match=rf"arrays/{field.split('/')[0]}\.npy: field '{field}'"):
+        PreprocessedDataset.load(pre.path, graph=kg)
+    # preprocess_dataset does not silently reuse it either
+    with pytest.raises(CacheFormatError):
+        preprocess_dataset(EXAMPLES, kg, linker, pr, tmp_path, num_workers=1, progress=False)
