@@ -15,13 +15,16 @@ from torch_geometric.data import Batch
 
 from kgfuse.kg import GraphBuilder, KnowledgeGraph
 from kgfuse.kg.linking import Grounding
+import kgfuse.kg.retrieval as retrieval
 from kgfuse.kg.retrieval import (
     NODE_ANSWER,
     NODE_OTHER,
     NODE_QUESTION,
     KGData,
+    EdgeRebuilder,
     PathRetriever,
     SubgraphRetriever,
+    inverse_relations,
 )
 
 
@@ -111,9 +114,13 @@ def test_path_kgdata(kg, data):
             u, v, r = cid[nodes[k]].item(), cid[nodes[k + 1]].item(), rels[k]
             h, t = (u, v) if r < R else (v, u)
             assert ((kg.head == h) & (kg.tail == t) & (kg.relation == r % R)).any()
-    # every edge of the subgraph is a graph edge, endpoints local
-    for (h, t), r in zip(d.edge_index.t().tolist(), d.edge_type.tolist()):
-        assert ((kg.head == cid[h].item()) & (kg.tail == cid[t].item()) & (kg.relation == r)).any()
+    # the subgraph's edges are exactly the edges of the kept paths, in edge-id order
+    want = sorted({e for x in qs for y in As for p in pr.edge_paths(x, y) for e, _ in p})
+    got = [
+        int(np.flatnonzero((kg.head == cid[h].item()) & (kg.tail == cid[t].item()) & (kg.relation == r))[0])
+        for (h, t), r in zip(d.edge_index.t().tolist(), d.edge_type.tolist())
+    ]
+    assert got == want
 
 
 def subgraph_reference(kg: KnowledgeGraph, q: list[int], a: list[int], bridge: str) -> set[int]:
@@ -254,3 +261,86 @@ def test_invalid_args():
     with pytest.raises(ValueError, match="bridge"):
         SubgraphRetriever(kg, bridge="x")
     assert np.array_equal(PathRetriever(kg).node_paths(0, 0), [])
+
+
+@settings(max_examples=60, deadline=None)
+@given(kg=multigraphs(max_nodes=12, max_edges=60), data=st.data())
+def test_induced_edges_lookup_matches_csr_scan(kg, data):
+    """The pair-index lookup, the out-edge scan and their per-node mix give the same edges."""
+    nodes = np.asarray(data.draw(st.lists(st.integers(0, kg.num_concepts - 1), max_size=8, unique=True)), np.int64)
+    ref = kg.induced_edges(nodes)
+    rb = EdgeRebuilder(kg)
+    saved = retrieval.LOOKUP_FACTOR
+    try:
+        for factor in (0, 1, saved, 10**9):  # all lookups, mixed, default, all scans
+            retrieval.LOOKUP_FACTOR = factor
+            assert rb._adj.induced(nodes).tolist() == ref.tolist(), factor
+    finally:
+        retrieval.LOOKUP_FACTOR = saved
+    ei, et = rb.induced(nodes)
+    assert [(int(nodes[h]), r, int(nodes[t])) for (h, t), r in zip(ei.T.tolist(), et.tolist())] == [
+        (int(kg.head[e]), int(kg.relation[e]), int(kg.tail[e])) for e in ref
+    ]
+
+
+def test_pair_index():
+    kg = KnowledgeGraph([f"c{i}" for i in range(5)], ["r0", "r1", "r2"],
+                        [3, 0, 0, 3, 0, 4], [0, 2, 0, 1, 1, 2], [1, 1, 1, 1, 4, 4])
+    keys, ptr, order = kg.pair_index()
+    assert kg.pair_index() is kg.pair_index()  # built once
+    pairs = {}
+    for e, (h, t) in enumerate(zip(kg.head.tolist(), kg.tail.tolist())):
+        pairs.setdefault(h * 5 + t, []).append(e)
+    assert keys.tolist() == sorted(pairs)
+    assert [order[ptr[u]:ptr[u + 1]].tolist() for u in range(keys.size)] == [pairs[k] for k in sorted(pairs)]
+    h0 = kg.hash
+    assert KnowledgeGraph(kg.concepts, kg.relations, kg.head, kg.relation, kg.tail).hash == h0
+
+
+def with_inverses(kg: KnowledgeGraph, drop_one: bool = False) -> KnowledgeGraph:
+    """``kg`` plus the twin ``(t, _r, h)`` of every edge (as the loaders' add_inverse)."""
+    R = kg.num_relations
+    h, r, t = kg.head, kg.relation, kg.tail
+    m = kg.num_edges - (1 if drop_one else 0)
+    return KnowledgeGraph(kg.concepts, list(kg.relations) + ["_" + x for x in kg.relations],
+                          np.concatenate((h, t[:m])), np.concatenate((r, r[:m] + R)), np.concatenate((t, h[:m])))
+
+
+@settings(max_examples=40, deadline=None)
+@given(kg=multigraphs(max_nodes=6, max_edges=9), hops=st.integers(1, 3), data=st.data())
+def test_auto_direction_with_inverse_relations(kg, hops, data):
+    """On a graph holding every edge's inverse twin, auto follows edges forward only and finds
+    each undirected path of the original graph exactly once (no twin duplicates)."""
+    n = kg.num_concepts
+    q = data.draw(st.integers(0, n - 1))
+    a = data.draw(st.integers(0, n - 1).filter(lambda x: x != q))
+    inv = with_inverses(kg)
+    auto = PathRetriever(inv, max_hops=hops, max_paths=10**6)
+    if kg.num_edges:
+        assert auto.directed and auto.config["direction"] == "auto" and auto.config["directed"]
+    got = auto.node_paths(q, a)
+    ref = PathRetriever(kg, max_hops=hops, max_paths=10**6, directed=False).node_paths(q, a)
+    assert sorted(got) == sorted(ref)
+    both = PathRetriever(inv, max_hops=hops, max_paths=10**6, directed=False)
+    assert not both.directed and both.config["direction"] == "undirected"
+    # an undirected search over the twins: each path once per choice of twin at each step
+    assert sum(2 ** (len(p) - 1) for p in got) == len(both.node_paths(q, a))
+    # auto on a graph without (complete) inverses searches both ways
+    assert not PathRetriever(kg).directed
+    if kg.num_edges:
+        assert inverse_relations(with_inverses(kg, drop_one=True)) is None
+        assert not PathRetriever(with_inverses(kg, drop_one=True)).directed
+
+
+def test_auto_direction_explains_once():
+    b = GraphBuilder()
+    for h, r, t in [("plate", "atlocation", "cupboard"), ("cupboard", "partof", "kitchen")]:
+        b.add(h, r, t)
+        b.add(t, "_" + r, h)
+    kg = b.build()
+    g = Grounding([kg.concept_id("plate")], [kg.concept_id("kitchen")], [])
+    pr = PathRetriever(kg, max_hops=2)
+    assert pr.directed and inverse_relations(kg).tolist() == [kg.relation_id(f"_{x}") if not x.startswith("_")
+                                                              else kg.relation_id(x[1:]) for x in kg.relations]
+    assert pr.explain(pr(g)) == ["plate --atlocation--> cupboard --partof--> kitchen"]
+    assert len(PathRetriever(kg, max_hops=2, directed=False)(g).paths) == 4
