@@ -6,8 +6,7 @@ torch nor spaCy until a class is used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kgfuse._lazy import lazy_exports
 
 # public name -> submodule that defines it
 _EXPORTS = {
@@ -31,17 +30,4 @@ _EXPORTS = {
     "concept_name_embeddings": "embeddings",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'kgfuse.kg' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{mod}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
