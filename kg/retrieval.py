@@ -569,7 +569,8 @@ class PathRetriever:
         first = np.flatnonzero(np.r_[True, f.src[1:] != f.src[:-1]])
         group_start = np.repeat(first, np.diff(np.r_[first, f.size]))
         outs = []
-        for ai in np.unique(b.src[bidx]).tolist():
+        bsrc = b.src[bidx]  # ascending
+        for ai in bsrc[np.flatnonzero(np.r_[True, bsrc[1:] != bsrc[:-1]])].tolist():
             fq = ai * N + f.end
             lo = np.searchsorted(bkey, fq, "left")
             cnt_all = np.searchsorted(bkey, fq, "right") - lo
@@ -639,9 +640,9 @@ class PathRetriever:
                 cf = int(adj.cost(F[1].end, True, not self.directed).sum())
                 cb = int(adj.cost(B[1].end, not self.directed, True).sum())
                 if cf <= cb:
-                    fh, bh = self._grow(F[1], True, np.unique(B[1].end)), B[1]
+                    fh, bh = self._grow(F[1], True, B[1].end), B[1]
                 else:
-                    fh, bh = F[1], self._grow(B[1], False, np.unique(F[1].end))
+                    fh, bh = F[1], self._grow(B[1], False, F[1].end)
             else:  # h == 4: both sides to 2 edges, meeting in the intersection of 2-hop sets
                 f2 = self._grow(F[1], True, None)
                 b2 = self._grow(B[1], False, None)
