@@ -1,0 +1,211 @@
+"""Build the GPU carry bundle (see :mod:`bundle`) on a machine that has spaCy and the data.
+
+Command (from the repository root)::
+
+    .venv/bin/python benchmarks/gpu/make_bundle.py --out benchmarks/gpu/bundle
+
+It grounds every question of CommonsenseQA (in-house train ``train_ih.jsonl``, official dev)
+and OpenBookQA (train / dev / test) from ``../shared/data`` against the WordNet 3.0 lemma
+graph with the project's :class:`~kgfuse.kg.EntityLinker` (through
+:func:`kgfuse.tasks.pipeline.preprocess`, so the cache is the project's own, keyed by graph
+hash, linker config and examples hash), stores the groundings and the retriever's node sets
+(edges are rebuilt from the graph on the GPU side), measures linking coverage and subgraph
+sizes, converts the text encoder
+(default: the shipped all-MiniLM-L6-v2) to float16, compresses it all and prints the size.
+
+The bundle holds third-party data: it lives under ``benchmarks/gpu/bundle`` (git-ignored)
+and travels to the GPU only through the device tool's ``carry``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bundle import (  # noqa: E402
+    DATASETS,
+    FORMAT,
+    MODEL_FILES,
+    REPO_ROOT,
+    WEIGHTS_FP16,
+    describe,
+    ensure_kgfuse_importable,
+    fp32_to_fp16,
+    gzip_file,
+    linking_stats,
+    manifest_files,
+    tar_folder,
+)
+
+#: the carry limit of the device tool, repository included
+CARRY_LIMIT = 64 * 2**20
+DEFAULT_RETRIEVER = {"type": "subgraph", "max_nodes": 200}
+
+
+def tracked_bytes(repo: Path) -> int | None:
+    """Bytes of the files git tracks plus untracked files that are not ignored (what the
+    device tool sends besides the carried paths); ``None`` without git."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=repo,
+                             capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    total = 0
+    for rel in out.split(b"\0"):
+        if rel:
+            p = repo / os.fsdecode(rel)
+            if p.is_file() and not p.is_symlink():
+                total += p.stat().st_size
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, help="bundle folder (replaced)")
+    ap.add_argument("--data", default=str(REPO_ROOT.parent / "shared" / "data"), help="shared data folder (default ../shared/data)")
+    ap.add_argument("--datasets", default="csqa,obqa", help="comma-separated: csqa, obqa")
+    ap.add_argument("--wordnet", default=None, help="WordNet database folder (default: the loader's, /usr/share/wordnet)")
+    ap.add_argument("--text-encoder", default="all-MiniLM-L6-v2", help="model name or folder (default: the shipped MiniLM)")
+    ap.add_argument("--retriever", default=json.dumps(DEFAULT_RETRIEVER), help="retriever options (JSON) used on the GPU side")
+    ap.add_argument("--linker", default="{}", help="EntityLinker options (JSON)")
+    ap.add_argument("--max-examples", type=int, default=None, help="keep the first N examples of every split (tests)")
+    ap.add_argument("--workers", type=int, default=2, help="grounding processes")
+    ap.add_argument("--cache", default=None, help="preprocessing cache folder to reuse (default: a temporary one)")
+    ap.add_argument("--store", choices=("nodes", "groundings"), default="nodes",
+                    help="nodes: groundings + the retriever's node sets (edges rebuilt from the graph on the GPU side); "
+                         "groundings: groundings only (the whole retrieval runs on the GPU side)")
+    ap.add_argument("--no-stats", action="store_true", help="skip the subgraph statistics")
+    args = ap.parse_args(argv)
+
+    ensure_kgfuse_importable()
+    from kgfuse.encoders.text import resolve_text_encoder
+    from kgfuse.kg import KnowledgeGraph
+    from kgfuse.kg import loaders as kg_loaders
+    from kgfuse.tasks.datasets import load_examples
+    from kgfuse.tasks.pipeline import build_linker, build_retriever, preprocess
+
+    t0 = time.time()
+    out = Path(args.out).resolve()
+    data_root = Path(args.data)
+    wn_dir = Path(args.wordnet) if args.wordnet else Path(kg_loaders._DEFAULT_WORDNET)
+    names = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    for d in names:
+        if d not in DATASETS:
+            ap.error(f"unknown dataset {d!r}; valid: {sorted(DATASETS)}")
+    retr_opts = json.loads(args.retriever)
+    link_opts = json.loads(args.linker)
+
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-bundle-", dir=out.parent if out.parent.exists() else None))
+    try:
+        files: list[str] = []
+        # ---- graph: WordNet db files, gzip'd
+        graph_opts = {"concepts": "lemmas"}
+        t = time.time()
+        graph = KnowledgeGraph.from_wordnet(wn_dir, **graph_opts)
+        print(f"graph: WordNet {graph.num_concepts} concepts, {graph.num_relations} relations, {graph.num_edges} edges, "
+              f"hash {graph.hash[:12]} ({time.time() - t:.1f}s)", flush=True)
+        (tmp / "wordnet").mkdir()
+        wn_files = []
+        for p in sorted(wn_dir.iterdir()):
+            if p.is_file() and (p.name.startswith(("data.", "index.")) or p.suffix == ".exc") and p.name != "index.sense":
+                rel = f"wordnet/{p.name}.gz"
+                gzip_file(p, tmp / rel)
+                wn_files.append(rel)
+        files += wn_files
+        # ---- text encoder: float16 weights + config/tokenizer
+        te = Path(resolve_text_encoder(args.text_encoder))
+        if not (te / "model.safetensors").is_file():
+            raise SystemExit(f"{te}: no model.safetensors (a local text-encoder folder with safetensors weights is needed)")
+        (tmp / "model").mkdir()
+        model_files = [n for n in MODEL_FILES if (te / n).is_file()]
+        for n in model_files:
+            shutil.copyfile(te / n, tmp / "model" / n)
+        conv = fp32_to_fp16(te / "model.safetensors", tmp / "model" / WEIGHTS_FP16)
+        files += [f"model/{n}" for n in model_files] + [f"model/{WEIGHTS_FP16}"]
+        print(f"text encoder: {te.name}: {conv['tensors']} tensors to float16, max |w| {conv['max_abs']:.3g}, "
+              f"max relative rounding error {conv['max_rel_rounding_error']:.2e}", flush=True)
+        # ---- data + groundings
+        linker = build_linker(graph, link_opts)
+        retriever = build_retriever(graph, retr_opts)
+        cache = Path(args.cache) if args.cache else tmp / "_cache"
+        datasets: dict[str, dict] = {}
+        (tmp / "cache").mkdir()
+        for d in names:
+            spec = DATASETS[d]
+            (tmp / "data" / d).mkdir(parents=True)
+            splits = {}
+            for split, rel_src in spec["splits"].items():
+                src = data_root / rel_src
+                if not src.is_file():
+                    raise SystemExit(f"{src}: data file missing (see ../shared/data/README.md)")
+                exs, rep = load_examples(src, spec["format"])
+                if args.max_examples is not None:
+                    exs = exs[: args.max_examples]
+                t = time.time()
+                pre = preprocess(exs, graph, linker, retriever if args.store == "nodes" else None, cache,
+                                 num_workers=args.workers)
+                secs = time.time() - t
+                stats = linking_stats(pre, None if (args.no_stats or args.store == "nodes") else retriever)
+                rel_data = f"data/{d}/{src.name}.gz"
+                gzip_file(src, tmp / rel_data)
+                key = pre.path.name
+                rel_cache = f"cache/{d}-{split}.tar.gz"
+                tar_folder(pre.path, tmp / rel_cache)
+                files += [rel_data, rel_cache]
+                splits[split] = {
+                    "file": rel_data, "source": rel_src, "num_examples": len(exs), "max_examples": args.max_examples,
+                    "skipped_records": getattr(rep, "skipped", 0), "cache": rel_cache, "cache_key": key,
+                    "grounding_seconds": round(secs, 2), "cache_hit": bool(pre.cache_hit), "stats": stats,
+                }
+                print(f"{d}/{split}: {len(exs)} questions, {stats['statements']} statements, "
+                      f"q&a linked {stats['share_q_and_a']}, mean nodes {stats.get('mean_nodes')} "
+                      f"({secs:.1f}s grounding{', cache hit' if pre.cache_hit else ''})", flush=True)
+            datasets[d] = {"format": spec["format"], "splits": splits}
+        if not args.cache:
+            shutil.rmtree(cache)
+        manifest = {
+            "format": FORMAT,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "graph": {"loader": "wordnet", "options": graph_opts, "hash": graph.hash, "num_concepts": graph.num_concepts,
+                      "num_relations": graph.num_relations, "num_edges": graph.num_edges, "files": wn_files},
+            "linker": linker.config,
+            "retriever": retr_opts,
+            "retriever_config": retriever.config,
+            "store": args.store,
+            "model": {"source": args.text_encoder, "files": model_files, "weights": WEIGHTS_FP16, "dtype": "float16",
+                      **conv},
+            "datasets": datasets,
+            "files": manifest_files(tmp, files),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        (tmp / "README.txt").write_text(
+            "kgfuse GPU carry bundle (benchmarks/gpu/make_bundle.py). Third-party data: never commit it.\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    repo = tracked_bytes(REPO_ROOT)
+    print(f"bundle: {out} {size / 2**20:.1f} MiB ({describe(manifest)}); {time.time() - t0:.0f}s")
+    if repo is not None:
+        total = size + repo
+        print(f"with the working tree that travels ({repo / 2**20:.1f} MiB): {total / 2**20:.1f} MiB of the "
+              f"{CARRY_LIMIT / 2**20:.0f} MiB carry limit{' -- OVER THE LIMIT' if total > CARRY_LIMIT else ''}")
+        if total > CARRY_LIMIT:
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

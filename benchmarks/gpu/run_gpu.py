@@ -1,0 +1,557 @@
+"""Issue 7 on a GPU: KG-fused against LM-only on CommonsenseQA and OpenBookQA with WordNet.
+
+Runs from a bundle made by ``make_bundle.py`` (no spaCy, no network needed)::
+
+    python3 benchmarks/gpu/run_gpu.py --bundle benchmarks/gpu/bundle --out $OUT
+
+For every data set of the bundle it
+
+1. rebuilds the WordNet graph (hash checked), loads the questions and the stored
+   groundings and cuts the subgraphs with the bundle's retriever (on access, in the data
+   loader workers);
+2. **speed and memory**: builds the LM-only ablation and the KG-fused model from the bundled
+   text encoder and times ``--timing-steps`` training steps (forward, backward, clipping,
+   AdamW step) on the same pre-collated batches at the same batch size, after
+   ``--warmup-steps`` untimed ones, with ``torch.cuda.synchronize()`` around each step;
+   reports the median step time and ``torch.cuda.max_memory_allocated()`` (weights,
+   gradients, optimiser state and activations) of each, and the fused / LM-only ratios;
+3. **accuracy**: trains both models for each seed with the project's own loop
+   (:func:`kgfuse.tasks.train.fit`: AdamW with LM / GNN / fusion learning rates, linear
+   warm-up and decay, bf16 autocast on the GPU through Accelerate, fp32 on a CPU) and
+   records dev accuracy after every epoch (and test accuracy for OpenBookQA, read at the
+   best dev epoch).
+
+Time is budgeted: after the timing phase the planned epochs are scaled down (then seeds
+dropped) when the estimated training time exceeds ``--time-budget``; a wall-clock guard
+stops a run that overruns its share (the epoch in progress is cut, evaluated and recorded
+with ``stopped_by_guard``). ``results.json`` and ``results.md`` are written to ``--out``
+after every run, so a killed job still leaves what it finished.
+
+Runs on a CPU too (fp32), for the tests and small checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bundle import Bundle, ensure_kgfuse_importable, linking_stats  # noqa: E402
+
+DEFAULT_EPOCHS = {"csqa": 2, "obqa": 3}
+MODELS = ("lm", "fused")
+
+
+# --------------------------------------------------------------------------- helpers
+class _Subset:
+    """The first ``n`` examples of a preprocessed dataset (for ``--max-train``)."""
+
+    def __init__(self, pre: Any, n: int) -> None:
+        self.pre, self.n = pre, min(n, len(pre))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.pre[i]
+
+
+class WallClockGuard:
+    """Forward pre-hook that ends a :func:`fit` run once ``deadline`` has passed.
+
+    ``fit`` reads ``opt.max_steps`` after every optimiser step and before every epoch; when a
+    training-mode forward starts after the deadline, the guard sets ``opt.max_steps = 0``, so
+    the loop stops after that step, evaluates the cut epoch and returns normally.
+    """
+
+    def __init__(self, opt: Any, deadline: float) -> None:
+        self.opt, self.deadline, self.fired_at_step = opt, deadline, None
+        self._steps = 0
+
+    def __call__(self, module, args) -> None:
+        if not module.training:
+            return
+        self._steps += 1
+        if self.fired_at_step is None and time.time() > self.deadline:
+            self.fired_at_step = self._steps
+            self.opt.max_steps = 0
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _free(*objs) -> None:
+    import torch
+
+    for o in objs:
+        del o
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _fmt(x: float | None, spec: str = ".4f") -> str:
+    return "–" if x is None else format(x, spec)
+
+
+# --------------------------------------------------------------------------- models / data
+def make_config(args, dataset: str, lm_only: bool, seed: int, epochs: int, model_dir: Path):
+    """The run's :class:`~kgfuse.tasks.config.TrainConfig` (graph and data come from the bundle)."""
+    from kgfuse.tasks.config import TrainConfig
+
+    return TrainConfig.from_dict({
+        "data": {"format": dataset},
+        "retriever": {},
+        "model": {"text_encoder": str(model_dir), "lm_only": lm_only,
+                  "options": {"graph_encoder": args.graph_encoder, "num_fusion_layers": args.fusion_layers,
+                              "node_dim": args.node_dim, "graph_hidden_dim": args.graph_hidden_dim}},
+        "train": {"epochs": epochs, "batch_size": args.batch_size, "eval_batch_size": args.eval_batch_size,
+                  "lr_lm": args.lr_lm, "lr_gnn": args.lr_gnn, "lr_fusion": args.lr_fusion, "warmup_ratio": args.warmup_ratio,
+                  "weight_decay": 0.01, "max_grad_norm": 1.0, "mixed_precision": args.precision, "seed": seed,
+                  "max_length": args.max_length, "save_best": False, "save_last": False, "log_every": 0,
+                  "num_workers": args.workers, "freeze_lm_epochs": 0},
+    })
+
+
+def build_model(config, graph):
+    from kgfuse.tasks.pipeline import build_model as _build
+
+    import torch
+
+    torch.manual_seed(config.train.seed)
+    model, _tok = _build(config.model, graph)
+    return model
+
+
+def measure(model, dataset, collator, config, *, n_warmup: int, n_timed: int, eval_batch_size: int) -> dict[str, Any]:
+    """Median training-step time, peak memory and eval-forward time of ``model`` on the first
+    ``(n_warmup + n_timed) * batch_size`` examples of ``dataset`` (pre-collated, on device)."""
+    import torch
+
+    from kgfuse.tasks.train import build_param_groups, make_accelerator
+
+    opt = config.train
+    acc = make_accelerator(opt)
+    dev = acc.device
+    bs = opt.batch_size
+    n = len(dataset)
+    t = time.perf_counter()
+    batches = []
+    for s in range(n_warmup + n_timed):
+        idx = [(s * bs + k) % n for k in range(bs)]
+        batches.append(collator([dataset[i] for i in idx]))
+    collate_s = (time.perf_counter() - t) / len(batches)
+    ev = collator([dataset[i % n] for i in range(eval_batch_size)])
+    optimizer = torch.optim.AdamW(build_param_groups(model, opt), lr=opt.lr_fusion)
+    model, optimizer = acc.prepare(model, optimizer)
+    batches = [_to(b, dev) for b in batches]
+    ev = _to(ev, dev)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+    model.train()
+    times = []
+    for b in batches:
+        _sync(dev)
+        t = time.perf_counter()
+        out = model(**b)
+        acc.backward(out.loss)
+        acc.clip_grad_norm_(params, opt.max_grad_norm or 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        _sync(dev)
+        times.append(time.perf_counter() - t)
+    timed = times[n_warmup:]
+    peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
+    model.eval()
+    ev_times = []
+    with torch.no_grad():
+        for _ in range(3):
+            _sync(dev)
+            t = time.perf_counter()
+            model(**{k: v for k, v in ev.items() if k != "labels"})
+            _sync(dev)
+            ev_times.append(time.perf_counter() - t)
+    seq_len = int(batches[0]["input_ids"].shape[-1])
+    res = {
+        "batch_size": bs, "steps_timed": len(timed), "warmup_steps": n_warmup,
+        "step_ms_median": 1000 * statistics.median(timed), "step_ms_min": 1000 * min(timed),
+        "step_ms_mean": 1000 * statistics.fmean(timed),
+        "peak_memory_mib": None if peak is None else peak / 2**20,
+        "eval_forward_ms": 1000 * min(ev_times), "eval_batch_size": eval_batch_size,
+        "collate_ms_per_batch": 1000 * collate_s, "first_batch_seq_len": seq_len,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "precision": acc.mixed_precision, "device": str(dev),
+    }
+    acc.free_memory()
+    _free(model, optimizer, batches, ev)
+    return res
+
+
+# --------------------------------------------------------------------------- planning
+def plan_runs(args, datasets: dict[str, dict], timing: dict[str, dict], budget_s: float) -> tuple[list[dict], list[str]]:
+    """Runs to do (dataset, model, seed, epochs) and their time estimates, fitted into
+    ``budget_s``: epochs scaled down first, then seeds dropped."""
+    notes: list[str] = []
+    seeds = list(args.seeds)
+    epochs = {d: (args.epochs if args.epochs is not None else DEFAULT_EPOCHS.get(d, 2)) for d in datasets}
+
+    def est(d: str, model: str, ep: int) -> float:
+        t = timing[d][model]
+        w = max(1, args.workers)
+        step = max(t["step_ms_median"], t["collate_ms_per_batch"] / w) / 1000 * 1.15
+        n_train = datasets[d]["n_train"]
+        steps = math.ceil(n_train / args.batch_size)
+        n_eval = sum(datasets[d]["n_eval"].values())
+        ev = math.ceil(n_eval / args.eval_batch_size) * max(t["eval_forward_ms"] / 1000,
+                                                             t["collate_ms_per_batch"] / 1000 * args.eval_batch_size / args.batch_size / w)
+        return ep * (steps * step + ev) + args.run_overhead
+
+    def total(eps: dict[str, int], sds: list[int]) -> float:
+        return sum(est(d, m, eps[d]) for d in datasets for m in args.models for _ in sds)
+
+    while total(epochs, seeds) > budget_s:
+        if any(e > 1 for e in epochs.values()):
+            d = max(epochs, key=lambda k: (epochs[k] > 1) * est(k, "fused", epochs[k]))
+            epochs[d] -= 1
+            notes.append(f"time budget: {d} epochs reduced to {epochs[d]}")
+        elif len(seeds) > 1:
+            dropped = seeds.pop()
+            notes.append(f"time budget: seed {dropped} dropped")
+        else:
+            notes.append("time budget: even one epoch of one seed is estimated over the budget; the guard will cut it")
+            break
+    runs = [{"dataset": d, "model": m, "seed": s, "epochs": epochs[d], "estimate_s": round(est(d, m, epochs[d]), 1)}
+            for d in datasets for s in seeds for m in args.models]
+    return runs, notes
+
+
+# --------------------------------------------------------------------------- reporting
+def summarise(results: dict[str, Any]) -> None:
+    """Per (dataset, model): mean and spread of the accuracies over seeds; timing ratios."""
+    summ: dict[str, Any] = {}
+    for d in results["datasets"]:
+        summ[d] = {}
+        for m in MODELS:
+            rs = [r for r in results["runs"] if r["dataset"] == d and r["model"] == m and r.get("best_dev_accuracy") is not None]
+            if not rs:
+                continue
+            entry = {"seeds": [r["seed"] for r in rs]}
+            for key in ("best_dev_accuracy", "last_dev_accuracy", "test_accuracy_at_best_dev", "last_test_accuracy"):
+                vals = [r[key] for r in rs if r.get(key) is not None]
+                if vals:
+                    entry[key] = {"mean": statistics.fmean(vals), "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0,
+                                  "values": vals}
+            summ[d][m] = entry
+        t = results["timing"].get(d)
+        if t and "lm" in t and "fused" in t:
+            lm, fu = t["lm"], t["fused"]
+            summ[d]["ratios"] = {
+                "step_time": fu["step_ms_median"] / lm["step_ms_median"],
+                "peak_memory": (fu["peak_memory_mib"] / lm["peak_memory_mib"]) if lm.get("peak_memory_mib") else None,
+            }
+    results["summary"] = summ
+
+
+def write_results(out: Path, results: dict[str, Any]) -> None:
+    summarise(results)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=1, default=str))
+    os.replace(tmp, out / "results.json")
+    (out / "results.md").write_text(render_md(results))
+
+
+def render_md(r: dict[str, Any]) -> str:
+    env = r["environment"]
+    lines = [
+        "# kgfuse issue 7: KG-fused vs LM-only (WordNet)",
+        "",
+        f"Machine: {env['device_name']} ({env['device']}); torch {env['torch']}, transformers {env['transformers']}, "
+        f"torch-geometric {env['torch_geometric']}, Python {env['python']}; precision {env['precision']}.",
+        f"Command: `{r['command']}`",
+        f"Graph: WordNet 3.0 lemma graph, {r['graph']['num_concepts']} concepts, {r['graph']['num_relations']} relations, "
+        f"{r['graph']['num_edges']} edges, hash `{r['graph']['hash'][:12]}` (rebuilt from the bundle, hash checked). "
+        f"Retriever: `{json.dumps(r['retriever'])}`. Text encoder: {r['text_encoder']}.",
+        f"Settings: batch {r['settings']['batch_size']}, max length {r['settings']['max_length']}, lr LM/GNN/fusion "
+        f"{r['settings']['lr_lm']}/{r['settings']['lr_gnn']}/{r['settings']['lr_fusion']}, graph encoder "
+        f"{r['settings']['graph_encoder']}, {r['settings']['fusion_layers']} fusion layers, node dim {r['settings']['node_dim']}.",
+        f"Wall time: {r.get('wall_s', 0):.0f} s of a {r['settings']['time_budget']} s budget.",
+        "",
+    ]
+    for note in r.get("plan_notes", []):
+        lines.append(f"- {note}")
+    if r.get("plan_notes"):
+        lines.append("")
+    lines += ["## Accuracy", "",
+              "| data set | model | seed | epochs | steps | best dev acc (epoch) | last dev acc | test acc at best dev | wall s | guard |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for run in r["runs"]:
+        lines.append(
+            f"| {run['dataset']} | {run['model']} | {run['seed']} | {run.get('epochs_done', '–')}/{run['epochs']} | "
+            f"{run.get('steps', '–')} | {_fmt(run.get('best_dev_accuracy'))} ({run.get('best_epoch', '–')}) | "
+            f"{_fmt(run.get('last_dev_accuracy'))} | {_fmt(run.get('test_accuracy_at_best_dev'))} | "
+            f"{_fmt(run.get('wall_s'), '.0f')} | {'stopped' if run.get('stopped_by_guard') else ''}{run.get('error', '')} |")
+    lines += ["", "Mean over seeds (± population std):", "",
+              "| data set | model | seeds | best dev acc | last dev acc | test acc at best dev |", "| --- | --- | --- | --- | --- | --- |"]
+    for d, s in r.get("summary", {}).items():
+        for m in MODELS:
+            e = s.get(m)
+            if not e:
+                continue
+
+            def ms(k: str) -> str:
+                v = e.get(k)
+                return "–" if v is None else f"{v['mean']:.4f} ± {v['std']:.4f}"
+
+            lines.append(f"| {d} | {m} | {len(e['seeds'])} | {ms('best_dev_accuracy')} | {ms('last_dev_accuracy')} | "
+                         f"{ms('test_accuracy_at_best_dev')} |")
+    lines += ["", "## Step time and peak memory (equal batch size, same batches)", "",
+              "| data set | model | step ms (median) | step ms (min) | peak memory MiB | eval fwd ms | collate ms/batch | params |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for d, t in r["timing"].items():
+        for m in MODELS:
+            if m in t:
+                x = t[m]
+                lines.append(f"| {d} | {m} | {x['step_ms_median']:.1f} | {x['step_ms_min']:.1f} | "
+                             f"{_fmt(x.get('peak_memory_mib'), '.0f')} | {x['eval_forward_ms']:.1f} | "
+                             f"{x['collate_ms_per_batch']:.1f} | {x['parameters']:,} |")
+    lines += ["", "| data set | fused / LM-only step time | fused / LM-only peak memory | target |", "| --- | --- | --- | --- |"]
+    for d, s in r.get("summary", {}).items():
+        rt = s.get("ratios")
+        if rt:
+            lines.append(f"| {d} | {rt['step_time']:.2f}× | {_fmt(rt['peak_memory'], '.2f')}{'×' if rt['peak_memory'] else ''} | ≤ 1.3× |")
+    lines += ["", "## Linking coverage (from the bundle)", "",
+              "| data set | split | statements | ≥1 question and ≥1 answer concept | mean q / a concepts | mean subgraph nodes | mean edges |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for d, sp in r.get("linking", {}).items():
+        for split, st in sp.items():
+            lines.append(f"| {d} | {split} | {st['statements']} | {st['share_q_and_a']} | {st['mean_question_concepts']} / "
+                         f"{st['mean_answer_concepts']} | {st.get('mean_nodes', '–')} | {st.get('mean_edges', '–')} |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- main
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bundle", required=True)
+    ap.add_argument("--out", required=True, help="folder for results.json and results.md")
+    ap.add_argument("--dataset", default="all", help="csqa, obqa or all (those in the bundle)")
+    ap.add_argument("--models", default="lm,fused")
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--epochs", type=int, default=None, help=f"epochs per run (default {DEFAULT_EPOCHS})")
+    ap.add_argument("--max-train", type=int, default=None)
+    ap.add_argument("--max-eval", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--eval-batch-size", type=int, default=128)
+    ap.add_argument("--max-length", type=int, default=100)
+    ap.add_argument("--lr-lm", type=float, default=5e-5)
+    ap.add_argument("--lr-gnn", type=float, default=1e-3)
+    ap.add_argument("--lr-fusion", type=float, default=1e-3)
+    ap.add_argument("--warmup-ratio", type=float, default=0.1)
+    ap.add_argument("--graph-encoder", default="qagnn")
+    ap.add_argument("--fusion-layers", type=int, default=2)
+    ap.add_argument("--node-dim", type=int, default=100)
+    ap.add_argument("--graph-hidden-dim", type=int, default=200)
+    ap.add_argument("--precision", default="auto", help="auto (bf16 on a GPU that has it, fp32 on CPU), no, bf16, fp16")
+    ap.add_argument("--workers", type=int, default=None, help="data-loader workers (default: min(8, CPUs - 2) on a GPU, 0 on CPU)")
+    ap.add_argument("--warmup-steps", type=int, default=5)
+    ap.add_argument("--timing-steps", type=int, default=20)
+    ap.add_argument("--time-budget", type=float, default=450.0, help="seconds for the whole script (plan + guard)")
+    ap.add_argument("--run-overhead", type=float, default=6.0, help="seconds per run besides steps (model build, workers)")
+    ap.add_argument("--work", default=None, help="unpack folder (default: a temporary one)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = ap.parse_args(argv)
+    args.seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    bad = [m for m in args.models if m not in MODELS]
+    if bad:
+        ap.error(f"unknown model(s) {bad}; valid: {list(MODELS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    t_start = time.time()
+    args = parse_args(argv)
+    deadline = t_start + args.time_budget
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    how = ensure_kgfuse_importable()
+
+    import torch
+    import torch_geometric
+    import transformers
+
+    from kgfuse.tasks.features import MultipleChoiceCollator
+    from kgfuse.tasks.pipeline import MCFeatureDataset, TextOnlyDataset
+    from kgfuse.tasks.train import fit, resolve_mixed_precision
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cuda = torch.cuda.is_available()
+    if args.workers is None:
+        args.workers = max(0, min(8, (os.cpu_count() or 1) - 2)) if cuda else 0
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    t = time.time()
+    bundle = Bundle.open(args.bundle).verify()
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="kgfuse-gpu-"))
+    bundle.unpack(work)
+    graph = bundle.graph()
+    t_unpack = time.time() - t
+    print(f"bundle verified and unpacked in {t_unpack:.1f}s (kgfuse: {how}); graph {graph.num_concepts} concepts, "
+          f"hash {graph.hash[:12]} matches", flush=True)
+    names = bundle.datasets if args.dataset == "all" else [args.dataset]
+    for d in names:
+        if d not in bundle.datasets:
+            raise SystemExit(f"data set {d!r} is not in the bundle ({bundle.datasets})")
+
+    from kgfuse.encoders.text import load_tokenizer
+
+    tokenizer = load_tokenizer(str(bundle.model_dir))
+    collator = MultipleChoiceCollator(tokenizer, max_length=args.max_length)
+    results: dict[str, Any] = {
+        "command": " ".join([Path(sys.argv[0]).as_posix()] + (argv if argv is not None else sys.argv[1:])),
+        "environment": {
+            "device": "cuda" if cuda else "cpu",
+            "device_name": torch.cuda.get_device_name(0) if cuda else platform.processor() or platform.machine(),
+            "torch": torch.__version__, "transformers": transformers.__version__, "torch_geometric": torch_geometric.__version__,
+            "python": platform.python_version(), "precision": resolve_mixed_precision(args.precision),
+            "cpu_count": os.cpu_count(), "workers": args.workers, "kgfuse_import": how,
+        },
+        "graph": {k: bundle.manifest["graph"][k] for k in ("hash", "num_concepts", "num_relations", "num_edges", "options")},
+        "retriever": bundle.manifest["retriever"],
+        "text_encoder": f"{bundle.manifest['model']['source']} (float16-rounded weights restored to float32)",
+        "settings": {k: getattr(args, k) for k in ("batch_size", "eval_batch_size", "max_length", "lr_lm", "lr_gnn", "lr_fusion",
+                                                   "warmup_ratio", "graph_encoder", "fusion_layers", "node_dim",
+                                                   "graph_hidden_dim", "seeds", "epochs", "max_train", "max_eval",
+                                                   "time_budget", "timing_steps", "warmup_steps", "models")},
+        "datasets": names, "timing": {}, "runs": [], "linking": {}, "unpack_s": t_unpack,
+    }
+
+    # ---- data
+    data: dict[str, dict[str, Any]] = {}
+    for d in names:
+        splits = {}
+        for split in bundle.splits(d):
+            exs = bundle.examples(d, split)
+            pre = bundle.preprocessed(d, split, graph, exs)
+            lim = args.max_train if split == "train" else args.max_eval
+            if lim is not None and lim < len(exs):
+                exs, pre = exs[:lim], _Subset(pre, lim)
+            splits[split] = {
+                "examples": exs,
+                "fused": MCFeatureDataset(exs, pre, tokenizer, max_length=args.max_length),
+                "lm": TextOnlyDataset(exs, tokenizer, max_length=args.max_length),
+            }
+        data[d] = {"splits": splits, "n_train": len(splits["train"]["examples"]),
+                   "n_eval": {k: len(v["examples"]) for k, v in splits.items() if k != "train"}}
+        results["linking"][d] = {k: v["stats"] for k, v in bundle.manifest["datasets"][d]["splits"].items()}
+
+    # ---- speed and memory at equal batch size
+    for d in names:
+        results["timing"][d] = {}
+        for m in args.models:
+            cfg = make_config(args, d, m == "lm", 0, 1, bundle.model_dir)
+            model = build_model(cfg, graph)
+            res = measure(model, data[d]["splits"]["train"][m], collator, cfg, n_warmup=args.warmup_steps,
+                          n_timed=args.timing_steps, eval_batch_size=args.eval_batch_size)
+            del model
+            _free()
+            results["timing"][d][m] = res
+            print(f"timing {d}/{m}: {res['step_ms_median']:.1f} ms/step (median of {res['steps_timed']}), peak "
+                  f"{_fmt(res['peak_memory_mib'], '.0f')} MiB, collate {res['collate_ms_per_batch']:.1f} ms/batch", flush=True)
+    write_results(out, results)
+
+    # ---- plan within the budget, then train
+    reserve = 15.0
+    runs, notes = plan_runs(args, data, results["timing"], max(0.0, deadline - time.time() - reserve))
+    results["plan"] = runs
+    results["plan_notes"] = notes
+    for n_ in notes:
+        print(n_, flush=True)
+    for i, run in enumerate(runs):
+        d, m, seed = run["dataset"], run["model"], run["seed"]
+        now = time.time()
+        left = deadline - reserve - now
+        rest = sum(r["estimate_s"] for r in runs[i:])
+        share = left * run["estimate_s"] / rest if rest > 0 else left
+        run_deadline = now + max(min(share * 1.5, left), 0.0)
+        rec = dict(run)
+        if left <= 5:
+            rec["error"] = "not run: time budget spent"
+            results["runs"].append(rec)
+            write_results(out, results)
+            continue
+        cfg = make_config(args, d, m == "lm", seed, run["epochs"], bundle.model_dir)
+        model = build_model(cfg, graph)
+        guard = WallClockGuard(cfg.train, run_deadline)
+        handle = model.register_forward_pre_hook(guard)
+        sp = data[d]["splits"]
+        evals = {k: v[m] for k, v in sp.items() if k != "train"}
+        t = time.time()
+        try:
+            res = fit(model, sp["train"][m], evals, collator, cfg.train, None, progress=False)
+        except Exception as e:  # record and go on: the other runs still count
+            rec["error"] = f"{type(e).__name__}: {e}"
+            print(f"run {d}/{m}/seed {seed} failed: {rec['error']}", flush=True)
+            results["runs"].append(rec)
+            write_results(out, results)
+            handle.remove()
+            del model
+            _free()
+            continue
+        handle.remove()
+        hist = res.history
+        rec.update(wall_s=time.time() - t, steps=res.global_step, epochs_done=len(hist),
+                   stopped_by_guard=guard.fired_at_step is not None,
+                   history=[{k: v for k, v in h.items() if k != "lr"} for h in hist])
+        dev = [h.get("dev_accuracy") for h in hist]
+        if dev and any(v is not None for v in dev):
+            best = max(range(len(dev)), key=lambda k: (dev[k] if dev[k] is not None else -1, -k))
+            rec.update(best_epoch=best + 1, best_dev_accuracy=dev[best], last_dev_accuracy=dev[-1])
+            if "test_accuracy" in hist[best]:
+                rec.update(test_accuracy_at_best_dev=hist[best]["test_accuracy"], last_test_accuracy=hist[-1]["test_accuracy"])
+        results["runs"].append(rec)
+        print(f"run {d}/{m}/seed {seed}: {rec.get('epochs_done')} epochs, {rec.get('steps')} steps, best dev "
+              f"{_fmt(rec.get('best_dev_accuracy'))} (epoch {rec.get('best_epoch')}), test "
+              f"{_fmt(rec.get('test_accuracy_at_best_dev'))}, {rec['wall_s']:.0f}s"
+              f"{' [stopped by the wall-clock guard]' if rec['stopped_by_guard'] else ''}", flush=True)
+        res.model = None
+        del model, res
+        _free()
+        results["wall_s"] = time.time() - t_start
+        write_results(out, results)
+    results["wall_s"] = time.time() - t_start
+    write_results(out, results)
+    print(f"done in {results['wall_s']:.0f}s; results in {out}/results.json and results.md", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
