@@ -12,12 +12,15 @@ Steps (each timed, results printed as JSON and written to ``<work>/results.json`
    ``KnowledgeGraph.from_conceptnet`` (17 merged relations + inverses) and save the
    compiled graph to ``<work>/graph``.
 2. Load the compiled graph; build the :class:`EntityLinker` (time and memory).
-3. One process: linking (``linker.ground``), PathRetriever (``max_hops=3, max_paths=100``)
-   and SubgraphRetriever (``max_nodes=200``) over the statements of the CSQA dev set;
-   statements per second of each.
-4. End to end: :func:`preprocess_dataset` with 2 worker processes: SubgraphRetriever on
-   train (in-house) + dev + test, PathRetriever on dev; statements per second and peak memory (parent and
-   largest worker).
+3. One process: linking (``linker.ground``), PathRetriever (``max_hops=3, max_paths=100``,
+   direction auto) and SubgraphRetriever (``max_nodes=200``) over the statements of the CSQA
+   dev set; statements per second (wall clock and CPU time) of the node-set search
+   (``retrieve_nodes``), of the edge rebuild (``add_edges``) and of both.
+4. End to end: :func:`preprocess_dataset` with 2 worker processes, both retrievers, over all
+   CSQA statements (train in-house + dev + test); statements per second, cache size on disk,
+   cache-hit time, the rate of reading statements back with their rebuilt edges
+   (``pre[i]``, one process), and peak memory (parent and largest worker). The load
+   average before and after each phase is recorded: the 2 cores are shared.
 
 Usage::
 
@@ -25,6 +28,7 @@ Usage::
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_grounding.py [--workers 2] [--e2e-limit N]
 
 ``--work`` (default ``benchmarks/_work/grounding``, git-ignored) holds the generated files.
+``--e2e-limit N`` restricts the end-to-end runs to the first N questions.
 """
 
 from __future__ import annotations
@@ -198,24 +202,35 @@ def main(argv=None) -> None:
         "subgraph": SubgraphRetriever(kg, max_nodes=200),
         "paths": PathRetriever(kg, max_hops=3, max_paths=100),
     }
+    res["retrievers"] = {k: r.config for k, r in retrievers.items()}
     for name, r in retrievers.items():
-        out = []
-        t = time.perf_counter()
+        load0 = os.getloadavg()[0]
+        t, c = time.perf_counter(), time.process_time()
         trunc = 0
-        for g in groundings:  # keep only sizes: holding 6k subgraphs would inflate the forked workers' RSS
-            a = r.retrieve_arrays(g)
-            out.append({k: np.zeros(v.shape[-1] if k == "edge_index" else v.shape[0], np.int8) for k, v in a.items()})
+        node_sets = []
+        for g in groundings:
+            node_sets.append(r.retrieve_nodes(g))
             trunc += bool(getattr(r, "truncated", False))
-        secs = time.perf_counter() - t
-        del a
-        nodes = np.array([a["concept_ids"].shape[0] for a in out])
-        edges = np.array([a["edge_type"].shape[0] for a in out])
-        entry = {"statements": len(groundings), "stmt_per_s": round(len(groundings) / secs, 1), "seconds": round(secs, 2),
-                 "mean_nodes": round(float(nodes.mean()), 1), "mean_edges": round(float(edges.mean()), 1),
-                 "max_nodes": int(nodes.max())}
-        if "paths" in out[0]:
-            p = np.array([a["path_len"].shape[0] for a in out])
-            entry.update(mean_paths=round(float(p.mean()), 1), max_paths=int(p.max()), truncated_statements=trunc)
+        s_nodes, c_nodes = time.perf_counter() - t, time.process_time() - c
+        t, c = time.perf_counter(), time.process_time()
+        edges = []
+        for a in node_sets:  # keep only sizes: 6k dense subgraphs would inflate the forked workers' RSS
+            edges.append(r.add_edges(a)["edge_type"].shape[0])
+        s_edges, c_edges = time.perf_counter() - t, time.process_time() - c
+        n = len(groundings)
+        nodes = np.array([a["concept_ids"].shape[0] for a in node_sets])
+        entry = {"statements": n,
+                 "retrieve_nodes_stmt_per_s": round(n / s_nodes, 1), "retrieve_nodes_cpu_stmt_per_s": round(n / c_nodes, 1),
+                 "add_edges_stmt_per_s": round(n / s_edges, 1), "add_edges_cpu_stmt_per_s": round(n / c_edges, 1),
+                 "both_stmt_per_s": round(n / (s_nodes + s_edges), 1),
+                 "both_cpu_stmt_per_s": round(n / (c_nodes + c_edges), 1),
+                 "mean_nodes": round(float(nodes.mean()), 1), "mean_edges": round(float(np.mean(edges)), 1),
+                 "max_nodes": int(nodes.max()), "load_avg_1min": [round(load0, 2), round(os.getloadavg()[0], 2)]}
+        if "paths" in node_sets[0]:
+            p = np.array([a["path_len"].shape[0] for a in node_sets])
+            entry.update(mean_paths=round(float(p.mean()), 1), max_paths=int(p.max()), truncated_statements=trunc,
+                         directed=r.directed)
+        del node_sets, edges
         res[f"retrieval_{name}"] = entry
         print(name, json.dumps(entry), flush=True)
         if name == "subgraph":
@@ -234,24 +249,36 @@ def main(argv=None) -> None:
     for name, r in retrievers.items():
         if name == "paths" and args.skip_paths_e2e:
             continue
-        exs = examples if name == "subgraph" else dev  # paths: dev only (they are ~20x slower)
-        n_st = sum(len(ex.choices) for ex in exs)
         shutil.rmtree(cache, ignore_errors=True)
         linker._cache.clear()
+        load0 = os.getloadavg()[0]
         t = time.perf_counter()
-        pre = preprocess_dataset(exs, kg, linker, r, cache, num_workers=args.workers, progress=False)
+        pre = preprocess_dataset(examples, kg, linker, r, cache, num_workers=args.workers, progress=False)
         secs = time.perf_counter() - t
+        load1 = os.getloadavg()[0]
         t = time.perf_counter()
-        pre2 = preprocess_dataset(exs, kg, linker, r, cache, num_workers=args.workers, progress=False)
+        pre2 = preprocess_dataset(examples, kg, linker, r, cache, num_workers=args.workers, progress=False)
         hit_s = time.perf_counter() - t
         assert pre2.cache_hit
         size = sum(p.stat().st_size for p in pre.path.rglob("*") if p.is_file())
+        arrays_size = sum(p.stat().st_size for p in (pre.path / "arrays").glob("*.npy"))
+        # read statements back (tensors with rebuilt edges), one process, first 6,000 statements
+        k = 0
+        n_read = 0
+        t, c = time.perf_counter(), time.process_time()
+        while n_read < 6000 and k < len(pre2):
+            n_read += len(pre2[k])
+            k += 1
+        read_s, read_c = time.perf_counter() - t, time.process_time() - c
         res[f"end_to_end_{name}"] = {
-            "statements": n_st, "workers": args.workers, "data": "csqa train_ih+dev+test" if name == "subgraph" else "csqa dev", "seconds": round(secs, 1),
+            "statements": n_st, "workers": args.workers, "data": "csqa train_ih+dev+test", "seconds": round(secs, 1),
             "stmt_per_s": round(n_st / secs, 1), "cache_hit_s": round(hit_s, 2), "cache_mb": round(size / 2**20, 1),
-            "stats": pre.meta["stats"],
+            "arrays_mb": round(arrays_size / 2**20, 1), "edge_mode": pre.meta["edges"],
+            "read_back_stmt_per_s": round(n_read / read_s, 1), "read_back_cpu_stmt_per_s": round(n_read / read_c, 1),
+            "load_avg_1min": [round(load0, 2), round(load1, 2)], "stats": pre.meta["stats"],
         }
         print(name, json.dumps(res[f"end_to_end_{name}"]), flush=True)
+        del pre, pre2
     res["peak_rss_mb"] = {"parent": round(peak_mb(), 1), "largest_worker": round(peak_mb(resource.RUSAGE_CHILDREN), 1)}
     res["load_avg"] = os.getloadavg()
     (args.work / "results.json").write_text(json.dumps(res, indent=1))
