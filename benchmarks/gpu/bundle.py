@@ -76,14 +76,28 @@ class BundleError(ValueError):
 
 
 # --------------------------------------------------------------------------- helpers
+def _package_dirs(root: Path) -> dict[str, str]:
+    """``kgfuse`` sub-package name -> folder, from pyproject.toml's ``package-dir``."""
+    default = {"kgfuse": "kgfuse", "kgfuse.kg": "kg", "kgfuse.encoders": "encoders", "kgfuse.fusion": "fusion",
+               "kgfuse.tasks": "tasks", "kgfuse.data": "data"}
+    try:
+        import tomllib
+
+        with open(root / "pyproject.toml", "rb") as f:
+            return dict(tomllib.load(f)["tool"]["setuptools"]["package-dir"])
+    except (ImportError, OSError, KeyError):
+        return default
+
+
 def ensure_kgfuse_importable(repo_root: str | os.PathLike = REPO_ROOT) -> str:
     """Make ``import kgfuse.kg`` work, installed or not.
 
     The repository maps its folders ``kg/``, ``encoders/``, ``fusion/``, ``tasks/``,
-    ``data/`` onto ``kgfuse.*`` through setuptools' ``package-dir``, so putting the
-    repository on ``PYTHONPATH`` is not enough. Where kgfuse is not installed, this builds
-    a shim folder (in the temp dir) holding ``kgfuse/`` with symbolic links to those folders
-    and puts it first on ``sys.path``.
+    ``data/`` onto ``kgfuse.*`` through setuptools' ``package-dir`` (read from
+    ``pyproject.toml``), so putting the repository on ``PYTHONPATH`` is not enough. Where
+    kgfuse is not installed, this builds a shim folder (in the temp dir) holding ``kgfuse/``
+    with symbolic links to the files of the repository's ``kgfuse/`` folder and to the
+    mapped folders, and puts it first on ``sys.path``. Nothing is installed.
 
     Returns:
         ``"installed"`` or the shim folder.
@@ -99,15 +113,16 @@ def ensure_kgfuse_importable(repo_root: str | os.PathLike = REPO_ROOT) -> str:
         del sys.modules[k]
     shim = Path(tempfile.gettempdir()) / f"kgfuse-shim-{hashlib.sha256(str(root).encode()).hexdigest()[:10]}"
     pkg = shim / "kgfuse"
-    pkg.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(root / "kgfuse" / "__init__.py", pkg / "__init__.py")
-    for sub in ("kg", "encoders", "fusion", "tasks", "data"):
-        link = pkg / sub
-        if link.is_symlink() or link.exists():
-            if link.is_symlink() and Path(os.readlink(link)) == root / sub:
-                continue
-            link.unlink() if link.is_symlink() else shutil.rmtree(link)
-        link.symlink_to(root / sub, target_is_directory=True)
+    if pkg.exists():
+        shutil.rmtree(pkg)
+    pkg.mkdir(parents=True)
+    dirs = _package_dirs(root)
+    links = {p.name: p for p in (root / dirs.get("kgfuse", "kgfuse")).iterdir() if p.name != "__pycache__"}
+    for name, folder in dirs.items():
+        if name.startswith("kgfuse.") and name.count(".") == 1:
+            links[name.split(".", 1)[1]] = root / folder
+    for name, target in links.items():
+        (pkg / name).symlink_to(target, target_is_directory=target.is_dir())
     sys.path.insert(0, str(shim))
     import kgfuse.kg  # noqa: F401,F811
 

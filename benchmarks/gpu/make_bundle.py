@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="nodes: groundings + the retriever's node sets (edges rebuilt from the graph on the GPU side); "
                          "groundings: groundings only (the whole retrieval runs on the GPU side)")
     ap.add_argument("--no-stats", action="store_true", help="skip the subgraph statistics")
+    ap.add_argument("--level", type=int, default=9, help="gzip level of the WordNet files (1 = fast, for tests)")
     args = ap.parse_args(argv)
 
     ensure_kgfuse_importable()
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         for p in sorted(wn_dir.iterdir()):
             if p.is_file() and (p.name.startswith(("data.", "index.")) or p.suffix == ".exc") and p.name != "index.sense":
                 rel = f"wordnet/{p.name}.gz"
-                gzip_file(p, tmp / rel)
+                gzip_file(p, tmp / rel, level=args.level)
                 wn_files.append(rel)
         files += wn_files
         # ---- text encoder: float16 weights + config/tokenizer

@@ -21,8 +21,9 @@ For every data set of the bundle it
    records dev accuracy after every epoch (and test accuracy for OpenBookQA, read at the
    best dev epoch).
 
-Time is budgeted: after the timing phase the planned epochs are scaled down (then seeds
-dropped) when the estimated training time exceeds ``--time-budget``; a wall-clock guard
+Time is budgeted: after the timing phase the planned epochs are scaled down (to 2, then
+seeds dropped, then to 1 epoch) when the estimated training time exceeds ``--time-budget``;
+runs go seed by seed (every data set's seed 0 before any seed 1); a wall-clock guard
 stops a run that overruns its share (the epoch in progress is cut, evaluated and recorded
 with ``stopped_by_guard``). ``results.json`` and ``results.md`` are written to ``--out``
 after every run, so a killed job still leaves what it finished.
@@ -49,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bundle import Bundle, ensure_kgfuse_importable, linking_stats  # noqa: E402
 
-DEFAULT_EPOCHS = {"csqa": 2, "obqa": 3}
+DEFAULT_EPOCHS = {"csqa": 3, "obqa": 5}
 MODELS = ("lm", "fused")
 
 
@@ -232,19 +233,22 @@ def plan_runs(args, datasets: dict[str, dict], timing: dict[str, dict], budget_s
     def total(eps: dict[str, int], sds: list[int]) -> float:
         return sum(est(d, m, eps[d]) for d in datasets for m in args.models for _ in sds)
 
-    while total(epochs, seeds) > budget_s:
-        if any(e > 1 for e in epochs.values()):
-            d = max(epochs, key=lambda k: (epochs[k] > 1) * est(k, "fused", epochs[k]))
-            epochs[d] -= 1
-            notes.append(f"time budget: {d} epochs reduced to {epochs[d]}")
-        elif len(seeds) > 1:
-            dropped = seeds.pop()
-            notes.append(f"time budget: seed {dropped} dropped")
-        else:
-            notes.append("time budget: even one epoch of one seed is estimated over the budget; the guard will cut it")
-            break
+    # shrink in this order: epochs down to 2, seeds down to 1, epochs down to 1
+    for floor, drop_seeds in ((2, False), (2, True), (1, False)):
+        while total(epochs, seeds) > budget_s:
+            if any(e > floor for e in epochs.values()):
+                d = max(epochs, key=lambda k: (epochs[k] > floor) * est(k, "fused", epochs[k]))
+                epochs[d] -= 1
+                notes.append(f"time budget: {d} epochs reduced to {epochs[d]}")
+            elif drop_seeds and len(seeds) > 1:
+                notes.append(f"time budget: seed {seeds.pop()} dropped")
+            else:
+                break
+    if total(epochs, seeds) > budget_s:
+        notes.append("time budget: even one epoch of one seed is estimated over the budget; the guard will cut it")
+    # seed-major: every data set gets its first seed before any data set gets its second
     runs = [{"dataset": d, "model": m, "seed": s, "epochs": epochs[d], "estimate_s": round(est(d, m, epochs[d]), 1)}
-            for d in datasets for s in seeds for m in args.models]
+            for s in seeds for d in datasets for m in args.models]
     return runs, notes
 
 
@@ -379,7 +383,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=None, help="data-loader workers (default: min(8, CPUs - 2) on a GPU, 0 on CPU)")
     ap.add_argument("--warmup-steps", type=int, default=5)
     ap.add_argument("--timing-steps", type=int, default=20)
-    ap.add_argument("--time-budget", type=float, default=450.0, help="seconds for the whole script (plan + guard)")
+    ap.add_argument("--time-budget", type=float, default=420.0, help="seconds for the whole script (plan + guard)")
     ap.add_argument("--run-overhead", type=float, default=6.0, help="seconds per run besides steps (model build, workers)")
     ap.add_argument("--work", default=None, help="unpack folder (default: a temporary one)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")

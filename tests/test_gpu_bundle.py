@@ -1,0 +1,209 @@
+"""The GPU carry bundle of issue 7 (benchmarks/gpu): build it from the real data at tiny scale
+(6 questions per split, a tiny random BERT instead of MiniLM), read it back the way the
+spaCy-free GPU side does, and run the GPU runner end to end on the CPU.
+
+Skips where ``../shared/data`` or the WordNet database files are absent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GPU_DIR = REPO / "benchmarks" / "gpu"
+SHARED = REPO.parent / "shared" / "data"
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+        "max_position_embeddings": 64}
+N = 6  # questions per split
+
+pytestmark = pytest.mark.shared_data
+
+
+def _module(name: str):
+    spec = importlib.util.spec_from_file_location(f"kgfuse_gpu_{name}", GPU_DIR / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(GPU_DIR))
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _wordnet_dir() -> Path:
+    from kgfuse.kg import loaders
+
+    return Path(loaders._DEFAULT_WORDNET)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    if not (SHARED / "csqa" / "train_ih.jsonl").is_file() or not (SHARED / "obqa" / "train.jsonl").is_file():
+        pytest.skip(f"{SHARED} (csqa, obqa) not present")
+    if not (_wordnet_dir() / "data.noun").is_file():
+        pytest.skip("WordNet database files not installed")
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from kgfuse.encoders.text import load_tokenizer
+
+    root = tmp_path_factory.mktemp("gpu_bundle")
+    te = root / "tiny_bert"
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=30522, **TINY)).save_pretrained(str(te))
+    load_tokenizer("all-MiniLM-L6-v2").save_pretrained(str(te))
+    mb = _module("make_bundle")
+    out = root / "bundle"
+    rc = mb.main(["--out", str(out), "--data", str(SHARED), "--text-encoder", str(te), "--max-examples", str(N),
+                  "--workers", "1", "--cache", str(root / "cache"), "--level", "1"])
+    assert rc == 0
+    return root, out, te
+
+
+@pytest.fixture(scope="module")
+def unpacked(built):
+    """The bundle read back the way the GPU side does: verified, unpacked, graph rebuilt."""
+    root, out, te = built
+    bundle = _module("bundle")
+    b = bundle.Bundle.open(out).verify()
+    b.unpack(root / "work")
+    return b, b.graph()
+
+
+def test_manifest_and_sizes(built):
+    root, out, te = built
+    bundle = _module("bundle")
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["format"] == bundle.FORMAT and m["store"] == "nodes"
+    # every part listed, with its size and hash
+    for rel in ("model/model.fp16.safetensors", "wordnet/data.noun.gz", "data/csqa/train_ih.jsonl.gz",
+                "cache/csqa-train.tar.gz", "cache/obqa-test.tar.gz"):
+        assert rel in m["files"], rel
+        assert (out / rel).stat().st_size == m["files"][rel]["bytes"]
+    for ds, splits in (("csqa", {"train", "dev"}), ("obqa", {"train", "dev", "test"})):
+        assert set(m["datasets"][ds]["splits"]) == splits
+        for s in m["datasets"][ds]["splits"].values():
+            assert s["num_examples"] == N and s["stats"]["statements"] == N * (5 if ds == "csqa" else 4)
+            assert 0.0 <= s["stats"]["share_q_and_a"] <= 1.0 and s["stats"]["mean_nodes"] > 0
+    from safetensors import safe_open
+
+    with safe_open(str(out / "model" / "model.fp16.safetensors"), framework="pt") as f:
+        dtypes = {str(f.get_tensor(k).dtype) for k in f.keys()}
+    assert dtypes == {"torch.float16"}
+
+
+def test_read_back_like_the_gpu_side(built, unpacked):
+    """Hash-checked graph rebuild, fp32 weights, and subgraphs equal to a fresh retrieval."""
+    root, out, te = built
+    b, graph = unpacked
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file
+
+    from kgfuse.kg import KnowledgeGraph
+    from kgfuse.tasks.pipeline import build_retriever
+
+    assert graph.hash == b.manifest["graph"]["hash"] == KnowledgeGraph.from_wordnet(_wordnet_dir()).hash
+    w32 = load_file(str(b.model_dir / "model.safetensors"))
+    w_orig = load_file(str(te / "model.safetensors"))
+    assert set(w32) == set(w_orig)
+    for k, v in w_orig.items():
+        assert w32[k].dtype == v.dtype
+        if v.is_floating_point():
+            assert torch.equal(w32[k], v.half().float()), k
+    retriever = build_retriever(graph, b.manifest["retriever"])
+    n_checked = 0
+    for ds in b.datasets:
+        for split in b.splits(ds):
+            exs = b.examples(ds, split)
+            pre = b.preprocessed(ds, split, graph, exs)
+            assert len(pre) == N
+            for i in range(2):
+                for j in range(len(exs[i].choices)):
+                    got, want = pre.arrays(i, j), retriever.retrieve_arrays(pre.grounding(i, j))
+                    for key in ("concept_ids", "node_type", "edge_index", "edge_type"):
+                        np.testing.assert_array_equal(np.asarray(got[key]), np.asarray(want[key]), err_msg=f"{ds}/{split} {i},{j} {key}")
+                    n_checked += 1
+    assert n_checked == 2 * (5 * 2 + 4 * 3)
+
+
+def test_corruption_and_mismatch_are_named(built, unpacked, tmp_path):
+    root, out, te = built
+    bundle = _module("bundle")
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    p = bad / "cache" / "csqa-dev.tar.gz"
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    p.write_bytes(bytes(data))
+    with pytest.raises(bundle.BundleError, match="csqa-dev.tar.gz.*SHA-256"):
+        bundle.Bundle.open(bad).verify()
+    p.unlink()
+    with pytest.raises(bundle.BundleError, match="csqa-dev.tar.gz: listed in manifest.json but missing"):
+        bundle.Bundle.open(bad).verify()
+    m = json.loads((out / "manifest.json").read_text())
+    m["graph"]["hash"] = "0" * 64
+    (bad / "manifest.json").write_text(json.dumps(m))
+    b = bundle.Bundle.open(bad)
+    b.work = unpacked[0].work  # the same files, unpacked once
+    with pytest.raises(bundle.BundleError, match="rebuilt WordNet graph has hash"):
+        b.graph()
+    m["format"] = "something-else"
+    (bad / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(bundle.BundleError, match="field 'format'"):
+        bundle.Bundle.open(bad)
+
+
+def test_gpu_runner_on_cpu(built, tmp_path, monkeypatch):
+    """run_gpu.py end to end (CPU, fp32): timing of both models, training with fit, results files."""
+    root, out, te = built
+    monkeypatch.setenv("KGFUSE_HOME", str(tmp_path / "home"))
+    rg = _module("run_gpu")
+    res_dir = tmp_path / "out"
+    rc = rg.main(["--bundle", str(out), "--out", str(res_dir), "--work", str(tmp_path / "work"), "--seeds", "0",
+                  "--epochs", "1", "--batch-size", "2", "--eval-batch-size", "4", "--max-length", "48",
+                  "--timing-steps", "2", "--warmup-steps", "1", "--node-dim", "8", "--graph-hidden-dim", "16",
+                  "--fusion-layers", "1", "--workers", "0", "--threads", "1", "--time-budget", "600"])
+    assert rc == 0
+    r = json.loads((res_dir / "results.json").read_text())
+    assert r["environment"]["precision"] == "no"
+    assert [(x["dataset"], x["model"]) for x in r["runs"]] == [("csqa", "lm"), ("csqa", "fused"), ("obqa", "lm"), ("obqa", "fused")]
+    for run in r["runs"]:
+        assert "error" not in run, run.get("error")
+        assert run["steps"] == N // 2 and run["epochs_done"] == 1 and not run["stopped_by_guard"]
+        assert 0.0 <= run["best_dev_accuracy"] <= 1.0
+        assert (run["dataset"] == "obqa") == ("test_accuracy_at_best_dev" in run)
+    for ds in ("csqa", "obqa"):
+        t = r["timing"][ds]
+        assert t["fused"]["parameters"] > t["lm"]["parameters"]  # node table, GNN, fusion layers
+        assert t["lm"]["step_ms_median"] > 0 and r["summary"][ds]["ratios"]["step_time"] > 0
+    md = (res_dir / "results.md").read_text()
+    assert "| csqa | fused | 0 |" in md and "fused / LM-only step time" in md
+
+
+def test_wall_clock_guard_stops_fit(built, unpacked, tmp_path):
+    """A run whose deadline has passed stops after one step, still evaluates and returns."""
+    root, out, te = built
+    b, graph = unpacked
+    rg = _module("run_gpu")
+    from kgfuse.tasks.features import MultipleChoiceCollator
+    from kgfuse.tasks.pipeline import MCFeatureDataset
+    from kgfuse.tasks.train import fit
+
+    args = rg.parse_args(["--bundle", str(out), "--out", str(tmp_path), "--batch-size", "2", "--max-length", "48",
+                          "--node-dim", "8", "--graph-hidden-dim", "16", "--fusion-layers", "1", "--workers", "0"])
+    cfg = rg.make_config(args, "csqa", False, 0, 3, b.model_dir)
+    model = rg.build_model(cfg, graph)
+    from kgfuse.encoders.text import load_tokenizer
+
+    tok = load_tokenizer(str(b.model_dir))
+    exs = b.examples("csqa", "train")
+    ds = MCFeatureDataset(exs, b.preprocessed("csqa", "train", graph, exs), tok, max_length=48)
+    guard = rg.WallClockGuard(cfg.train, deadline=0.0)
+    model.register_forward_pre_hook(guard)
+    res = fit(model, ds, {"dev": ds}, MultipleChoiceCollator(tok, max_length=48), cfg.train, None, progress=False)
+    assert guard.fired_at_step == 1 and res.global_step == 1
+    assert len(res.history) == 1 and res.history[0]["dev_count"] == N
