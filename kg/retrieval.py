@@ -146,6 +146,11 @@ def _concat_ranges(starts: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np
 LOOKUP_FACTOR = 8
 
 
+#: Edge cost of the first window of the 3-edge path search (then doubling); see
+#: ``PathRetriever`` (Search). Results do not depend on it, only the work done.
+PATH_WINDOW = 4096
+
+
 class _Adjacency:
     """Vectorised neighbour gathers over a graph's CSR arrays (with reusable scratch arrays)."""
 
@@ -412,10 +417,14 @@ class PathRetriever:
 
     **Search.** Meet in the middle: half-paths are grown from all question concepts at once
     and from all answer concepts at once, one vectorised CSR gather per level, and joined on
-    their end node: length ``h`` joins ``ceil(h/2)``/``floor(h/2)`` levels (for odd ``h``
-    whichever side is cheaper to grow is grown further). A second-level half is only kept
-    where it ends in the other side's frontier, so the work is the sum of the degrees of the
-    concepts next to the grounded ones, not the number of 2-hop walks.
+    their end node: length ``h`` joins ``ceil(h/2)``/``floor(h/2)`` levels. For ``h = 3``
+    whichever side is cheaper to grow is grown to two edges, only where it reaches the
+    other side's frontier, so the work is the sum of the degrees of the concepts next to
+    the grounded ones, not the number of 2-hop walks; that grown side is then the *outer*
+    side of the enumeration order below (for the backward side: backward half-path first,
+    then forward), and it is grown in windows of its half-paths (generation order,
+    doubling edge cost from ``PATH_WINDOW``) until every pair has ``max_paths`` paths, so
+    pairs with plenty of short paths stop early. Windows change the work, not the result.
 
     **Caps (hubs).** Growing a frontier gathers the edges of its end nodes. When that would
     exceed ``max_expansion`` edges for one side and level, frontier nodes are expanded in
@@ -499,19 +508,30 @@ class PathRetriever:
         }
 
     # ------------------------------------------------------------------ growth and join
-    def _grow(self, half: _Half, forward_side: bool, target: np.ndarray | None) -> _Half:
-        """One more edge on every half-path; keep simple ones ending in ``target`` (if given)."""
-        adj = self._adj
+    def _budget_rows(self, half: _Half, forward_side: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of ``half`` to expand (ascending) under ``max_expansion``, and their costs."""
         use_out = (not self.directed) or forward_side
         use_in = (not self.directed) or not forward_side
         ends = half.end
-        cost = adj.cost(ends, use_out, use_in)
+        cost = self._adj.cost(ends, use_out, use_in)
         rows = np.arange(half.size, dtype=_I64)
         if int(cost.sum()) > self.max_expansion and half.nodes.shape[1] > 1:
             order = np.lexsort((ends, cost))
             keep = order[np.cumsum(cost[order]) <= self.max_expansion]
             rows = np.sort(keep)
             self.truncated = True
+        return rows, cost[rows]
+
+    def _grow(self, half: _Half, forward_side: bool, target: np.ndarray | None,
+              rows: np.ndarray | None = None) -> _Half:
+        """One more edge on every half-path (or on ``rows``, already within the budget);
+        keep simple ones ending in ``target`` (if given)."""
+        adj = self._adj
+        use_out = (not self.directed) or forward_side
+        use_in = (not self.directed) or not forward_side
+        ends = half.end
+        if rows is None:
+            rows, _ = self._budget_rows(half, forward_side)
         own, nxt, slot, fwd = adj.gather(ends[rows], use_out, use_in)
         if target is not None:
             mask = self._mask
@@ -597,6 +617,44 @@ class PathRetriever:
             return ()
         return tuple(np.concatenate(x) for x in zip(*outs))
 
+    def _level3(self, F1: _Half, B1: _Half, quota: np.ndarray, n_q: int, n_a: int) -> list[tuple[np.ndarray, ...]]:
+        """Paths of 3 edges: the cheaper side is grown to 2 edges (towards the other side's
+        frontier) and is the outer side of the enumeration; it is grown window by window
+        (its half-paths in generation order, windows of doubling edge cost) and the search
+        stops as soon as every pair has its quota, so hub pairs with plenty of paths cost
+        a fraction of the expansion budget. ``quota`` is updated in place."""
+        adj = self._adj
+        cf = int(adj.cost(F1.end, True, not self.directed).sum())
+        cb = int(adj.cost(B1.end, not self.directed, True).sum())
+        grow_f = cf <= cb
+        side, other = (F1, B1) if grow_f else (B1, F1)
+        # quota of (outer source, inner source): a view of ``quota`` (q-major) or its transpose
+        q2 = quota.reshape(n_q, n_a) if grow_f else quota.reshape(n_q, n_a).T
+        rows, cost = self._budget_rows(side, grow_f)
+        out: list[tuple[np.ndarray, ...]] = []
+        if rows.size == 0:
+            return out
+        ends = cost.cumsum()
+        start, limit = 0, PATH_WINDOW
+        while start < rows.size:
+            stop = max(int(np.searchsorted(ends, ends[start] - cost[start] + limit, "right")), start + 1)
+            win = rows[start:stop]
+            start, limit = stop, limit * 2
+            open_src = (q2 > 0).any(axis=1)
+            win = win[open_src[side.src[win]]]
+            if win.size == 0:
+                continue
+            g2 = self._grow(side, grow_f, other.end, rows=win)
+            j = self._join(g2, other, np.ascontiguousarray(q2).reshape(-1), q2.shape[1])
+            if j:
+                if not grow_f:  # paths a .. q: turn them round
+                    j = (j[1], j[0], j[2][:, ::-1], j[3][:, ::-1], ~j[4][:, ::-1])
+                out.append(j)
+                quota -= np.bincount(j[0] * n_a + j[1], minlength=quota.size)
+                if quota.max() <= 0:
+                    break
+        return out
+
     def _materialise(self, f: _Half, b: _Half, bidx: np.ndarray, lo: np.ndarray,
                      take: np.ndarray) -> tuple[np.ndarray, ...]:
         bi, fi = _concat_ranges(lo, take)
@@ -636,13 +694,10 @@ class PathRetriever:
             elif h == 2:
                 fh, bh = F[1], B[1]
             elif h == 3:
-                # grow the cheaper side to 2 edges, only towards the other side's frontier
-                cf = int(adj.cost(F[1].end, True, not self.directed).sum())
-                cb = int(adj.cost(B[1].end, not self.directed, True).sum())
-                if cf <= cb:
-                    fh, bh = self._grow(F[1], True, B[1].end), B[1]
-                else:
-                    fh, bh = F[1], self._grow(B[1], False, F[1].end)
+                found.extend(self._level3(F[1], B[1], quota, q.size, a.size))  # updates quota
+                if quota.max() <= 0:
+                    break
+                continue
             else:  # h == 4: both sides to 2 edges, meeting in the intersection of 2-hop sets
                 f2 = self._grow(F[1], True, None)
                 b2 = self._grow(B[1], False, None)

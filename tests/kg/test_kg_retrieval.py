@@ -344,3 +344,46 @@ def test_auto_direction_explains_once():
                                                               else kg.relation_id(x[1:]) for x in kg.relations]
     assert pr.explain(pr(g)) == ["plate --atlocation--> cupboard --partof--> kitchen"]
     assert len(PathRetriever(kg, max_hops=2, directed=False)(g).paths) == 4
+
+
+@settings(max_examples=40, deadline=None)
+@given(kg=multigraphs(max_nodes=8, max_edges=24), directed=st.sampled_from([None, False, True]),
+       cap=st.integers(1, 6), data=st.data())
+def test_path_windows_change_work_not_result(kg, directed, cap, data):
+    """The windowed 3-edge search (early stop once every pair has its quota) returns what
+    one window over all half-paths returns."""
+    n = kg.num_concepts
+    qs = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=3, unique=True))
+    As = data.draw(st.lists(st.integers(0, n - 1).filter(lambda x: x not in qs), min_size=1, max_size=2, unique=True))
+    g = Grounding(qs, As, [])
+    saved = retrieval.PATH_WINDOW
+    try:
+        outs = []
+        for window in (1, 2, 10**9):
+            retrieval.PATH_WINDOW = window
+            d = PathRetriever(kg, max_hops=3, max_paths=cap, directed=directed).retrieve_arrays(g)
+            outs.append({k: v.tolist() for k, v in d.items()})
+    finally:
+        retrieval.PATH_WINDOW = saved
+    assert outs[0] == outs[1] == outs[2]
+
+
+@pytest.mark.parametrize("directed", [True, False])
+def test_three_hop_paths_grown_from_the_answer_side(directed):
+    # the question side is the expensive one, so the answer side is grown to two edges
+    b = GraphBuilder()
+    for h, t in [("q", "x"), ("x", "y"), ("a", "y")]:
+        b.add(h, "R", t)
+    for i in range(5):
+        b.add("q", "R", f"n{i}")
+    kg = b.build()
+    q, a = kg.concept_id("q"), kg.concept_id("a")
+    pr = PathRetriever(kg, max_hops=3, directed=directed)
+    paths = pr.edge_paths(q, a)
+    if directed:  # a -> y is against the direction
+        assert paths == []
+        return
+    assert [[(kg.concept_name(kg.head[e]), kg.concept_name(kg.tail[e]), f) for e, f in p] for p in paths] == [
+        [("q", "x", True), ("x", "y", True), ("a", "y", False)]
+    ]
+    assert pr.explain(pr(Grounding([q], [a], []))) == ["q --R--> x --R--> y <--R-- a"]
