@@ -23,8 +23,9 @@ format version -- rebuilds. The layout:
     example ids, and per statement the :meth:`Grounding.to_dict` record.
 ``arrays/*.npy``
     the *node sets* of all statements concatenated: ``concept_ids`` (int32), ``node_type``
-    (int8) and, for paths, ``paths`` (int32, local node indices), ``path_rels`` (int16),
-    ``path_len`` (int8), with CSR-style offsets ``node_ptr`` / ``path_ptr`` per statement
+    (int8) and, for paths, ``paths`` (local node indices: int16 when all fit, else int32),
+    ``path_rels`` (int8 for graphs of fewer than 64 relations, else int16), ``path_len``
+    (int8), with CSR-style offsets ``node_ptr`` / ``path_ptr`` per statement
     and ``choice_ptr`` per example. Read with ``mmap_mode="r"``; no pickle anywhere.
 
 **Edges are not stored.** A retriever's ``edge_mode`` says how they follow from the node
@@ -95,6 +96,7 @@ _DTYPES = {
 class CacheFormatError(ValueError):
     """A preprocessed-dataset folder that is stale (older format) or malformed."""
 _HEADER = 128  # bytes reserved for the .npy header of streamed arrays
+_CHUNK = 1 << 20  # rows per chunk when rewriting or validating large arrays
 
 
 class _NpyStream:
@@ -225,9 +227,23 @@ def _dtypes(graph: "KnowledgeGraph") -> dict[str, Any]:
     d = dict(_DTYPES)
     if graph.num_concepts >= 2**31:  # pragma: no cover - not a graph one machine holds
         d["concept_ids"] = np.int64
-    if 2 * graph.num_relations >= 2**15:
+    if 2 * graph.num_relations < 2**7:
+        d["path_rels"] = np.int8
+    elif 2 * graph.num_relations >= 2**15:
         d["edge_type"] = d["path_rels"] = np.int32
     return d
+
+
+def _narrow(path: Path, dtype) -> None:
+    """Rewrite the ``.npy`` array at ``path`` with a smaller integer dtype, in chunks."""
+    a = np.load(path, mmap_mode="r")
+    tmp = path.with_suffix(".narrow")
+    st = _NpyStream(tmp, dtype, a.shape[1:])
+    for i in range(0, a.shape[0], _CHUNK):
+        st.write(np.asarray(a[i : i + _CHUNK]))
+    st.close()
+    del a
+    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- main entry
@@ -346,6 +362,7 @@ class _Sink:
         self.streams: dict[str, _NpyStream] = {}
         self.counts: dict[str, list[int]] = {"node": [], "edge": [], "path": []}
         self.has_paths = False
+        self.max_path_node = -1
 
     def _stream(self, name: str, a: np.ndarray) -> None:
         st = self.streams.get(name)
@@ -371,10 +388,16 @@ class _Sink:
                     for k in _PATH_FIELDS:
                         self._stream(k, a[k])
                     self.counts["path"].append(a["path_len"].shape[0])
+                    if a["paths"].size:
+                        self.max_path_node = max(self.max_path_node, int(a["paths"].max()))
 
     def close(self) -> None:
         for st in self.streams.values():
             st.close()
+        # local node indices of paths are small: int16 whenever every one fits
+        st = self.streams.get("paths")
+        if st is not None and st.dtype.itemsize > 2 and self.max_path_node < 2**15:
+            _narrow(st.path, np.int16)
 
     def abort(self) -> None:
         for st in self.streams.values():
@@ -688,8 +711,18 @@ def _validate(path: Path, meta: Mapping[str, Any], g: Any, arrays: Mapping[str, 
         return p
 
     def in_range(name: str, a: np.ndarray, lo: Any, hi: Any) -> None:
-        if a.size and (np.any(a < lo) or np.any(a >= hi)):
-            fail(f"arrays/{name}.npy", name, "values outside the valid range")
+        for i in range(0, a.shape[0], _CHUNK):  # chunks: bounded temporaries on big caches
+            c = np.asarray(a[i : i + _CHUNK])
+            if c.size and (c.min() < lo or c.max() >= hi):
+                fail(f"arrays/{name}.npy", name, "values outside the valid range")
+
+    def local(name: str, a: np.ndarray, counts: np.ndarray, rows_ptr: np.ndarray) -> None:
+        """Every local node index of a row lies in [0, nodes of its statement)."""
+        lim = np.repeat(counts, np.diff(rows_ptr))
+        for i in range(0, a.shape[0], _CHUNK):
+            c = np.asarray(a[i : i + _CHUNK])
+            if c.size and (c.min() < 0 or (c.max(axis=1) >= lim[i : i + _CHUNK]).any()):
+                fail(f"arrays/{name}.npy", name, "local node index outside its statement's nodes")
 
     counts = [len(rows) if isinstance(rows, list) else -1 for rows in g["groundings"]]
     n_st = sum(counts)
@@ -711,9 +744,7 @@ def _validate(path: Path, meta: Mapping[str, Any], g: Any, arrays: Mapping[str, 
             fail("arrays/edge_type.npy", "edge_type", f"{et.shape[0]} entries, edge_index has {ei.shape[0]}")
         ept = ptr("edge_ptr", n_st, ei.shape[0])
         in_range("edge_type", et, 0, meta["num_relations"])
-        lim = np.repeat(n_nodes, np.diff(ept))
-        if ei.size and (np.any(ei < 0) or np.any(ei >= lim[:, None])):
-            fail("arrays/edge_index.npy", "edge_index", "local node index outside its statement's nodes")
+        local("edge_index", ei, n_nodes, ept)
     if meta["has_paths"]:
         H = meta.get("max_hops")
         if not isinstance(H, int) or H < 1:
@@ -724,8 +755,6 @@ def _validate(path: Path, meta: Mapping[str, Any], g: Any, arrays: Mapping[str, 
         ppt = ptr("path_ptr", n_st, pa.shape[0])
         in_range("path_len", pl, 0, H + 1)
         in_range("path_rels", pr, 0, 2 * meta["num_relations"])
-        lim = np.repeat(n_nodes, np.diff(ppt))
-        if pa.size and (np.any(pa < 0) or np.any(pa >= lim[:, None])):
-            fail("arrays/paths.npy", "paths", "local node index outside its statement's nodes")
+        local("paths", pa, n_nodes, ppt)
     elif mode == "paths":
         fail("meta.json", "has_paths", "edge mode 'paths' without stored paths")

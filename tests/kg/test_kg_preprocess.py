@@ -188,6 +188,9 @@ def test_cache_stores_node_sets_only(kg, linker, tmp_path):
         assert pre.meta["edges"] == mode and pre.meta["format"] == FORMAT_VERSION
         stored = {p.stem for p in (pre.path / "arrays").glob("*.npy")}
         assert not stored & {"edge_index", "edge_type", "edge_ptr"}
+        if mode == "paths" or r.config["class"] == "PathRetriever":  # compact dtypes on disk
+            assert np.load(pre.path / "arrays" / "paths.npy").dtype == np.int16
+            assert np.load(pre.path / "arrays" / "path_rels.npy").dtype == np.int8
         total = 0
         for i, ex in enumerate(EXAMPLES):
             for j, c in enumerate(ex.choices):
