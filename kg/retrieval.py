@@ -27,8 +27,7 @@ the edges when a statement is read. ``explain(data, graph)`` renders what they f
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 import torch
