@@ -394,8 +394,9 @@ class PathRetriever:
     keeps. That order: forward half-paths (grown from q) in generation order -- by question
     concept, then step by step each node's out-edges in ascending edge id (= relation, then
     tail), then its in-edges -- and for each of them the backward half-paths (grown from a)
-    in the same generation order. The kept paths are returned sorted by (pair, length, node
-    ids, edge ids).
+    in the same generation order; at length 3 the side that was grown to two edges is the
+    outer one (see Search). The kept paths are returned sorted by (pair, length, node ids,
+    edge ids).
 
     **What counts as a path.** A path is a sequence of *graph edges* with no repeated node.
     Undirected search (``directed=False``, as KagNet searches the undirected graph): each
@@ -420,7 +421,7 @@ class PathRetriever:
     whichever side is cheaper to grow is grown to two edges, only where it reaches the
     other side's frontier, so the work is the sum of the degrees of the concepts next to
     the grounded ones, not the number of 2-hop walks; that grown side is then the *outer*
-    side of the enumeration order below (for the backward side: backward half-path first,
+    side of the enumeration order above (for the backward side: backward half-path first,
     then forward), and it is grown in windows of its half-paths (generation order,
     doubling edge cost from ``PATH_WINDOW``) until every pair has ``max_paths`` paths, so
     pairs with plenty of short paths stop early. Windows change the work, not the result.
@@ -428,7 +429,8 @@ class PathRetriever:
     **Caps (hubs).** Growing a frontier gathers the edges of its end nodes. When that would
     exceed ``max_expansion`` edges for one side and level, frontier nodes are expanded in
     ascending degree order until the budget is spent, so paths *through* the biggest hubs
-    are skipped (a grounded hub itself is always expanded at the first level). At most ``max_candidates`` joined paths are materialised per pair and level.
+    are skipped (a grounded hub itself is always expanded at the first level). At most
+    ``max_candidates`` joined paths are materialised per pair and level.
     ``retriever.truncated`` tells whether the expansion budget cut the last search.
 
     Args:
