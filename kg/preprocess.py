@@ -509,6 +509,8 @@ class PreprocessedDataset:
         self._rebuilder: Any | None = None
         self.graph = graph
         self.cache_hit = False
+        if graph is not None and meta.get("edges") == "induced" and graph.num_edges > 100_000:
+            graph.pair_index()  # built once here, before DataLoader workers fork
 
     @classmethod
     def load(cls, path: str | os.PathLike, graph: "KnowledgeGraph | None" = None, *,
