@@ -495,7 +495,7 @@ class PathRetriever:
         """JSON-able configuration (part of cache keys)."""
         return {
             "class": "PathRetriever",
-            "version": 2,
+            "version": 3,  # 3: windowed 3-edge level, grown side outer (which paths fill a cap)
             "max_hops": self.max_hops,
             "max_paths": self.max_paths,
             "direction": self.direction,
