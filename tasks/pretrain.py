@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from .config import ConfigError, GraphConfig, ModelConfig, OptimConfig, apply_overrides, default_home, read_config_file, resolve_path
+from .config import ConfigError, GraphConfig, _check_type, ModelConfig, OptimConfig, apply_overrides, default_home, read_config_file, resolve_path
 
 __all__ = [
     "ObjectiveConfig",
@@ -204,37 +204,14 @@ class PretrainConfig:
 
 
 def _section(cls: type, d: dict[str, Any], source: str, name: str, default: Any = None) -> Any:
+    """One section of the config, type-checked with the training config's rules."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in d if k not in fields]
     if unknown:
         raise ConfigError(f"{source}: unknown key {name}.{unknown[0]}; valid keys: {sorted(fields)}")
     base = dataclasses.asdict(default) if default is not None else {}
     base.update(d)
-    for k, v in base.items():
-        f = fields[k]
-        ann = str(f.type)
-        if v is None:
-            if "None" not in ann:
-                raise ConfigError(f"{source}: {name}.{k} may not be null")
-            continue
-        if ann.startswith("bool") and not isinstance(v, bool):
-            raise ConfigError(f"{source}: {name}.{k} must be true/false, got {v!r}")
-        if ann.startswith("int") and (isinstance(v, bool) or not isinstance(v, int)):
-            raise ConfigError(f"{source}: {name}.{k} must be an integer, got {v!r}")
-        if ann.startswith("float"):
-            if isinstance(v, str):
-                try:
-                    v = float(v)
-                except ValueError:
-                    pass
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise ConfigError(f"{source}: {name}.{k} must be a number, got {v!r}")
-            base[k] = float(v)
-        if ann.startswith("str") and not isinstance(v, str):
-            raise ConfigError(f"{source}: {name}.{k} must be a string, got {v!r}")
-        if ann.startswith("dict") and not isinstance(v, Mapping):
-            raise ConfigError(f"{source}: {name}.{k} must be a mapping, got {v!r}")
-    return cls(**base)
+    return cls(**{k: _check_type(cls, fields[k], v, source, f"{name}.") for k, v in base.items()})
 
 
 def load_pretrain_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> PretrainConfig:
