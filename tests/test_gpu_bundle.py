@@ -207,3 +207,48 @@ def test_wall_clock_guard_stops_fit(built, unpacked, tmp_path):
     res = fit(model, ds, {"dev": ds}, MultipleChoiceCollator(tok, max_length=48), cfg.train, None, progress=False)
     assert guard.fired_at_step == 1 and res.global_step == 1
     assert len(res.history) == 1 and res.history[0]["dev_count"] == N
+
+
+def test_fused_nograph_feeds_zero_nodes(built, unpacked, tmp_path):
+    """``--models fused-nograph``: the fused architecture (same parameters as ``fused``) trained
+    on batches with no nodes, no edges and no entity alignments; ``fused`` gets real subgraphs."""
+    root, out, te = built
+    b, graph = unpacked
+    import torch
+
+    from kgfuse.encoders.text import load_tokenizer
+    from kgfuse.tasks.features import MultipleChoiceCollator
+
+    rg = _module("run_gpu")
+    args = rg.parse_args(["--bundle", str(out), "--out", str(tmp_path), "--models", "lm,fused,fused-nograph",
+                          "--batch-size", "2", "--max-length", "48", "--node-dim", "8", "--graph-hidden-dim", "16",
+                          "--fusion-layers", "1", "--workers", "0"])
+    assert args.models == ["lm", "fused", "fused-nograph"]
+    with pytest.raises(SystemExit):
+        rg.parse_args(["--bundle", "x", "--out", "y", "--models", "nograph"])
+    tok = load_tokenizer(str(b.model_dir))
+    exs = b.examples("csqa", "train")
+    sets = rg.model_datasets(exs, b.preprocessed("csqa", "train", graph, exs), tok, 48)
+    collate = MultipleChoiceCollator(tok, max_length=48)
+    fused_batch = collate([sets["fused"][i] for i in range(N)])
+    assert fused_batch["node_concept_ids"].numel() > 0 and (fused_batch["entity_index"] >= 0).any()
+
+    seen: list[dict] = []
+    n_params = {}
+    for kind in ("fused", "fused-nograph"):
+        cfg = rg.make_config(args, "csqa", kind == "lm", 0, 1, b.model_dir)
+        model = rg.build_model(cfg, graph)
+        n_params[kind] = sum(p.numel() for p in model.parameters())
+        if kind == "fused":
+            continue
+        model.register_forward_pre_hook(lambda mod, a, kw: seen.append(kw), with_kwargs=True)
+        batch = collate([sets[kind][i] for i in range(N)])
+        model.train()
+        out_ = model(**batch)
+        out_.loss.backward()
+        assert torch.isfinite(out_.loss)
+    assert n_params["fused"] == n_params["fused-nograph"]
+    kw = seen[0]
+    assert kw["input_ids"].shape[:2] == fused_batch["input_ids"].shape[:2]
+    assert kw["node_concept_ids"].numel() == 0 and kw["edge_index"].numel() == 0 and kw["node_batch"].numel() == 0
+    assert (kw["entity_index"] < 0).all()

@@ -9,7 +9,8 @@ For every data set of the bundle it
 1. rebuilds the WordNet graph (hash checked), loads the questions and the stored
    groundings and cuts the subgraphs with the bundle's retriever (on access, in the data
    loader workers);
-2. **speed and memory**: builds the LM-only ablation and the KG-fused model from the bundled
+2. **speed and memory**: builds the LM-only ablation and the KG-fused model (and, with
+   ``--models ...,fused-nograph``, the fused model fed empty subgraphs) from the bundled
    text encoder and times ``--timing-steps`` training steps (forward, backward, clipping,
    AdamW step) on the same pre-collated batches at the same batch size, after
    ``--warmup-steps`` untimed ones, with ``torch.cuda.synchronize()`` around each step;
@@ -51,7 +52,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bundle import Bundle, ensure_kgfuse_importable, linking_stats  # noqa: E402
 
 DEFAULT_EPOCHS = {"csqa": 3, "obqa": 5}
-MODELS = ("lm", "fused")
+MODELS = ("lm", "fused", "fused-nograph")
+"""``fused-nograph``: the fused model and hyper-parameters, fed the LM-only features (every
+statement's grounding and subgraph empty: zero nodes, no entity alignments), to separate the
+graph's contribution from the fused model's extra capacity."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -133,6 +137,15 @@ def make_config(args, dataset: str, lm_only: bool, seed: int, epochs: int, model
                   "max_length": args.max_length, "save_best": False, "save_last": False, "log_every": 0,
                   "num_workers": args.workers, "freeze_lm_epochs": 0},
     })
+
+
+def model_datasets(examples, pre, tokenizer, max_length: int | None) -> dict[str, Any]:
+    """The feature dataset of each model kind: ``fused`` reads the preprocessed subgraphs;
+    ``lm`` and ``fused-nograph`` get the text-only features (empty groundings and subgraphs)."""
+    from kgfuse.tasks.pipeline import MCFeatureDataset, TextOnlyDataset
+
+    text = TextOnlyDataset(examples, tokenizer, max_length=max_length)
+    return {"fused": MCFeatureDataset(examples, pre, tokenizer, max_length=max_length), "lm": text, "fused-nograph": text}
 
 
 def build_model(config, graph):
@@ -363,7 +376,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--bundle", required=True)
     ap.add_argument("--out", required=True, help="folder for results.json and results.md")
     ap.add_argument("--dataset", default="all", help="csqa, obqa or all (those in the bundle)")
-    ap.add_argument("--models", default="lm,fused")
+    ap.add_argument("--models", default="lm,fused", help=f"comma-separated, of {list(MODELS)}")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--epochs", type=int, default=None, help=f"epochs per run (default {DEFAULT_EPOCHS})")
     ap.add_argument("--max-train", type=int, default=None)
@@ -408,7 +421,6 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
 
     from kgfuse.tasks.features import MultipleChoiceCollator
-    from kgfuse.tasks.pipeline import MCFeatureDataset, TextOnlyDataset
     from kgfuse.tasks.train import fit, resolve_mixed_precision
 
     if args.threads:
@@ -468,11 +480,7 @@ def main(argv: list[str] | None = None) -> int:
             lim = args.max_train if split == "train" else args.max_eval
             if lim is not None and lim < len(exs):
                 exs, pre = exs[:lim], _Subset(pre, lim)
-            splits[split] = {
-                "examples": exs,
-                "fused": MCFeatureDataset(exs, pre, tokenizer, max_length=args.max_length),
-                "lm": TextOnlyDataset(exs, tokenizer, max_length=args.max_length),
-            }
+            splits[split] = {"examples": exs, **model_datasets(exs, pre, tokenizer, args.max_length)}
         data[d] = {"splits": splits, "n_train": len(splits["train"]["examples"]),
                    "n_eval": {k: len(v["examples"]) for k, v in splits.items() if k != "train"}}
         results["linking"][d] = {k: v["stats"] for k, v in bundle.manifest["datasets"][d]["splits"].items()}
