@@ -252,3 +252,46 @@ def test_fused_nograph_feeds_zero_nodes(built, unpacked, tmp_path):
     assert kw["input_ids"].shape[:2] == fused_batch["input_ids"].shape[:2]
     assert kw["node_concept_ids"].numel() == 0 and kw["edge_index"].numel() == 0 and kw["node_batch"].numel() == 0
     assert (kw["entity_index"] < 0).all()
+
+
+def test_fused_noedges_keeps_nodes_drops_edges(built, unpacked, tmp_path):
+    """``--models fused-noedges``: the fused model fed ``fused``'s groundings, node sets, node
+    types and token-entity alignments unchanged, with zero edges reaching the model."""
+    root, out, te = built
+    b, graph = unpacked
+    import torch
+
+    from kgfuse.encoders.text import load_tokenizer
+    from kgfuse.tasks.features import MultipleChoiceCollator
+
+    rg = _module("run_gpu")
+    args = rg.parse_args(["--bundle", str(out), "--out", str(tmp_path), "--models", "fused,fused-noedges",
+                          "--batch-size", "2", "--max-length", "48", "--node-dim", "8", "--graph-hidden-dim", "16",
+                          "--fusion-layers", "1", "--workers", "0"])
+    assert args.models == ["fused", "fused-noedges"]
+    tok = load_tokenizer(str(b.model_dir))
+    exs = b.examples("csqa", "train")
+    sets = rg.model_datasets(exs, b.preprocessed("csqa", "train", graph, exs), tok, 48)
+    collate = MultipleChoiceCollator(tok, max_length=48)
+    fused_batch = collate([sets["fused"][i] for i in range(N)])
+    assert fused_batch["edge_index"].shape[1] > 0  # the control is only meaningful if fused has edges
+    want = collate([sets["fused-noedges"][i] for i in range(N)])
+    for key in ("input_ids", "node_concept_ids", "node_type", "node_batch", "entity_index"):
+        assert torch.equal(want[key], fused_batch[key]), key
+    assert fused_batch["node_concept_ids"].numel() > 0 and (fused_batch["entity_index"] >= 0).any()
+
+    seen: list[dict] = []
+    cfg = rg.make_config(args, "csqa", False, 0, 1, b.model_dir)
+    model = rg.build_model(cfg, graph)
+    model.register_forward_pre_hook(lambda mod, a, kw: seen.append(kw), with_kwargs=True)
+    model.train()
+    out_ = model(**want)
+    out_.loss.backward()
+    assert torch.isfinite(out_.loss)
+    kw = seen[0]
+    assert kw["edge_index"].numel() == 0 and kw["edge_type"].numel() == 0
+    assert torch.equal(kw["node_concept_ids"], fused_batch["node_concept_ids"])
+    assert torch.equal(kw["entity_index"], fused_batch["entity_index"])
+    # the node table is used: linked rows get gradient
+    grads = [p.grad for n, p in model.named_parameters() if "node_embeddings" in n and p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)

@@ -10,7 +10,8 @@ For every data set of the bundle it
    groundings and cuts the subgraphs with the bundle's retriever (on access, in the data
    loader workers);
 2. **speed and memory**: builds the LM-only ablation and the KG-fused model (and, with
-   ``--models ...,fused-nograph``, the fused model fed empty subgraphs) from the bundled
+   ``--models ...,fused-nograph``, the fused model fed empty subgraphs; with
+   ``fused-noedges``, fed the same nodes without edges) from the bundled
    text encoder and times ``--timing-steps`` training steps (forward, backward, clipping,
    AdamW step) on the same pre-collated batches at the same batch size, after
    ``--warmup-steps`` untimed ones, with ``torch.cuda.synchronize()`` around each step;
@@ -52,10 +53,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bundle import Bundle, ensure_kgfuse_importable, linking_stats  # noqa: E402
 
 DEFAULT_EPOCHS = {"csqa": 3, "obqa": 5}
-MODELS = ("lm", "fused", "fused-nograph")
+MODELS = ("lm", "fused", "fused-nograph", "fused-noedges")
 """``fused-nograph``: the fused model and hyper-parameters, fed the LM-only features (every
 statement's grounding and subgraph empty: zero nodes, no entity alignments), to separate the
-graph's contribution from the fused model's extra capacity."""
+graph's contribution from the fused model's extra capacity. ``fused-noedges``: the fused
+model fed the same groundings and node sets as ``fused`` (same nodes, node types and
+token-entity alignments) with every subgraph's edges removed, to separate WordNet's
+relations from the linked nodes themselves (a learned per-lemma embedding table)."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -139,13 +143,50 @@ def make_config(args, dataset: str, lm_only: bool, seed: int, epochs: int, model
     })
 
 
+def _drop_edges(data):
+    """A copy of a retrieved subgraph with the same nodes (ids, types, count) and no edges."""
+    import torch
+
+    from kgfuse.kg.retrieval import KGData
+
+    return KGData(concept_ids=data.concept_ids, node_type=data.node_type, num_nodes=int(data.num_nodes),
+                  edge_index=torch.zeros(2, 0, dtype=torch.long), edge_type=torch.zeros(0, dtype=torch.long))
+
+
+class _NoEdgesRecord:
+    """One preprocessed example whose ``[j] -> (Grounding, KGData)`` has the edges removed."""
+
+    def __init__(self, rec: Any) -> None:
+        self.rec = rec
+
+    def __getitem__(self, j: int):
+        g, d = self.rec[j]
+        return g, _drop_edges(d)
+
+
+class NoEdges:
+    """A preprocessed dataset (``pre[i][j] -> (Grounding, KGData)``) with every subgraph's
+    ``edge_index`` / ``edge_type`` emptied; groundings, nodes and node types unchanged."""
+
+    def __init__(self, pre: Any) -> None:
+        self.pre = pre
+
+    def __len__(self) -> int:
+        return len(self.pre)
+
+    def __getitem__(self, i: int) -> _NoEdgesRecord:
+        return _NoEdgesRecord(self.pre[i])
+
+
 def model_datasets(examples, pre, tokenizer, max_length: int | None) -> dict[str, Any]:
     """The feature dataset of each model kind: ``fused`` reads the preprocessed subgraphs;
-    ``lm`` and ``fused-nograph`` get the text-only features (empty groundings and subgraphs)."""
+    ``lm`` and ``fused-nograph`` get the text-only features (empty groundings and subgraphs);
+    ``fused-noedges`` gets ``fused``'s groundings and nodes with every edge removed."""
     from kgfuse.tasks.pipeline import MCFeatureDataset, TextOnlyDataset
 
     text = TextOnlyDataset(examples, tokenizer, max_length=max_length)
-    return {"fused": MCFeatureDataset(examples, pre, tokenizer, max_length=max_length), "lm": text, "fused-nograph": text}
+    return {"fused": MCFeatureDataset(examples, pre, tokenizer, max_length=max_length), "lm": text, "fused-nograph": text,
+            "fused-noedges": MCFeatureDataset(examples, NoEdges(pre), tokenizer, max_length=max_length)}
 
 
 def build_model(config, graph):
