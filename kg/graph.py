@@ -529,6 +529,9 @@ class GraphBuilder:
             self.concepts.append(name)
         return i
 
+    def has_concept(self, name: str) -> bool:
+        return name in self._cid
+
     def relation(self, name: str) -> int:
         i = self._rid.get(name)
         if i is None:

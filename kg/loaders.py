@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from .graph import KnowledgeGraph
+from .graph import GraphBuilder, KnowledgeGraph
 
 if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
@@ -908,25 +908,9 @@ def from_wordnet(
             rel_of[sym] = r
         return r
 
-    name_id: dict[str, int] = {}
-    names: list[str] = []
-
-    def cid(name: str) -> int:
-        i = name_id.get(name)
-        if i is None:
-            i = name_id[name] = len(names)
-            names.append(name)
-        return i
-
-    rel_id: dict[str, int] = {}
-    rel_names: list[str] = []
-
-    def rid(name: str) -> int:
-        i = rel_id.get(name)
-        if i is None:
-            i = rel_id[name] = len(rel_names)
-            rel_names.append(name)
-        return i
+    vocab = GraphBuilder()  # interning only; the edges are collected below
+    cid, rid = vocab.concept, vocab.relation
+    names, rel_names = vocab.concepts, vocab.relations
 
     H: list[int] = []
     R: list[int] = []
@@ -998,7 +982,7 @@ def from_wordnet(
             k = sense_no.get((p, first, off), 0)
             letter = syn_type[key]
             nm = f"{first}.{letter}.{k:02d}" if k else f"{first}.{letter}.{off:08d}"
-            if nm in name_id:
+            if vocab.has_concept(nm):
                 nm = f"{first}.{letter}.{off:08d}"
             syn_cid[key] = cid(nm)
         for p, off, sym, tpos, toff, src, dst in pointers:

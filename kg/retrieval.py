@@ -383,7 +383,32 @@ class _Half:
         return _Half(self.src[idx], self.nodes[idx], self.edges[idx], self.fwd[idx])
 
 
-class PathRetriever:
+class _Retriever:
+    """What both retrievers share: ``retrieve_nodes`` (the node set, cached by
+    :func:`~kgfuse.kg.preprocess.preprocess_dataset`) then ``add_edges`` (rebuilt on read)."""
+
+    graph: "KnowledgeGraph"
+
+    def retrieve_nodes(self, grounding: "Grounding") -> dict[str, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def add_edges(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def retrieve_arrays(self, grounding: "Grounding") -> dict[str, np.ndarray]:
+        """The retrieved subgraph as numpy arrays (fields of :class:`KGData`)."""
+        return self.add_edges(self.retrieve_nodes(grounding))
+
+    def __call__(self, grounding: "Grounding") -> KGData:
+        return arrays_to_kgdata(self.retrieve_arrays(grounding))
+
+    def explain(self, data: KGData, graph: "KnowledgeGraph | None" = None, limit: int | None = None) -> list[str]:
+        """Readable lines: one per path (``plate --AtLocation--> cupboard <--IsA-- kitchen``)
+        where the data holds paths, else one per edge."""
+        return explain(data, graph or self.graph, limit=limit)
+
+
+class PathRetriever(_Retriever):
     """KagNet's path finder: simple paths between question and answer concepts.
 
     For every pair (q, a) of a question concept and an answer concept, the simple paths
@@ -808,16 +833,6 @@ class PathRetriever:
         """``arrays`` (from :meth:`retrieve_nodes`) with ``edge_index`` and ``edge_type``."""
         return self._edges(arrays, self.edges)
 
-    def retrieve_arrays(self, grounding: "Grounding") -> dict[str, np.ndarray]:
-        """The retrieved subgraph as numpy arrays (fields of :class:`KGData`)."""
-        return self.add_edges(self.retrieve_nodes(grounding))
-
-    def __call__(self, grounding: "Grounding") -> KGData:
-        return arrays_to_kgdata(self.retrieve_arrays(grounding))
-
-    def explain(self, data: KGData, graph: "KnowledgeGraph | None" = None, limit: int | None = None) -> list[str]:
-        """One line per path, e.g. ``plate --AtLocation--> cupboard <--IsA-- kitchen``."""
-        return explain(data, graph or self.graph, limit=limit)
 
     def __repr__(self) -> str:
         return f"PathRetriever(max_hops={self.max_hops}, max_paths={self.max_paths}, directed={self.directed})"
@@ -849,7 +864,7 @@ RANKINGS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] 
 }
 
 
-class SubgraphRetriever:
+class SubgraphRetriever(_Retriever):
     """The MHGRN / QA-GNN two-hop subgraph.
 
     Nodes: the question concepts Q, the answer concepts A, and the bridging concepts
@@ -985,16 +1000,6 @@ class SubgraphRetriever:
         ``edge_type``."""
         return self._edges(arrays, "induced")
 
-    def retrieve_arrays(self, grounding: "Grounding") -> dict[str, np.ndarray]:
-        """The retrieved subgraph as numpy arrays (fields of :class:`KGData`)."""
-        return self.add_edges(self.retrieve_nodes(grounding))
-
-    def __call__(self, grounding: "Grounding") -> KGData:
-        return arrays_to_kgdata(self.retrieve_arrays(grounding))
-
-    def explain(self, data: KGData, graph: "KnowledgeGraph | None" = None, limit: int | None = None) -> list[str]:
-        """One line per edge, e.g. ``plate --AtLocation--> cupboard``."""
-        return explain(data, graph or self.graph, limit=limit)
 
     def __repr__(self) -> str:
         return f"SubgraphRetriever(max_nodes={self.max_nodes}, ranking={self.config['ranking']!r}, bridge={self.bridge!r})"
