@@ -8,7 +8,7 @@ Commands::
     kgfuse link --graph PATH TEXT [--choice TEXT]             mentions (and grounding with --choice)
     kgfuse prepare --config FILE [--set k=v ...]              ground + retrieve every split into the cache
     kgfuse train --config FILE [--set k=v ...] [--output DIR] [--resume auto|CHECKPOINT]
-    kgfuse pretrain --config FILE [--set k=v ...] [--output DIR]   ERNIE MLM + dEA pre-training
+    kgfuse pretrain --config FILE [--set k=v ...] [--output DIR | --link-only FILE]   ERNIE MLM + dEA pre-training
     kgfuse evaluate --config COMPARISON.yaml                   (model, dataset, graph) table
     kgfuse evaluate --model DIR --data FILE [--format F] [--graph PATH] [--output DIR]
     kgfuse predict --model DIR --question Q --choices A B C [--json]
@@ -166,6 +166,14 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from .pretrain import load_pretrain_config, pretrain
 
     cfg = load_pretrain_config(args.config, args.set)
+    if args.link_only:
+        from .pretrain import link_corpus
+
+        lc = link_corpus(cfg, progress=not args.quiet)
+        path = lc.save(_abs(args.link_only))
+        print(f"linked corpus: {len(lc.train)} training / {len(lc.eval)} held-out sequences -> {path}\n"
+              f"train from it (no spaCy needed): kgfuse pretrain --config {args.config} --set data.linked={path}")
+        return 0
     if args.output:
         cfg.output_dir = _abs(args.output)
     res = pretrain(cfg, progress=not args.quiet)
@@ -311,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="ERNIE pre-training (masked LM + denoising entity auto-encoder) on a linked corpus")
     p.add_argument("--config", required=True)
     p.add_argument("--output", help="output folder (overrides output_dir)")
+    p.add_argument("--link-only", metavar="FILE", help="only link and tokenise the corpus into FILE (.jsonl.gz); "
+                   "train from it elsewhere with --set data.linked=FILE (no spaCy needed there)")
     p.add_argument("--quiet", action="store_true")
     with_set(p)
     p.set_defaults(func=cmd_pretrain)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 import time
@@ -57,7 +58,13 @@ __all__ = [
     "build_pretraining_model",
     "PretrainResult",
     "pretrain",
+    "LinkedCorpus",
+    "LinkedFeatureDataset",
+    "link_corpus",
+    "tokenizer_fingerprint",
 ]
+
+logger = logging.getLogger("kgfuse")
 
 _NODE_TYPE_TEXT = 0  # nodes of pre-training sequences are typed like question concepts
 KIND_KEPT, KIND_MASKED, KIND_REPLACED = 0, 1, 2
@@ -116,6 +123,8 @@ class PretrainDataConfig:
         eval_every: evaluate every this many optimiser steps (0: only at the end).
         shuffle_buffer: records shuffled within a buffer of this size (streaming shuffle).
         min_entities: skip sequences with fewer aligned entities (counted in the report).
+        linked: a :class:`LinkedCorpus` file (``kgfuse pretrain --link-only``) to train on
+            instead of linking ``corpus`` on the fly: no spaCy needed at training time.
     """
 
     eval_fraction: float = 0.02
@@ -123,6 +132,7 @@ class PretrainDataConfig:
     eval_every: int = 100
     shuffle_buffer: int = 10000
     min_entities: int = 0
+    linked: str | None = None
 
 
 @dataclass
@@ -434,6 +444,184 @@ class LinkedTextDataset(IterableDataset):
                 return
 
 
+LINKED_FORMAT = "kgfuse-linked-corpus"
+LINKED_VERSION = 1
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """Content hash of a tokenizer's vocabulary and special tokens (linked features are only
+    valid for the tokenizer that made them)."""
+    h = hashlib.sha256()
+    for tok, i in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1]):
+        h.update(f"{i}\t{tok}\n".encode("utf-8"))
+    h.update(json.dumps(sorted((k, str(v)) for k, v in tokenizer.special_tokens_map.items())).encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class LinkedCorpus:
+    """A pre-training corpus linked and tokenised once (train and held-out features).
+
+    Linking needs spaCy; training from a :class:`LinkedCorpus` does not. Make it where spaCy
+    runs (:func:`link_corpus`, then :meth:`save`), train where the GPU is
+    (``pretrain(config, linked=path)`` or ``data.linked: path`` in the config). The file
+    records what the features depend on (graph hash, tokenizer fingerprint, max length,
+    linker, corpus specs, held-out split), and :meth:`check` refuses a mismatch.
+
+    File format: gzip'd JSON lines; line 1 is the header (``meta``), then one feature record
+    per line with ``"split": "train" | "eval"``.
+    """
+
+    train: list[dict[str, Any]]
+    eval: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        import gzip
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with gzip.open(tmp, "wt", encoding="utf-8") as f:
+            f.write(json.dumps({"format": LINKED_FORMAT, "version": LINKED_VERSION, **self.meta,
+                                "num_train": len(self.train), "num_eval": len(self.eval)}) + "\n")
+            for split, feats in (("train", self.train), ("eval", self.eval)):
+                for ft in feats:
+                    f.write(json.dumps({"split": split, **ft}, separators=(",", ":")) + "\n")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "LinkedCorpus":
+        import gzip
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: linked corpus not found")
+        train: list[dict[str, Any]] = []
+        ev: list[dict[str, Any]] = []
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            try:
+                meta = json.loads(f.readline())
+            except (json.JSONDecodeError, OSError, EOFError) as e:
+                raise ValueError(f"{path}:1: not a linked corpus header ({e})") from e
+            if not isinstance(meta, dict) or meta.get("format") != LINKED_FORMAT:
+                raise ValueError(f"{path}:1: field 'format' must be {LINKED_FORMAT!r}")
+            if meta.get("version") != LINKED_VERSION:
+                raise ValueError(f"{path}:1: field 'version' is {meta.get('version')!r}; this kgfuse reads "
+                                 f"version {LINKED_VERSION} (re-link the corpus)")
+            for no, line in enumerate(f, start=2):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{no}: invalid JSON ({e.msg})") from e
+                for k in ("split", "input_ids", "attention_mask", "entity_concepts", "entity_local"):
+                    if k not in rec:
+                        raise ValueError(f"{path}:{no}: field {k!r} missing")
+                if len(rec["entity_local"]) != len(rec["input_ids"]):
+                    raise ValueError(f"{path}:{no}: field 'entity_local' has {len(rec['entity_local'])} entries for "
+                                     f"{len(rec['input_ids'])} tokens")
+                split = rec.pop("split")
+                if split not in ("train", "eval"):
+                    raise ValueError(f"{path}:{no}: field 'split' must be 'train' or 'eval', not {split!r}")
+                (train if split == "train" else ev).append(rec)
+        for k, got in (("num_train", len(train)), ("num_eval", len(ev))):
+            if meta.get(k) != got:
+                raise ValueError(f"{path}: header field {k!r} says {meta.get(k)} records, the file has {got} (truncated?)")
+        for k in ("format", "version", "num_train", "num_eval"):
+            meta.pop(k, None)
+        return cls(train, ev, meta)
+
+    def check(self, graph, tokenizer, max_length: int, source: str = "linked corpus") -> None:
+        """Raise ``ValueError`` unless these features fit ``graph``, ``tokenizer`` and ``max_length``."""
+        m = self.meta
+        if m.get("graph_hash") != graph.hash:
+            raise ValueError(f"{source}: linked to graph {str(m.get('graph_hash'))[:12]}, not to this graph "
+                             f"({graph.hash[:12]}): concept ids would mean other things; re-link")
+        fp = tokenizer_fingerprint(tokenizer)
+        if m.get("tokenizer") != fp:
+            raise ValueError(f"{source}: tokenised with tokenizer {m.get('tokenizer')}, not this one ({fp}); re-link")
+        if int(m.get("max_length", -1)) != int(max_length):
+            raise ValueError(f"{source}: tokenised with max_length {m.get('max_length')}, the run uses {max_length}")
+        n = graph.num_concepts
+        for split, feats in (("train", self.train), ("eval", self.eval)):
+            for i, ft in enumerate(feats):
+                bad = [c for c in ft["entity_concepts"] if not 0 <= int(c) < n]
+                if bad:
+                    raise ValueError(f"{source}: {split} record {i} ({ft.get('id')}): concept id {bad[0]} outside the graph's {n}")
+
+
+def link_corpus(config: "PretrainConfig", *, graph=None, tokenizer=None, progress: bool = True, log=print) -> LinkedCorpus:
+    """Link and tokenise ``config.corpus`` once, as :func:`pretrain` would on the fly: the
+    training records (corpus order; :func:`pretrain` shuffles them per epoch) and at most
+    ``data.max_eval`` held-out records, with the linking statistics and corpus reports."""
+    from .pipeline import build_linker
+
+    if not config.corpus:
+        raise ConfigError("corpus is empty: give at least one corpus spec (e.g. {type: wordnet_glosses})")
+    t0 = time.time()
+    if graph is None:
+        graph = load_pretrain_graph(config.graph, config.base_dir)
+    if tokenizer is None:
+        from kgfuse.encoders.text import load_tokenizer
+
+        mc = config.model
+        src = resolve_path(mc.init_from, config.base_dir) if mc.init_from else mc.text_encoder
+        if isinstance(src, str) and src.startswith(("./", "../", "bundled:", "~", "$")):
+            src = resolve_path(src, config.base_dir)
+        tokenizer = load_tokenizer(str(src))
+    linker = build_linker(graph, config.linker)
+    opt, dc = config.train, config.data
+    common = dict(max_length=opt.max_length, eval_fraction=dc.eval_fraction, min_entities=dc.min_entities,
+                  seed=opt.seed, base_dir=config.base_dir)
+    train_ds = LinkedTextDataset(config.corpus, linker, tokenizer, split="train", shuffle_buffer=0, **common)
+    eval_ds = LinkedTextDataset(config.corpus, linker, tokenizer, split="eval", limit=dc.max_eval, **common)
+    train = list(train_ds)
+    ev = list(eval_ds) if dc.eval_fraction > 0 and dc.max_eval > 0 else []
+    meta = {
+        "graph_hash": graph.hash, "tokenizer": tokenizer_fingerprint(tokenizer), "max_length": opt.max_length,
+        "linker": linker.config, "corpus": config.corpus, "eval_fraction": dc.eval_fraction, "max_eval": dc.max_eval,
+        "min_entities": dc.min_entities, "train_linking": train_ds.stats.to_dict(), "eval_linking": eval_ds.stats.to_dict(),
+        "corpus_reports": [r.to_dict() for r in train_ds.reports], "seconds": round(time.time() - t0, 2),
+    }
+    if progress:
+        log(f"linked corpus: {len(train)} training and {len(ev)} held-out sequences, "
+            f"{train_ds.stats.mentions} mentions ({time.time() - t0:.1f}s)")
+    return LinkedCorpus(train, ev, meta)
+
+
+class LinkedFeatureDataset(IterableDataset):
+    """Training sequences of a :class:`LinkedCorpus`, reshuffled every epoch (a permutation
+    seeded by ``(seed, epoch)``; ``shuffle=False`` keeps the stored order)."""
+
+    def __init__(self, features: Sequence[Mapping[str, Any]], *, shuffle: bool = True, seed: int = 0,
+                 stats: Mapping[str, int] | None = None, reports: Sequence[Any] = ()) -> None:
+        self.features = list(features)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.stats = LinkingStats(**dict(stats or {}))
+        self.reports = list(reports)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def records(self) -> Iterator[Mapping[str, Any]]:
+        return iter(self.features)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        order = np.arange(len(self.features))
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.features))
+        for i in order:
+            yield dict(self.features[int(i)])
+
+
 class PretrainingCollator:
     """Batch linked sequences, applying MLM masking and dEA corruption.
 
@@ -733,8 +921,8 @@ def _count_steps(ds: LinkedTextDataset, cfg: PretrainConfig) -> int:
     return max(1, per_epoch * opt.epochs)
 
 
-def pretrain(config: PretrainConfig, *, graph=None, progress: bool = True, accelerator: Any | None = None,
-             log=print) -> PretrainResult:
+def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str | os.PathLike | None" = None,
+             progress: bool = True, accelerator: Any | None = None, log=print) -> PretrainResult:
     """Run ERNIE pre-training as configured; see the module docstring.
 
     Args:
@@ -742,6 +930,10 @@ def pretrain(config: PretrainConfig, *, graph=None, progress: bool = True, accel
         graph: a :class:`~kgfuse.kg.KnowledgeGraph` to use instead of loading ``config.graph``.
         progress: progress bar and log lines on the main process.
         accelerator: an ``accelerate.Accelerator`` (made from ``config.train`` when None).
+        linked: a :class:`LinkedCorpus` (or its file) to train on instead of linking
+            ``config.corpus`` on the fly (default: ``config.data.linked`` when set). No linker
+            and no spaCy are needed then; the features are checked against the graph, the
+            tokenizer and ``train.max_length``.
 
     The number of optimiser steps is ``train.max_steps`` when set, else ``train.epochs``
     passes over the (non-held-out) corpus.
@@ -753,10 +945,16 @@ def pretrain(config: PretrainConfig, *, graph=None, progress: bool = True, accel
     from .pipeline import build_linker
     from .train import build_param_groups
 
-    if not config.corpus:
-        raise ConfigError("corpus is empty: give at least one corpus spec (e.g. {type: wordnet_glosses})")
     t0 = time.time()
     opt, ob, dc = config.train, config.objective, config.data
+    if linked is None and dc.linked:
+        linked = config.path(dc.linked)
+    linked_source = None
+    if linked is not None and not isinstance(linked, LinkedCorpus):
+        linked_source = str(linked)
+        linked = LinkedCorpus.load(linked)
+    if linked is None and not config.corpus:
+        raise ConfigError("corpus is empty: give at least one corpus spec (e.g. {type: wordnet_glosses}) or data.linked")
     ob.validate()
     acc = accelerator if accelerator is not None else _make_accelerator(opt)
     set_seed(opt.seed)
@@ -771,19 +969,28 @@ def pretrain(config: PretrainConfig, *, graph=None, progress: bool = True, accel
     t = time.time()
     if graph is None:
         graph = load_pretrain_graph(config.graph, config.base_dir)
-    linker = build_linker(graph, config.linker)
+    linker = build_linker(graph, config.linker) if linked is None else None
     if progress and is_main:
         log(f"graph: {graph.num_concepts} concepts, {graph.num_relations} relations, {graph.num_edges} edges; "
-            f"linker ready ({time.time() - t:.1f}s)")
+            + (f"linker ready ({time.time() - t:.1f}s)" if linker is not None else
+               f"pre-linked corpus: {len(linked.train)} training / {len(linked.eval)} held-out sequences"))
     model, tokenizer = build_pretraining_model(config.model, graph, base_dir=config.base_dir)
+    if linked is not None:
+        linked.check(graph, tokenizer, opt.max_length, source=linked_source or "linked corpus")
     if ob.dea_weight > 0 and getattr(model, "dea_head", None) is None:
         raise ConfigError("objective.dea_weight > 0 needs fusion layers (model.options.num_fusion_layers > 0, "
                           "use_graph and use_fusion true, a BERT-family encoder); set objective.dea_weight=0 for MLM only")
     common = dict(max_length=opt.max_length, eval_fraction=dc.eval_fraction, min_entities=dc.min_entities,
                   seed=opt.seed, base_dir=config.base_dir)
-    train_ds = LinkedTextDataset(config.corpus, linker, tokenizer, split="train", shuffle_buffer=dc.shuffle_buffer, **common)
-    eval_ds = LinkedTextDataset(config.corpus, linker, tokenizer, split="eval", limit=dc.max_eval, **common)
-    eval_feats = list(eval_ds) if dc.eval_fraction > 0 and dc.max_eval > 0 else []
+    if linked is None:
+        train_ds = LinkedTextDataset(config.corpus, linker, tokenizer, split="train", shuffle_buffer=dc.shuffle_buffer, **common)
+        eval_ds = LinkedTextDataset(config.corpus, linker, tokenizer, split="eval", limit=dc.max_eval, **common)
+        eval_feats = list(eval_ds) if dc.eval_fraction > 0 and dc.max_eval > 0 else []
+    else:
+        train_ds = LinkedFeatureDataset(linked.train, shuffle=dc.shuffle_buffer > 1, seed=opt.seed,
+                                        stats=linked.meta.get("train_linking"), reports=linked.meta.get("corpus_reports", ()))
+        eval_ds = LinkedFeatureDataset(linked.eval[: dc.max_eval], shuffle=False, stats=linked.meta.get("eval_linking"))
+        eval_feats = list(eval_ds) if dc.max_eval > 0 else []
     total_steps = _count_steps(train_ds, config)
     if progress and is_main:
         log(f"held-out: {len(eval_feats)} sequences; optimiser steps: {total_steps}")
@@ -870,7 +1077,8 @@ def pretrain(config: PretrainConfig, *, graph=None, progress: bool = True, accel
     result.data = {
         "train_linking": train_ds.stats.to_dict(),
         "eval_linking": eval_ds.stats.to_dict(),
-        "corpus": [r.to_dict() for r in train_ds.reports],
+        "corpus": [r if isinstance(r, dict) else r.to_dict() for r in train_ds.reports],
+        "linked": linked_source or ("in memory" if linked is not None else None),
         "eval_sequences": len(eval_feats),
         "epochs_started": epoch,
     }
@@ -960,7 +1168,10 @@ def write_curves(result: PretrainResult, path: Path) -> None:
 def write_report(result: PretrainResult, config: PretrainConfig, graph) -> None:
     """``report.md`` and ``curves.png`` in the output folder."""
     out = result.output_dir
-    write_curves(result, out / "curves.png")
+    try:
+        write_curves(result, out / "curves.png")
+    except ImportError as e:  # matplotlib is optional on a training machine
+        logger.warning("kgfuse: no curves.png (%s)", e)
     keys = ["mlm_loss", "mlm_accuracy", "dea_accuracy", "dea_kept_accuracy", "dea_masked_accuracy",
             "dea_replaced_accuracy", "dea_chance", "dea_count"]
     lines = [

@@ -282,3 +282,114 @@ def test_cli_pretrain_and_shipped_config(tmp_path, graph, repo_root, capsys):
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert m["global_step"] == 2 and [h["step"] for h in m["history"]] == [0, 2]
     assert main(["pretrain", "--config", str(tmp_path / "missing.yaml")]) == 2
+
+
+# --------------------------------------------------------------------------------------
+# pre-linked corpora: link where spaCy runs, train where it does not
+
+
+def _linked_cfg(tmp_path, graph, **train):
+    graph.save(tmp_path / "graph")
+    (tmp_path / "c.txt").write_text("\n".join(f"{s} ({i})" for i, s in enumerate(SENTENCES * 4)))
+    opts = {"text_config": TINY_TEXT, "num_fusion_layers": 1, "node_dim": 8, "graph_hidden_dim": 8}
+    return PretrainConfig.from_dict({
+        "corpus": [{"type": "text", "path": "c.txt"}],
+        "graph": {"path": "graph", "format": "compiled"},
+        "model": {"options": opts},
+        "data": {"eval_fraction": 0.25, "eval_every": 0, "max_eval": 5},
+        "train": {"batch_size": 4, "max_steps": 3, "max_length": 24, "mixed_precision": "no", **train},
+        "output_dir": "pre",
+    }, base_dir=tmp_path)
+
+
+def test_linked_corpus_matches_on_the_fly_linking_and_round_trips(tmp_path, graph, linker, tokenizer):
+    from kgfuse.tasks.pretrain import LinkedCorpus, LinkedFeatureDataset, link_corpus
+
+    cfg = _linked_cfg(tmp_path, graph)
+    lc = link_corpus(cfg, graph=graph, progress=False)
+    common = dict(max_length=24, eval_fraction=0.25, base_dir=tmp_path)
+    on_the_fly_train = list(LinkedTextDataset(cfg.corpus, linker, tokenizer, split="train", **common))
+    on_the_fly_eval = list(LinkedTextDataset(cfg.corpus, linker, tokenizer, split="eval", limit=5, **common))
+    assert lc.train == on_the_fly_train and lc.eval == on_the_fly_eval
+    assert len(lc.eval) == 5 and len(lc.train) + lc.meta["eval_linking"]["records"] >= len(SENTENCES * 4) - 1
+    assert lc.meta["graph_hash"] == graph.hash and lc.meta["train_linking"]["mentions"] > 0
+    path = lc.save(tmp_path / "linked.jsonl.gz")
+    back = LinkedCorpus.load(path)
+    assert back.train == lc.train and back.eval == lc.eval and back.meta == lc.meta
+    back.check(graph, tokenizer, 24)
+    # per-epoch reshuffle: a permutation, the same for the same (seed, epoch), another for the next epoch
+    ds = LinkedFeatureDataset(back.train, seed=3)
+    e0 = [f["id"] for f in ds]
+    assert sorted(e0) == sorted(f["id"] for f in back.train) and e0 == [f["id"] for f in ds]
+    ds.set_epoch(1)
+    assert [f["id"] for f in ds] != e0
+
+
+def test_linked_corpus_refuses_other_graph_tokenizer_length_and_broken_files(tmp_path, graph, tokenizer):
+    import gzip
+
+    from kgfuse.kg import GraphBuilder
+    from kgfuse.tasks.pretrain import LinkedCorpus, link_corpus
+
+    cfg = _linked_cfg(tmp_path, graph)
+    lc = link_corpus(cfg, graph=graph, progress=False)
+    b = GraphBuilder()
+    b.add("dog", "IsA", "pet")
+    with pytest.raises(ValueError, match="linked to graph"):
+        lc.check(b.build(), tokenizer, 24)
+    with pytest.raises(ValueError, match="max_length 24"):
+        lc.check(graph, tokenizer, 32)
+    from transformers import BertTokenizerFast
+
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "dog", "cat"]))
+    other = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
+    with pytest.raises(ValueError, match="tokenizer"):
+        lc.check(graph, other, 24)
+    path = lc.save(tmp_path / "l.jsonl.gz")
+    lines = gzip.open(path, "rt").read().splitlines()
+    bad = tmp_path / "bad.jsonl.gz"
+    with gzip.open(bad, "wt") as f:
+        f.write("\n".join(lines[:2] + ["{not json"] + lines[3:]) + "\n")
+    with pytest.raises(ValueError, match=r"bad\.jsonl\.gz:3: invalid JSON"):
+        LinkedCorpus.load(bad)
+    rec = json.loads(lines[2])
+    del rec["entity_local"]
+    with gzip.open(bad, "wt") as f:
+        f.write("\n".join(lines[:2] + [json.dumps(rec)] + lines[3:]) + "\n")
+    with pytest.raises(ValueError, match=r"bad\.jsonl\.gz:3: field 'entity_local' missing"):
+        LinkedCorpus.load(bad)
+    with gzip.open(bad, "wt") as f:
+        f.write("\n".join(lines[:-2]) + "\n")
+    with pytest.raises(ValueError, match="truncated"):
+        LinkedCorpus.load(bad)
+
+
+def test_pretrain_from_linked_corpus_needs_no_spacy(tmp_path, graph, repo_root):
+    """Link here (spaCy), then pre-train in a fresh interpreter where `import spacy` fails."""
+    import subprocess
+    import sys
+
+    from kgfuse.tasks.cli import main
+
+    cfg_path = tmp_path / "p.yaml"
+    _linked_cfg(tmp_path, graph)  # writes graph/ and c.txt
+    cfg_path.write_text(
+        "corpus: [{type: text, path: c.txt}]\n"
+        "graph: {path: graph, format: compiled}\n"
+        f"model: {{options: {{text_config: {json.dumps(TINY_TEXT)}, num_fusion_layers: 1, node_dim: 8, graph_hidden_dim: 8}}}}\n"
+        "data: {eval_fraction: 0.25, eval_every: 0, max_eval: 5}\n"
+        "train: {batch_size: 4, max_steps: 3, max_length: 24, mixed_precision: 'no'}\n")
+    assert main(["pretrain", "--config", str(cfg_path), "--link-only", str(tmp_path / "linked.jsonl.gz"), "--quiet"]) == 0
+    code = (
+        "import sys, json\n"
+        "sys.modules['spacy'] = None  # any import of spaCy now raises ImportError\n"
+        "from kgfuse.tasks.cli import main\n"
+        f"rc = main(['pretrain', '--config', {str(cfg_path)!r}, '--output', {str(tmp_path / 'out')!r}, '--quiet',\n"
+        f"           '--set', 'data.linked={tmp_path / 'linked.jsonl.gz'}', '--set', 'corpus=[]'])\n"
+        "assert 'spacy' not in sys.modules or sys.modules['spacy'] is None\n"
+        "sys.exit(rc)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["global_step"] == 3 and m["final"]["dea_count"] > 0
+    assert m["data"]["linked"].endswith("linked.jsonl.gz") and m["data"]["eval_sequences"] == 5
