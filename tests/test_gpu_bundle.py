@@ -58,7 +58,8 @@ def built(tmp_path_factory):
     mb = _module("make_bundle")
     out = root / "bundle"
     rc = mb.main(["--out", str(out), "--data", str(SHARED), "--text-encoder", str(te), "--max-examples", str(N),
-                  "--workers", "1", "--cache", str(root / "cache"), "--level", "1"])
+                  "--workers", "1", "--cache", str(root / "cache"), "--level", "1",
+                  "--pretrain-glosses", "80", "--pretrain-max-length", "32"])
     assert rc == 0
     return root, out, te
 
@@ -295,3 +296,46 @@ def test_fused_noedges_keeps_nodes_drops_edges(built, unpacked, tmp_path):
     # the node table is used: linked rows get gradient
     grads = [p.grad for n, p in model.named_parameters() if "node_embeddings" in n and p.grad is not None]
     assert grads and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_fused_pt_pretrains_on_the_bundled_glosses_then_finetunes_from_them(built, tmp_path, monkeypatch):
+    """--models fused-pt: ERNIE pre-training on the bundle's pre-linked glosses (no linker on
+    the GPU side), then fine-tuning that starts from the pre-trained weights."""
+    import torch
+    from safetensors.torch import load_file
+
+    from kgfuse.tasks.pretrain import LinkedCorpus
+
+    root, out, te = built
+    monkeypatch.setenv("KGFUSE_HOME", str(tmp_path / "home"))
+    bundle = _module("bundle")
+    b = bundle.Bundle.open(out)
+    lc = LinkedCorpus.load(b.pretrain_corpus)
+    assert len(lc.train) + len(lc.eval) > 60 and lc.meta["max_length"] == 32
+    assert sum(len(f["entity_concepts"]) for f in lc.train) > len(lc.train)  # glosses are linked
+    rg = _module("run_gpu")
+    res_dir, work = tmp_path / "out", tmp_path / "work"
+    args = ["--bundle", str(out), "--out", str(res_dir), "--work", str(work), "--seeds", "0", "--dataset", "csqa",
+            "--models", "lm,fused-pt", "--epochs", "1", "--batch-size", "2", "--eval-batch-size", "4", "--max-length", "48",
+            "--timing-steps", "1", "--warmup-steps", "1", "--node-dim", "8", "--graph-hidden-dim", "16",
+            "--fusion-layers", "1", "--workers", "0", "--threads", "1", "--time-budget", "600",
+            "--pretrain-steps", "4", "--pretrain-batch-size", "4"]
+    assert rg.main(args) == 0
+    r = json.loads((res_dir / "results.json").read_text())
+    pt = r["pretraining"]
+    assert "error" not in pt and pt["steps"] == 4 and pt["final"]["dea_count"] > 0
+    assert 0.0 <= pt["final"]["dea_accuracy"] <= 1.0 and pt["final"]["mlm_loss"] > 0
+    assert set(r["timing"]["csqa"]) == {"lm", "fused"}  # fused-pt is timed as the fused architecture
+    assert [(x["model"], "error" in x) for x in r["runs"]] == [("lm", False), ("fused-pt", False)]
+    assert "## ERNIE pre-training (fused-pt)" in (res_dir / "results.md").read_text()
+    # the fine-tuning model starts from the pre-trained weights, not from a fresh fused model
+    ns = rg.parse_args(args)
+    b.unpack(work)
+    graph = b.graph()
+    saved = load_file(str(Path(pt["model_dir"]) / "model.safetensors"))
+    key = "fusion_layers.0.entity_to_intermediate.weight"
+    started = rg.build_model(rg.make_config(ns, "csqa", False, 0, 1, b.model_dir, init_from=pt["model_dir"]), graph)
+    fresh = rg.build_model(rg.make_config(ns, "csqa", False, 0, 1, b.model_dir), graph)
+    assert torch.equal(started.state_dict()[key], saved[key])
+    assert not torch.equal(fresh.state_dict()[key], saved[key])
+    assert torch.equal(started.node_embeddings.weight, saved["node_embeddings.weight"])

@@ -293,6 +293,13 @@ class Bundle:
             raise BundleError(f"{self.path}/manifest.json: dataset {dataset!r} has no split {split!r}; it has {list(sp)}")
         return sp[split]
 
+    @property
+    def pretrain_corpus(self) -> Path | None:
+        """The pre-linked pre-training corpus (WordNet glosses, a
+        :class:`kgfuse.tasks.pretrain.LinkedCorpus` file), or None when the bundle has none."""
+        pc = self.manifest.get("pretrain")
+        return None if not pc else self.path / pc["file"]
+
     # ------------------------------------------------------------------ unpacking
     def unpack(self, work_dir: str | os.PathLike) -> Path:
         """Decompress everything into ``work_dir`` (model weights restored to float32)."""

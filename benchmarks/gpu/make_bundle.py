@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="nodes: groundings + the retriever's node sets (edges rebuilt from the graph on the GPU side); "
                          "groundings: groundings only (the whole retrieval runs on the GPU side)")
     ap.add_argument("--no-stats", action="store_true", help="skip the subgraph statistics")
+    ap.add_argument("--pretrain-glosses", type=int, default=5000,
+                    help="WordNet glosses linked for ERNIE pre-training on the GPU side (run_gpu.py --models fused-pt); 0: none")
+    ap.add_argument("--pretrain-max-length", type=int, default=48, help="token length of the pre-training sequences")
     ap.add_argument("--level", type=int, default=9, help="gzip level of the WordNet files (1 = fast, for tests)")
     args = ap.parse_args(argv)
 
@@ -173,6 +176,28 @@ def main(argv: list[str] | None = None) -> int:
             datasets[d] = {"format": spec["format"], "splits": splits}
         if not args.cache:
             shutil.rmtree(cache)
+        # ---- pre-training corpus: WordNet glosses linked here (spaCy), trained on there
+        pretrain_entry = None
+        if args.pretrain_glosses > 0:
+            from kgfuse.tasks.pretrain import PretrainConfig, link_corpus
+            from kgfuse.encoders.text import load_tokenizer
+
+            t = time.time()
+            pcfg = PretrainConfig.from_dict({
+                "corpus": [{"type": "wordnet_glosses", "path": str(wn_dir), "limit": args.pretrain_glosses}],
+                "linker": link_opts, "data": {"eval_fraction": 0.05, "max_eval": 200},
+                "train": {"max_length": args.pretrain_max_length},
+            })
+            lc = link_corpus(pcfg, graph=graph, tokenizer=load_tokenizer(str(te)), progress=False)
+            rel_pt = "pretrain/wordnet_glosses.jsonl.gz"
+            lc.save(tmp / rel_pt)
+            files.append(rel_pt)
+            st = lc.meta["train_linking"]
+            pretrain_entry = {"file": rel_pt, "glosses": args.pretrain_glosses, "max_length": args.pretrain_max_length,
+                              "train_sequences": len(lc.train), "eval_sequences": len(lc.eval),
+                              "train_linking": st, "seconds": round(time.time() - t, 1)}
+            print(f"pre-training corpus: {args.pretrain_glosses} WordNet glosses -> {len(lc.train)} training / "
+                  f"{len(lc.eval)} held-out sequences, {st['mentions']} mentions ({time.time() - t:.1f}s)", flush=True)
         manifest = {
             "format": FORMAT,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -185,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             "model": {"source": args.text_encoder, "files": model_files, "weights": WEIGHTS_FP16, "dtype": "float16",
                       **conv},
             "datasets": datasets,
+            "pretrain": pretrain_entry,
             "files": manifest_files(tmp, files),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))

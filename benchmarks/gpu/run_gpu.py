@@ -53,13 +53,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bundle import Bundle, ensure_kgfuse_importable, linking_stats  # noqa: E402
 
 DEFAULT_EPOCHS = {"csqa": 3, "obqa": 5}
-MODELS = ("lm", "fused", "fused-nograph", "fused-noedges")
+MODELS = ("lm", "fused", "fused-nograph", "fused-noedges", "fused-pt")
 """``fused-nograph``: the fused model and hyper-parameters, fed the LM-only features (every
 statement's grounding and subgraph empty: zero nodes, no entity alignments), to separate the
 graph's contribution from the fused model's extra capacity. ``fused-noedges``: the fused
 model fed the same groundings and node sets as ``fused`` (same nodes, node types and
 token-entity alignments) with every subgraph's edges removed, to separate WordNet's
-relations from the linked nodes themselves (a learned per-lemma embedding table)."""
+relations from the linked nodes themselves (a learned per-lemma embedding table).
+``fused-pt``: the fused model (same architecture and fine-tuning) started from an ERNIE
+pre-training (MLM + dEA, :func:`kgfuse.tasks.pretrain.pretrain`) on the bundle's pre-linked
+WordNet glosses, run once on this machine before the fine-tuning runs (issue 6, point 4)."""
+ARCH = {"fused-pt": "fused"}
+"""Model kinds that share another kind's architecture and features (timed once, as that kind)."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -125,16 +130,21 @@ def _fmt(x: float | None, spec: str = ".4f") -> str:
 
 
 # --------------------------------------------------------------------------- models / data
-def make_config(args, dataset: str, lm_only: bool, seed: int, epochs: int, model_dir: Path):
-    """The run's :class:`~kgfuse.tasks.config.TrainConfig` (graph and data come from the bundle)."""
+def model_options(args) -> dict[str, Any]:
+    return {"graph_encoder": args.graph_encoder, "num_fusion_layers": args.fusion_layers,
+            "node_dim": args.node_dim, "graph_hidden_dim": args.graph_hidden_dim}
+
+
+def make_config(args, dataset: str, lm_only: bool, seed: int, epochs: int, model_dir: Path, init_from: str | None = None):
+    """The run's :class:`~kgfuse.tasks.config.TrainConfig` (graph and data come from the bundle);
+    ``init_from``: a pre-trained kgfuse model folder (its architecture replaces the options)."""
     from kgfuse.tasks.config import TrainConfig
 
     return TrainConfig.from_dict({
         "data": {"format": dataset},
         "retriever": {},
-        "model": {"text_encoder": str(model_dir), "lm_only": lm_only,
-                  "options": {"graph_encoder": args.graph_encoder, "num_fusion_layers": args.fusion_layers,
-                              "node_dim": args.node_dim, "graph_hidden_dim": args.graph_hidden_dim}},
+        "model": {"text_encoder": str(model_dir), "lm_only": lm_only, "init_from": init_from,
+                  "options": model_options(args)},
         "train": {"epochs": epochs, "batch_size": args.batch_size, "eval_batch_size": args.eval_batch_size,
                   "lr_lm": args.lr_lm, "lr_gnn": args.lr_gnn, "lr_fusion": args.lr_fusion, "warmup_ratio": args.warmup_ratio,
                   "weight_decay": 0.01, "max_grad_norm": 1.0, "mixed_precision": args.precision, "seed": seed,
@@ -185,8 +195,39 @@ def model_datasets(examples, pre, tokenizer, max_length: int | None) -> dict[str
     from kgfuse.tasks.pipeline import MCFeatureDataset, TextOnlyDataset
 
     text = TextOnlyDataset(examples, tokenizer, max_length=max_length)
-    return {"fused": MCFeatureDataset(examples, pre, tokenizer, max_length=max_length), "lm": text, "fused-nograph": text,
+    fused = MCFeatureDataset(examples, pre, tokenizer, max_length=max_length)
+    return {"fused": fused, "lm": text, "fused-nograph": text, "fused-pt": fused,
             "fused-noedges": MCFeatureDataset(examples, NoEdges(pre), tokenizer, max_length=max_length)}
+
+
+def run_pretraining(args, bundle, graph, work: Path) -> dict[str, Any]:
+    """ERNIE pre-training (MLM + dEA) of the fused architecture on the bundle's pre-linked
+    WordNet glosses (no spaCy needed); returns the model folder and the held-out metrics."""
+    from kgfuse.tasks.pretrain import PretrainConfig, pretrain
+
+    corpus = bundle.pretrain_corpus
+    if corpus is None:
+        raise SystemExit(f"{bundle.path}/manifest.json: no pre-training corpus; rebuild the bundle with "
+                         "make_bundle.py --pretrain-glosses N (N > 0) for --models fused-pt")
+    steps = args.pretrain_steps
+    cfg = PretrainConfig.from_dict({
+        "corpus": [],
+        "model": {"text_encoder": str(bundle.model_dir), "options": model_options(args)},
+        "data": {"linked": str(corpus.resolve()), "max_eval": 200, "eval_every": max(1, steps // 5)},
+        "train": {"max_steps": steps, "batch_size": args.pretrain_batch_size, "eval_batch_size": args.eval_batch_size,
+                  "lr_lm": args.lr_lm, "lr_gnn": args.lr_gnn, "lr_fusion": args.lr_fusion, "warmup_ratio": 0.06,
+                  "max_length": int(bundle.manifest["pretrain"]["max_length"]), "mixed_precision": args.precision,
+                  "seed": args.pretrain_seed, "log_every": 10, "max_grad_norm": 1.0},
+        "output_dir": str((work / "pretrain").resolve()),
+    })
+    res = pretrain(cfg, graph=graph, progress=False)
+    keys = ("mlm_loss", "mlm_accuracy", "dea_accuracy", "dea_kept_accuracy", "dea_masked_accuracy",
+            "dea_replaced_accuracy", "dea_chance", "dea_count")
+    return {"model_dir": str(res.model_dir), "steps": res.global_step, "wall_s": res.wall_time,
+            "batch_size": args.pretrain_batch_size, "seed": args.pretrain_seed,
+            "corpus": bundle.manifest["pretrain"],
+            "initial": {k: res.initial.get(k) for k in keys}, "final": {k: res.final.get(k) for k in keys},
+            "history": [{k: h.get(k) for k in ("step",) + keys} for h in res.history]}
 
 
 def build_model(config, graph):
@@ -274,7 +315,7 @@ def plan_runs(args, datasets: dict[str, dict], timing: dict[str, dict], budget_s
     epochs = {d: (args.epochs if args.epochs is not None else DEFAULT_EPOCHS.get(d, 2)) for d in datasets}
 
     def est(d: str, model: str, ep: int) -> float:
-        t = timing[d][model]
+        t = timing[d][ARCH.get(model, model)]
         w = max(1, args.workers)
         step = max(t["step_ms_median"], t["collate_ms_per_batch"] / w) / 1000 * 1.15
         n_train = datasets[d]["n_train"]
@@ -386,6 +427,20 @@ def render_md(r: dict[str, Any]) -> str:
 
             lines.append(f"| {d} | {m} | {len(e['seeds'])} | {ms('best_dev_accuracy')} | {ms('last_dev_accuracy')} | "
                          f"{ms('test_accuracy_at_best_dev')} |")
+    pt = r.get("pretraining")
+    if pt:
+        lines += ["", "## ERNIE pre-training (fused-pt)", ""]
+        if pt.get("error"):
+            lines.append(f"Failed: {pt['error']}")
+        else:
+            c = pt.get("corpus") or {}
+            lines += [f"{pt['steps']} steps of batch {pt['batch_size']} (seed {pt['seed']}) on {c.get('train_sequences')} "
+                      f"pre-linked WordNet glosses (max length {c.get('max_length')}), {pt['wall_s']:.0f} s; held out: "
+                      f"{c.get('eval_sequences')} glosses.", "",
+                      "| held-out metric | before | after |", "| --- | --- | --- |"]
+            for k in ("mlm_loss", "mlm_accuracy", "dea_accuracy", "dea_kept_accuracy", "dea_masked_accuracy",
+                      "dea_replaced_accuracy", "dea_chance"):
+                lines.append(f"| {k} | {_fmt(pt['initial'].get(k))} | {_fmt(pt['final'].get(k))} |")
     lines += ["", "## Step time and peak memory (equal batch size, same batches)", "",
               "| data set | model | step ms (median) | step ms (min) | peak memory MiB | eval fwd ms | collate ms/batch | params |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -441,6 +496,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--run-overhead", type=float, default=6.0, help="seconds per run besides steps (model build, workers)")
     ap.add_argument("--work", default=None, help="unpack folder (default: a temporary one)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--pretrain-steps", type=int, default=300, help="fused-pt: ERNIE pre-training steps on the glosses")
+    ap.add_argument("--pretrain-batch-size", type=int, default=16)
+    ap.add_argument("--pretrain-seed", type=int, default=7)
     args = ap.parse_args(argv)
     args.seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -507,7 +565,8 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {k: getattr(args, k) for k in ("batch_size", "eval_batch_size", "max_length", "lr_lm", "lr_gnn", "lr_fusion",
                                                    "warmup_ratio", "graph_encoder", "fusion_layers", "node_dim",
                                                    "graph_hidden_dim", "seeds", "epochs", "max_train", "max_eval",
-                                                   "time_budget", "timing_steps", "warmup_steps", "models")},
+                                                   "time_budget", "timing_steps", "warmup_steps", "models",
+                                                   "pretrain_steps", "pretrain_batch_size", "pretrain_seed")},
         "datasets": names, "timing": {}, "runs": [], "linking": {}, "unpack_s": t_unpack,
     }
 
@@ -529,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
     # ---- speed and memory at equal batch size
     for d in names:
         results["timing"][d] = {}
-        for m in args.models:
+        for m in dict.fromkeys(ARCH.get(m, m) for m in args.models):
             cfg = make_config(args, d, m == "lm", 0, 1, bundle.model_dir)
             model = build_model(cfg, graph)
             res = measure(model, data[d]["splits"]["train"][m], collator, cfg, n_warmup=args.warmup_steps,
@@ -540,6 +599,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"timing {d}/{m}: {res['step_ms_median']:.1f} ms/step (median of {res['steps_timed']}), peak "
                   f"{_fmt(res['peak_memory_mib'], '.0f')} MiB, collate {res['collate_ms_per_batch']:.1f} ms/batch", flush=True)
     write_results(out, results)
+
+    # ---- ERNIE pre-training for fused-pt (once, before the fine-tuning runs)
+    pt_dir = None
+    if "fused-pt" in args.models:
+        t = time.time()
+        try:
+            pt = run_pretraining(args, bundle, graph, work)
+            pt_dir = pt["model_dir"]
+            fi = pt["final"]
+            print(f"pre-training: {pt['steps']} steps in {pt['wall_s']:.0f}s; held-out dEA accuracy "
+                  f"{_fmt(pt['initial'].get('dea_accuracy'))} -> {_fmt(fi.get('dea_accuracy'))} (chance "
+                  f"{_fmt(fi.get('dea_chance'))}), MLM loss {_fmt(pt['initial'].get('mlm_loss'))} -> {_fmt(fi.get('mlm_loss'))}",
+                  flush=True)
+        except Exception as e:  # the other models still run
+            pt = {"error": f"{type(e).__name__}: {e}", "wall_s": time.time() - t}
+            print(f"pre-training failed: {pt['error']}; fused-pt runs dropped", flush=True)
+            args.models = [m for m in args.models if m != "fused-pt"]
+        results["pretraining"] = pt
+        write_results(out, results)
 
     # ---- plan within the budget, then train
     reserve = 15.0
@@ -561,7 +639,8 @@ def main(argv: list[str] | None = None) -> int:
             results["runs"].append(rec)
             write_results(out, results)
             continue
-        cfg = make_config(args, d, m == "lm", seed, run["epochs"], bundle.model_dir)
+        cfg = make_config(args, d, m == "lm", seed, run["epochs"], bundle.model_dir,
+                          init_from=pt_dir if m == "fused-pt" else None)
         model = build_model(cfg, graph)
         guard = WallClockGuard(cfg.train, run_deadline)
         handle = model.register_forward_pre_hook(guard)
