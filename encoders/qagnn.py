@@ -16,7 +16,7 @@ from torch_geometric.utils import softmax
 from .base import AttentionPooling, GraphEncoder
 from .registry import register_graph_encoder
 
-__all__ = ["QAGNNEncoder", "QAGNNConv"]
+__all__ = ["QAGNNEncoder", "QAGNNConv", "edge_type_groups"]
 
 NODE_CONTEXT = 3  # node type of the per-graph context node (after question=0, answer=1, other=2)
 
@@ -59,22 +59,49 @@ class QAGNNConv(MessagePassing):
         self.norm = nn.LayerNorm(dim)
         self.att_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor, node_type: Tensor) -> Tensor:
-        u = self.type_emb(node_type)
+    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor, node_type: Tensor,
+                edge_groups: tuple[Tensor, Tensor, Tensor, Tensor] | None = None) -> Tensor:
+        """``edge_groups``: :func:`edge_type_groups` of the same edges (computed here when None;
+        pass it to share it between layers)."""
+        d = self.dim
         src, dst = edge_index
-        e = self.edge_mlp(self.rel_emb(edge_type) + self.src_type_emb(node_type[src]) + self.dst_type_emb(node_type[dst]))
-        agg = self.propagate(edge_index, x=x, u=u, e=e, size=(x.shape[0], x.shape[0]))
+        inverse, rel_g, src_t, dst_t = edge_groups if edge_groups is not None else edge_type_groups(edge_type, node_type, src, dst)
+        u = self.type_emb(node_type)
+        # Every linear map over a concatenation is a sum of maps over its parts: the node
+        # parts are computed once per node ([N, d]) and the edge part e_ji once per distinct
+        # (relation, source type, target type) ([G, d]), then gathered per edge. Same values as
+        # W [h; u; e] per edge, without the [E, 3d] inputs kept for backward.
+        wq, wk, wm = self.query.weight, self.key.weight, self.msg.weight
+        q_node = torch.addmm(self.query.bias, x, wq[:, :d].t()) + u @ wq[:, d:].t()
+        k_node = x @ wk[:, :d].t() + u @ wk[:, d:2 * d].t()
+        m_node = x @ wm[:, :d].t()
+        e = self.edge_mlp(self.rel_emb(rel_g) + self.src_type_emb(src_t) + self.dst_type_emb(dst_t))  # [G, d]
+        k_edge = torch.addmm(self.key.bias, e, wk[:, 2 * d:].t())[inverse]
+        m_edge = torch.addmm(self.msg.bias, e, wm[:, d:].t())[inverse]
+        agg = self.propagate(edge_index, q=q_node, k=k_node, m=m_node, k_edge=k_edge, m_edge=m_edge,
+                             size=(x.shape[0], x.shape[0]))
         return self.norm(x + self.update_mlp(agg))
 
-    def message(self, x_i: Tensor, x_j: Tensor, u_i: Tensor, u_j: Tensor, e: Tensor, index: Tensor,
+    def message(self, q_i: Tensor, k_j: Tensor, m_j: Tensor, k_edge: Tensor, m_edge: Tensor, index: Tensor,
                 ptr: Tensor | None, size_i: int | None) -> Tensor:
         H, D = self.heads, self.head_dim
-        q = self.query(torch.cat((x_i, u_i), -1)).view(-1, H, D)
-        k = self.key(torch.cat((x_j, u_j, e), -1)).view(-1, H, D)
-        m = self.msg(torch.cat((x_j, e), -1)).view(-1, H, D)
+        q = q_i.view(-1, H, D)
+        k = (k_j + k_edge).view(-1, H, D)
+        m = (m_j + m_edge).view(-1, H, D)
         alpha = softmax((q * k).sum(-1) / math.sqrt(D), index, ptr, size_i)  # [E, H]
         alpha = self.att_dropout(alpha)
         return (m * alpha.unsqueeze(-1)).view(-1, H * D)
+
+
+def edge_type_groups(edge_type: Tensor, node_type: Tensor, src: Tensor, dst: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The distinct ``(relation, source node type, target node type)`` triples of the edges:
+    ``(inverse [E], relation [G], source type [G], target type [G])`` with
+    ``triple[inverse[k]]`` the triple of edge ``k``."""
+    ts, td = node_type[src], node_type[dst]
+    nt = int(node_type.max()) + 1 if node_type.numel() else 1
+    key = (edge_type * nt + ts) * nt + td
+    uniq, inverse = torch.unique(key, return_inverse=True)
+    return inverse, uniq // (nt * nt), (uniq // nt) % nt, uniq % nt
 
 
 @register_graph_encoder("qagnn")
@@ -131,8 +158,9 @@ class QAGNNEncoder(GraphEncoder):
             (graph.edge_index, torch.stack((ctx, qa_nodes)), torch.stack((qa_nodes, ctx))), dim=1
         )
         et = torch.cat((graph.edge_type, R + is_ans, R + 2 + is_ans))
+        groups = edge_type_groups(et, type_all, ei[0], ei[1])
         for conv in self.convs:
-            h_all = self.dropout(conv(h_all, ei, et, type_all))
+            h_all = self.dropout(conv(h_all, ei, et, type_all, groups))
         h, z = h_all[:N], h_all[N:]
         att, _ = self.pool(h, batch, G, context)
         return h, self.out(torch.cat((z, att), -1))

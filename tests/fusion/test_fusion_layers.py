@@ -69,3 +69,62 @@ def test_no_entities_in_batch():
         out, e = fl(layer, hidden, amask, torch.zeros(3, 0, 32), torch.zeros(3, 0, dtype=torch.bool),
                     torch.full((3, 6), -1))
         assert torch.equal(out, layer(hidden, amask)) and e.shape == (3, 0, 32)
+
+
+def _reference(fl, layer, hidden, amask, ents, ent_mask, token_entity):
+    """The K-Encoder equations of the module docstring, token by token and entity by entity."""
+    dense, act, output_block = backbone.feed_forward_parts(layer)
+    w = backbone.token_attention(layer, hidden, amask)
+    pad = ~ent_mask & ent_mask.any(dim=1, keepdim=True)
+    att, _ = fl.entity_attention(ents, ents, ents, key_padding_mask=pad, need_weights=False)
+    e_t = fl.entity_attention_norm(ents + att)
+    S, L = token_entity.shape
+    K = ents.shape[1]
+    rows = []
+    for s in range(S):
+        row = []
+        for j in range(L):
+            z = dense(w[s, j])
+            k = int(token_entity[s, j])
+            if k >= 0:
+                z = z + fl.entity_to_intermediate(e_t[s, k])
+            row.append(act(z))
+        rows.append(torch.stack(row))
+    h = torch.stack(rows)
+    tokens = output_block(h, w)
+    e_out = []
+    for s in range(S):
+        es = []
+        for k in range(K):
+            js = [j for j in range(L) if int(token_entity[s, j]) == k]
+            e = e_t[s, k]
+            if js:
+                e = fl.entity_output_norm(e_t[s, k] + act(fl.intermediate_to_entity(h[s, js].mean(0))))
+            es.append(e * float(ent_mask[s, k]))
+        e_out.append(torch.stack(es))
+    return tokens, torch.stack(e_out)
+
+
+def test_matches_the_equations_values_and_gradients():
+    """The vectorised layer (entity projection added at aligned rows, entity output projected
+    before the mean over mentions) computes the docstring's equations, gradients included."""
+    lm, fl, hidden, amask, ents, ent_mask, token_entity = _setup("bert", zero_init=False)
+    token_entity[0, 5] = 1  # entity (0, 1) mentioned twice: its output is the mean over both tokens
+    ent_mask = torch.tensor([[True, True], [True, True], [False, False]])  # (1, 1): no token aligned
+    layer = backbone.encoder_layers(lm)[1]
+    hidden = hidden.detach().requires_grad_(True)
+    ents = ents.detach().requires_grad_(True)
+    params = [hidden, ents] + list(fl.parameters()) + list(layer.parameters())
+    got_t, got_e = fl(layer, hidden, amask, ents, ent_mask, token_entity)
+    ref_t, ref_e = _reference(fl, layer, hidden, amask, ents, ent_mask, token_entity)
+    torch.testing.assert_close(got_t, ref_t, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_e, ref_e, rtol=1e-5, atol=1e-5)
+    probe_t, probe_e = torch.randn_like(got_t), torch.randn_like(got_e)
+    g_got = torch.autograd.grad((got_t * probe_t).sum() + (got_e * probe_e).sum(), params, allow_unused=True)
+    g_ref = torch.autograd.grad((ref_t * probe_t).sum() + (ref_e * probe_e).sum(), params, allow_unused=True)
+    for a, b in zip(g_got, g_ref):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    w_idx = next(i for i, t in enumerate(params) if t is fl.entity_to_intermediate.weight)
+    assert g_got[1].abs().sum() > 0 and g_got[w_idx].abs().sum() > 0  # entities and W~_e do get gradient
