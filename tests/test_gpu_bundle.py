@@ -298,6 +298,51 @@ def test_fused_noedges_keeps_nodes_drops_edges(built, unpacked, tmp_path):
     assert grads and any(g.abs().sum() > 0 for g in grads)
 
 
+
+def test_fused_qaonly_keeps_question_and_answer_nodes_and_their_edges(built, unpacked, tmp_path):
+    """``--models fused-qaonly``: bridge nodes and every edge touching them removed; question
+    and answer nodes, their edges among themselves and the token-entity alignments kept."""
+    root, out, te = built
+    b, graph = unpacked
+    import torch
+
+    from kgfuse.encoders.text import load_tokenizer
+
+    rg = _module("run_gpu")
+    tok = load_tokenizer(str(b.model_dir))
+    exs = b.examples("csqa", "train")
+    pre = b.preprocessed("csqa", "train", graph, exs)
+    n_bridges = n_kept_edges = 0
+    for i in range(N):
+        for j in range(len(exs[i].choices)):
+            _, full = pre[i][j]
+            _, cut = rg.QAOnly(pre)[i][j]
+            qa = (full.node_type <= 1).nonzero().view(-1)
+            n_bridges += int((full.node_type == 2).sum())
+            assert torch.equal(cut.concept_ids, full.concept_ids[qa]) and torch.equal(cut.node_type, full.node_type[qa])
+            assert (cut.node_type <= 1).all() and int(cut.num_nodes) == qa.numel()
+            # the kept edges are exactly the full subgraph's edges between question/answer nodes
+            want = {(int(full.concept_ids[h]), int(full.concept_ids[t]), int(r))
+                    for (h, t), r in zip(full.edge_index.t().tolist(), full.edge_type.tolist())
+                    if full.node_type[h] <= 1 and full.node_type[t] <= 1}
+            got = {(int(cut.concept_ids[h]), int(cut.concept_ids[t]), int(r))
+                   for (h, t), r in zip(cut.edge_index.t().tolist(), cut.edge_type.tolist())}
+            assert got == want
+            n_kept_edges += len(got)
+    assert n_bridges > 0  # the control only means something where the retriever added bridges
+    sets = rg.model_datasets(exs, pre, tok, 48)
+    from kgfuse.tasks.features import MultipleChoiceCollator
+
+    collate = MultipleChoiceCollator(tok, max_length=48)
+    full_b = collate([sets["fused"][i] for i in range(N)])
+    cut_b = collate([sets["fused-qaonly"][i] for i in range(N)])
+    assert cut_b["node_concept_ids"].numel() < full_b["node_concept_ids"].numel()
+    assert cut_b["edge_index"].shape[1] == n_kept_edges
+    # every token aligned in fused is aligned to the same concept in fused-qaonly
+    fa, ca = full_b["entity_index"], cut_b["entity_index"]
+    assert torch.equal(fa >= 0, ca >= 0) and (fa >= 0).any()
+    assert torch.equal(full_b["node_concept_ids"][fa[fa >= 0]], cut_b["node_concept_ids"][ca[ca >= 0]])
+
 def test_fused_pt_pretrains_on_the_bundled_glosses_then_finetunes_from_them(built, tmp_path, monkeypatch):
     """--models fused-pt: ERNIE pre-training on the bundle's pre-linked glosses (no linker on
     the GPU side), then fine-tuning that starts from the pre-trained weights."""

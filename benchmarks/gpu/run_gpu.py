@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bundle import Bundle, ensure_kgfuse_importable, linking_stats  # noqa: E402
 
 DEFAULT_EPOCHS = {"csqa": 3, "obqa": 5}
-MODELS = ("lm", "fused", "fused-nograph", "fused-noedges", "fused-pt")
+MODELS = ("lm", "fused", "fused-nograph", "fused-noedges", "fused-qaonly", "fused-pt")
 """``fused-nograph``: the fused model and hyper-parameters, fed the LM-only features (every
 statement's grounding and subgraph empty: zero nodes, no entity alignments), to separate the
 graph's contribution from the fused model's extra capacity. ``fused-noedges``: the fused
@@ -62,7 +62,10 @@ token-entity alignments) with every subgraph's edges removed, to separate WordNe
 relations from the linked nodes themselves (a learned per-lemma embedding table).
 ``fused-pt``: the fused model (same architecture and fine-tuning) started from an ERNIE
 pre-training (MLM + dEA, :func:`kgfuse.tasks.pretrain.pretrain`) on the bundle's pre-linked
-WordNet glosses, run once on this machine before the fine-tuning runs (issue 6, point 4)."""
+WordNet glosses, run once on this machine before the fine-tuning runs (issue 6, point 4).
+``fused-qaonly``: the fused model fed only the question and answer nodes of each subgraph and
+the edges among them (the retriever's bridge nodes and their edges removed), to measure what
+the two-hop WordNet neighbourhood adds over the linked words themselves."""
 ARCH = {"fused-pt": "fused"}
 """Model kinds that share another kind's architecture and features (timed once, as that kind)."""
 
@@ -131,8 +134,11 @@ def _fmt(x: float | None, spec: str = ".4f") -> str:
 
 # --------------------------------------------------------------------------- models / data
 def model_options(args) -> dict[str, Any]:
-    return {"graph_encoder": args.graph_encoder, "num_fusion_layers": args.fusion_layers,
+    opts = {"graph_encoder": args.graph_encoder, "num_fusion_layers": args.fusion_layers,
             "node_dim": args.node_dim, "graph_hidden_dim": args.graph_hidden_dim}
+    if getattr(args, "freeze_nodes", False):
+        opts["freeze_node_embeddings"] = True
+    return opts
 
 
 def make_config(args, dataset: str, lm_only: bool, seed: int, epochs: int, model_dir: Path, init_from: str | None = None):
@@ -163,29 +169,61 @@ def _drop_edges(data):
                   edge_index=torch.zeros(2, 0, dtype=torch.long), edge_type=torch.zeros(0, dtype=torch.long))
 
 
-class _NoEdgesRecord:
-    """One preprocessed example whose ``[j] -> (Grounding, KGData)`` has the edges removed."""
+def _qa_nodes_only(data):
+    """A copy of a retrieved subgraph with only its question and answer nodes (in their order)
+    and the edges among them."""
+    import torch
 
-    def __init__(self, rec: Any) -> None:
-        self.rec = rec
+    from kgfuse.kg.retrieval import KGData
+
+    keep = (data.node_type == 0) | (data.node_type == 1)
+    idx = keep.nonzero().view(-1)
+    remap = torch.full((int(data.num_nodes),), -1, dtype=torch.long)
+    remap[idx] = torch.arange(idx.numel())
+    ei = data.edge_index
+    emask = keep[ei[0]] & keep[ei[1]] if ei.numel() else torch.zeros(0, dtype=torch.bool)
+    return KGData(concept_ids=data.concept_ids[idx], node_type=data.node_type[idx], num_nodes=int(idx.numel()),
+                  edge_index=remap[ei[:, emask]], edge_type=data.edge_type[emask])
+
+
+class _MappedRecord:
+    """One preprocessed example whose ``[j] -> (Grounding, KGData)`` subgraphs go through ``fn``."""
+
+    def __init__(self, rec: Any, fn) -> None:
+        self.rec, self.fn = rec, fn
 
     def __getitem__(self, j: int):
         g, d = self.rec[j]
-        return g, _drop_edges(d)
+        return g, self.fn(d)
 
 
-class NoEdges:
-    """A preprocessed dataset (``pre[i][j] -> (Grounding, KGData)``) with every subgraph's
-    ``edge_index`` / ``edge_type`` emptied; groundings, nodes and node types unchanged."""
+class MappedSubgraphs:
+    """A preprocessed dataset (``pre[i][j] -> (Grounding, KGData)``) with every subgraph
+    replaced by ``fn(subgraph)``; groundings unchanged."""
 
-    def __init__(self, pre: Any) -> None:
-        self.pre = pre
+    def __init__(self, pre: Any, fn) -> None:
+        self.pre, self.fn = pre, fn
 
     def __len__(self) -> int:
         return len(self.pre)
 
-    def __getitem__(self, i: int) -> _NoEdgesRecord:
-        return _NoEdgesRecord(self.pre[i])
+    def __getitem__(self, i: int) -> _MappedRecord:
+        return _MappedRecord(self.pre[i], self.fn)
+
+
+class NoEdges(MappedSubgraphs):
+    """Every subgraph's ``edge_index`` / ``edge_type`` emptied; groundings, nodes and node
+    types unchanged."""
+
+    def __init__(self, pre: Any) -> None:
+        super().__init__(pre, _drop_edges)
+
+
+class QAOnly(MappedSubgraphs):
+    """Every subgraph cut down to its question and answer nodes and the edges among them."""
+
+    def __init__(self, pre: Any) -> None:
+        super().__init__(pre, _qa_nodes_only)
 
 
 def model_datasets(examples, pre, tokenizer, max_length: int | None) -> dict[str, Any]:
@@ -197,7 +235,8 @@ def model_datasets(examples, pre, tokenizer, max_length: int | None) -> dict[str
     text = TextOnlyDataset(examples, tokenizer, max_length=max_length)
     fused = MCFeatureDataset(examples, pre, tokenizer, max_length=max_length)
     return {"fused": fused, "lm": text, "fused-nograph": text, "fused-pt": fused,
-            "fused-noedges": MCFeatureDataset(examples, NoEdges(pre), tokenizer, max_length=max_length)}
+            "fused-noedges": MCFeatureDataset(examples, NoEdges(pre), tokenizer, max_length=max_length),
+            "fused-qaonly": MCFeatureDataset(examples, QAOnly(pre), tokenizer, max_length=max_length)}
 
 
 def run_pretraining(args, bundle, graph, work: Path) -> dict[str, Any]:
@@ -488,6 +527,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--fusion-layers", type=int, default=2)
     ap.add_argument("--node-dim", type=int, default=100)
     ap.add_argument("--graph-hidden-dim", type=int, default=200)
+    ap.add_argument("--freeze-nodes", action="store_true",
+                    help="freeze the node-embedding table (random features: no gradient, no AdamW state)")
     ap.add_argument("--precision", default="auto", help="auto (bf16 on a GPU that has it, fp32 on CPU), no, bf16, fp16")
     ap.add_argument("--workers", type=int, default=None, help="data-loader workers (default: min(8, CPUs - 2) on a GPU, 0 on CPU)")
     ap.add_argument("--warmup-steps", type=int, default=5)
@@ -563,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         "retriever": bundle.manifest["retriever"],
         "text_encoder": f"{bundle.manifest['model']['source']} (float16-rounded weights restored to float32)",
         "settings": {k: getattr(args, k) for k in ("batch_size", "eval_batch_size", "max_length", "lr_lm", "lr_gnn", "lr_fusion",
-                                                   "warmup_ratio", "graph_encoder", "fusion_layers", "node_dim",
+                                                   "warmup_ratio", "graph_encoder", "fusion_layers", "node_dim", "freeze_nodes",
                                                    "graph_hidden_dim", "seeds", "epochs", "max_train", "max_eval",
                                                    "time_budget", "timing_steps", "warmup_steps", "models",
                                                    "pretrain_steps", "pretrain_batch_size", "pretrain_seed")},
