@@ -30,6 +30,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -42,7 +43,7 @@ from ..encoders.registry import build_graph_encoder
 from . import backbone
 from .layers import KnowledgeableLayer
 
-__all__ = ["KGFusedConfig", "KGFusedPreTrainedModel", "KGFusedForMultipleChoice", "FusedEncoderOutput"]
+__all__ = ["KGFusedConfig", "KGFusedPreTrainedModel", "KGFusedForMultipleChoice", "FusedEncoderOutput", "ConceptTable"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,9 @@ class KGFusedConfig(PretrainedConfig):
         use_gnn: ``False`` gives the static-KG-embedding ablation: node states are a linear
             map of the node features, no message passing; graph vector = mean pooling.
         freeze_node_embeddings: keep the node-embedding table fixed during training.
+        node_vocab_size: 0 (default): one node-table row per concept of the graph. ``V > 0``: a
+            :class:`ConceptTable` with rows for ``V`` concepts only (plus one shared row for
+            every other concept); see :meth:`KGFusedForMultipleChoice.restrict_node_table`.
         fusion_zero_init: zero-initialise the entity-to-token fusion matrix, so that the
             fused model starts exactly as the pretrained LM.
         classifier_dropout: dropout before the scorer.
@@ -112,6 +116,7 @@ class KGFusedConfig(PretrainedConfig):
         use_fusion: bool = True,
         use_gnn: bool = True,
         freeze_node_embeddings: bool = False,
+        node_vocab_size: int = 0,
         fusion_zero_init: bool = True,
         classifier_dropout: float = 0.1,
         graph_hash: str | None = None,
@@ -133,6 +138,7 @@ class KGFusedConfig(PretrainedConfig):
         self.use_fusion = bool(use_fusion)
         self.use_gnn = bool(use_gnn)
         self.freeze_node_embeddings = bool(freeze_node_embeddings)
+        self.node_vocab_size = int(node_vocab_size)
         self.fusion_zero_init = bool(fusion_zero_init)
         self.classifier_dropout = float(classifier_dropout)
         self.graph_hash = graph_hash
@@ -166,6 +172,34 @@ class KGFusedPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if getattr(module, "_kgfuse_zero_init", False):
             init.zeros_(module.weight)
+
+
+class ConceptTable(nn.Embedding):
+    """A node-embedding table with rows for a vocabulary of concepts only.
+
+    A graph's full table (one row per concept) is mostly rows no training example reaches:
+    147,306 WordNet lemmas or ~800,000 ConceptNet concepts, each with its gradient and two
+    AdamW moments, against the few tens of thousands a training set links. This table keeps
+    ``vocab_size`` rows for the vocabulary plus row 0, shared by every other concept (zero
+    at construction). ``rows`` (a buffer, saved with the model) maps a concept id to its row,
+    so the model is still indexed by the graph's concept ids.
+
+    Args:
+        num_concepts: concepts of the graph (length of ``rows``).
+        vocab_size: concepts with their own row.
+        dim: row width.
+    """
+
+    def __init__(self, num_concepts: int, vocab_size: int, dim: int) -> None:
+        super().__init__(int(vocab_size) + 1, dim)
+        self.register_buffer("rows", torch.zeros(int(num_concepts), dtype=torch.long))
+
+    def forward(self, concept_ids: Tensor) -> Tensor:
+        return super().forward(self.rows[concept_ids])
+
+    def row_of(self, concept_ids: Tensor) -> Tensor:
+        """Row of each concept (0: no own row)."""
+        return self.rows[concept_ids]
 
 
 class _StaticGraphEncoder(nn.Module):
@@ -275,7 +309,10 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
             self.num_fused = 0
         feat = H
         if config.use_graph:
-            self.node_embeddings = nn.Embedding(config.num_concepts, config.node_dim)
+            if config.node_vocab_size > 0:
+                self.node_embeddings = ConceptTable(config.num_concepts, config.node_vocab_size, config.node_dim)
+            else:
+                self.node_embeddings = nn.Embedding(config.num_concepts, config.node_dim)
             if config.freeze_node_embeddings:
                 self.node_embeddings.weight.requires_grad_(False)
             if config.use_gnn:
@@ -315,6 +352,48 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
         self._takes_token_types = "token_type_ids" in inspect.signature(self.text_encoder.forward).parameters
         self.post_init()
         self.sync_text_layer_copies()
+
+    def restrict_node_table(self, concept_ids: Any) -> int:
+        """Replace the node-embedding table by a :class:`ConceptTable` for ``concept_ids``
+        (e.g. every concept of the training subgraphs), before training starts.
+
+        Rows are copied from the current table: a full table gives every listed concept its
+        own row's values (random, KGE or name features alike, so training follows the same
+        path for those concepts); a :class:`ConceptTable` (a pre-trained model) gives its rows
+        to the concepts it has, and new concepts start fresh (normal, std
+        ``initializer_range``). Row 0 (every other concept) is zero, or kept from a
+        :class:`ConceptTable`. ``freeze_node_embeddings`` carries over. Returns the
+        vocabulary size; ``config.node_vocab_size`` records it, so ``save_pretrained`` /
+        ``from_pretrained`` rebuild the same table.
+        """
+        if not self.config.use_graph:
+            raise ValueError("this model has no graph part (use_graph=False): no node table to restrict")
+        ids = torch.as_tensor(np.unique(np.asarray(concept_ids, dtype=np.int64).reshape(-1)))
+        n = self.config.num_concepts
+        if ids.numel() == 0:
+            raise ValueError("restrict_node_table: no concepts given")
+        if int(ids[0]) < 0 or int(ids[-1]) >= n:
+            raise ValueError(f"restrict_node_table: concept ids must be in 0..{n - 1}, got {int(ids[0])}..{int(ids[-1])}")
+        old = self.node_embeddings
+        w_old = old.weight.detach()
+        new = ConceptTable(n, ids.numel(), self.config.node_dim).to(device=w_old.device, dtype=w_old.dtype)
+        with torch.no_grad():
+            new.rows.zero_()
+            new.rows[ids.to(new.rows.device)] = torch.arange(1, ids.numel() + 1, device=new.rows.device)
+            if isinstance(old, ConceptTable):
+                src = old.rows[ids.to(old.rows.device)]
+                known = src > 0
+                new.weight[0].copy_(w_old[0])
+                std = float(getattr(self.config, "initializer_range", 0.02))
+                new.weight[1:].normal_(0.0, std)
+                new.weight[1:][known] = w_old[src[known]]
+            else:
+                new.weight[0].zero_()
+                new.weight[1:].copy_(w_old[ids.to(w_old.device)])
+        new.weight.requires_grad_(old.weight.requires_grad)
+        self.node_embeddings = new
+        self.config.node_vocab_size = int(ids.numel())
+        return int(ids.numel())
 
     def sync_text_layer_copies(self) -> None:
         """Set the fused positions' own layer copies (ALBERT) to the text encoder's shared

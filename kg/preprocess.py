@@ -578,6 +578,26 @@ class PreprocessedDataset:
     def num_choices(self, i: int) -> int:
         return len(self._groundings[i])
 
+    def concepts(self, limit: int | None = None) -> np.ndarray:
+        """Sorted distinct concept ids of the first ``limit`` examples (all by default): every
+        node of the stored subgraphs, or, without subgraphs (or with a retriever attached),
+        every grounded question and answer concept."""
+        n = len(self) if limit is None else min(int(limit), len(self))
+        if self.meta["has_subgraphs"] and self._retriever is None:
+            a = self._arrays
+            s = int(a["choice_ptr"][n])
+            return np.unique(np.asarray(a["concept_ids"][: int(a["node_ptr"][s])], dtype=np.int64))
+        out: set[int] = set()
+        for i in range(n):
+            for j in range(self.num_choices(i)):
+                if self._retriever is not None:
+                    out.update(int(c) for c in self.arrays(i, j)["concept_ids"])
+                else:
+                    g = self._groundings[i][j]
+                    out.update(int(c) for c in g.get("question_concepts", ()))
+                    out.update(int(c) for c in g.get("answer_concepts", ()))
+        return np.array(sorted(out), dtype=np.int64)
+
     def grounding(self, i: int, j: int) -> Grounding:
         return Grounding.from_dict(self._groundings[i][j])
 

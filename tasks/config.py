@@ -131,12 +131,17 @@ class ModelConfig:
         lm_only: the LM-only ablation (no graph: a plain text encoder + linear head).
         init_from: start from a trained kgfuse model folder instead of building a new one.
         options: further ``KGFusedConfig`` keyword arguments (graph encoder, fusion layers...).
+        node_vocab: ``None``: one node-table row per graph concept; ``"train"``: rows only for
+            the concepts of the training split's subgraphs, one shared row for the rest
+            (:meth:`~kgfuse.fusion.KGFusedForMultipleChoice.restrict_node_table`): far less
+            memory for large graphs.
     """
 
     text_encoder: str = "all-MiniLM-L6-v2"
     lm_only: bool = False
     init_from: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    node_vocab: str | None = None
 
 
 @dataclass

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .config import GraphConfig, TrainConfig, default_home
+from .config import ConfigError, GraphConfig, TrainConfig, default_home
 from .datasets import MCExample, examples_hash, load_csqa_inhouse, load_examples
 
 __all__ = [
@@ -333,6 +333,17 @@ def default_output_dir(config: TrainConfig) -> Path:
     return default_home() / "runs" / h
 
 
+def apply_node_vocab(model, node_vocab: str, datasets: Mapping[str, Any]) -> int:
+    """``model.node_vocab`` (:class:`~kgfuse.tasks.config.ModelConfig`): restrict the node
+    table to the concepts of the training split's subgraphs. Returns the vocabulary size."""
+    if node_vocab != "train":
+        raise ConfigError(f"model.node_vocab must be null or 'train', not {node_vocab!r}")
+    train = datasets.get("train")
+    if train is None or not hasattr(train, "pre"):
+        raise ConfigError("model.node_vocab='train' needs a train split with subgraphs (and model.lm_only false)")
+    return model.restrict_node_table(train.pre.concepts())
+
+
 def build_run(config: TrainConfig, *, progress: bool = True, log=print) -> Run:
     """Load the data and graph, build linker, retriever and model, preprocess every split."""
     from .features import MultipleChoiceCollator
@@ -363,6 +374,11 @@ def build_run(config: TrainConfig, *, progress: bool = True, log=print) -> Run:
         for k, exs in splits.items():
             pre = preprocess(exs, graph, linker, retriever, cache, num_workers=config.data.preprocess_workers, progress=progress)
             datasets[k] = MCFeatureDataset(exs, pre, tokenizer, max_length=config.train.max_length)
+        if config.model.node_vocab is not None:
+            n = apply_node_vocab(model, config.model.node_vocab, datasets)
+            if progress:
+                log(f"node table: {n} concepts of the training subgraphs (of {graph.num_concepts}, "
+                    f"{n / max(1, graph.num_concepts):.1%}) have their own row")
     timings["preprocess"] = time.time() - t
     if progress:
         sizes = ", ".join(f"{k}={len(v)}" for k, v in splits.items())

@@ -364,7 +364,7 @@ def test_fused_pt_pretrains_on_the_bundled_glosses_then_finetunes_from_them(buil
             "--models", "lm,fused-pt", "--epochs", "1", "--batch-size", "2", "--eval-batch-size", "4", "--max-length", "48",
             "--timing-steps", "1", "--warmup-steps", "1", "--node-dim", "8", "--graph-hidden-dim", "16",
             "--fusion-layers", "1", "--workers", "0", "--threads", "1", "--time-budget", "600",
-            "--pretrain-steps", "4", "--pretrain-batch-size", "4"]
+            "--pretrain-steps", "4", "--pretrain-batch-size", "4", "--node-vocab", "train"]
     assert rg.main(args) == 0
     r = json.loads((res_dir / "results.json").read_text())
     pt = r["pretraining"]
@@ -379,8 +379,15 @@ def test_fused_pt_pretrains_on_the_bundled_glosses_then_finetunes_from_them(buil
     graph = b.graph()
     saved = load_file(str(Path(pt["model_dir"]) / "model.safetensors"))
     key = "fusion_layers.0.entity_to_intermediate.weight"
-    started = rg.build_model(rg.make_config(ns, "csqa", False, 0, 1, b.model_dir, init_from=pt["model_dir"]), graph)
-    fresh = rg.build_model(rg.make_config(ns, "csqa", False, 0, 1, b.model_dir), graph)
+    concepts = b.preprocessed("csqa", "train", graph).concepts()
+    started = rg.build_model(rg.make_config(ns, "csqa", False, 0, 1, b.model_dir, init_from=pt["model_dir"]), graph,
+                             concepts)
+    fresh = rg.build_model(rg.make_config(ns, "csqa", False, 0, 1, b.model_dir), graph, concepts)
     assert torch.equal(started.state_dict()[key], saved[key])
     assert not torch.equal(fresh.state_dict()[key], saved[key])
-    assert torch.equal(started.node_embeddings.weight, saved["node_embeddings.weight"])
+    # --node-vocab train: a table for the training concepts only, holding their pre-trained rows
+    ids = torch.as_tensor(concepts)
+    assert started.node_embeddings.weight.shape[0] == len(concepts) + 1 < graph.num_concepts
+    assert torch.equal(started.node_embeddings(ids), saved["node_embeddings.weight"][ids])
+    assert r["settings"]["node_vocab"] == "train"
+    assert r["timing"]["csqa"]["fused"]["parameters"] < r["timing"]["csqa"]["lm"]["parameters"] + graph.num_concepts * 8

@@ -85,6 +85,9 @@ class _Subset:
             raise IndexError(i)
         return self.pre[i]
 
+    def concepts(self):
+        return self.pre.concepts(limit=self.n)
+
 
 class WallClockGuard:
     """Forward pre-hook that ends a :func:`fit` run once ``deadline`` has passed.
@@ -269,13 +272,16 @@ def run_pretraining(args, bundle, graph, work: Path) -> dict[str, Any]:
             "history": [{k: h.get(k) for k in ("step",) + keys} for h in res.history]}
 
 
-def build_model(config, graph):
+def build_model(config, graph, concepts=None):
+    """The run's model; ``concepts`` (``--node-vocab train``): restrict the node table to them."""
     from kgfuse.tasks.pipeline import build_model as _build
 
     import torch
 
     torch.manual_seed(config.train.seed)
     model, _tok = _build(config.model, graph)
+    if concepts is not None and model.config.use_graph:
+        model.restrict_node_table(concepts)
     return model
 
 
@@ -527,6 +533,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--fusion-layers", type=int, default=2)
     ap.add_argument("--node-dim", type=int, default=100)
     ap.add_argument("--graph-hidden-dim", type=int, default=200)
+    ap.add_argument("--node-vocab", choices=("all", "train"), default="all",
+                    help="node table rows: all concepts of the graph, or only those of the training subgraphs "
+                         "(one shared row for the rest; far less memory)")
     ap.add_argument("--freeze-nodes", action="store_true",
                     help="freeze the node-embedding table (random features: no gradient, no AdamW state)")
     ap.add_argument("--precision", default="auto", help="auto (bf16 on a GPU that has it, fp32 on CPU), no, bf16, fp16")
@@ -604,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         "retriever": bundle.manifest["retriever"],
         "text_encoder": f"{bundle.manifest['model']['source']} (float16-rounded weights restored to float32)",
         "settings": {k: getattr(args, k) for k in ("batch_size", "eval_batch_size", "max_length", "lr_lm", "lr_gnn", "lr_fusion",
-                                                   "warmup_ratio", "graph_encoder", "fusion_layers", "node_dim", "freeze_nodes",
+                                                   "warmup_ratio", "graph_encoder", "fusion_layers", "node_dim", "freeze_nodes", "node_vocab",
                                                    "graph_hidden_dim", "seeds", "epochs", "max_train", "max_eval",
                                                    "time_budget", "timing_steps", "warmup_steps", "models",
                                                    "pretrain_steps", "pretrain_batch_size", "pretrain_seed")},
@@ -622,7 +631,9 @@ def main(argv: list[str] | None = None) -> int:
             if lim is not None and lim < len(exs):
                 exs, pre = exs[:lim], _Subset(pre, lim)
             splits[split] = {"examples": exs, **model_datasets(exs, pre, tokenizer, args.max_length)}
+        tr = splits["train"]["fused"].pre
         data[d] = {"splits": splits, "n_train": len(splits["train"]["examples"]),
+                   "concepts": tr.concepts() if args.node_vocab == "train" else None,
                    "n_eval": {k: len(v["examples"]) for k, v in splits.items() if k != "train"}}
         results["linking"][d] = {k: v["stats"] for k, v in bundle.manifest["datasets"][d]["splits"].items()}
 
@@ -631,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
         results["timing"][d] = {}
         for m in dict.fromkeys(ARCH.get(m, m) for m in args.models):
             cfg = make_config(args, d, m == "lm", 0, 1, bundle.model_dir)
-            model = build_model(cfg, graph)
+            model = build_model(cfg, graph, data[d]["concepts"])
             res = measure(model, data[d]["splits"]["train"][m], collator, cfg, n_warmup=args.warmup_steps,
                           n_timed=args.timing_steps, eval_batch_size=args.eval_batch_size)
             del model
@@ -682,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         cfg = make_config(args, d, m == "lm", seed, run["epochs"], bundle.model_dir,
                           init_from=pt_dir if m == "fused-pt" else None)
-        model = build_model(cfg, graph)
+        model = build_model(cfg, graph, data[d]["concepts"])
         guard = WallClockGuard(cfg.train, run_deadline)
         handle = model.register_forward_pre_hook(guard)
         sp = data[d]["splits"]

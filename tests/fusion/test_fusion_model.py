@@ -210,3 +210,54 @@ def test_config_round_trip_and_validation():
     assert back.num_concepts == 7 and back.text_config.hidden_size == 32
     with pytest.raises(ValueError, match="node_feature_kind"):
         KGFusedConfig(node_feature_kind="bogus")
+
+
+def test_restricted_node_table_same_outputs_for_its_concepts_and_round_trip(tmp_path):
+    """restrict_node_table: concepts of the vocabulary keep their rows (same logits as the full
+    table), other concepts share a zero row, the table is smaller, and save/load rebuilds it."""
+    from kgfuse.fusion.modeling import ConceptTable
+
+    model = build("bert", "qagnn", fusion_zero_init=False).eval()
+    batch = make_batch()
+    used = torch.unique(batch["node_concept_ids"])
+    with torch.no_grad():
+        ref = model(**batch).logits
+    full_rows = model.node_embeddings.weight.detach().clone()
+    n = model.restrict_node_table(used.tolist() + [used[0].item()])  # duplicates are fine
+    assert n == used.numel() and model.config.node_vocab_size == n
+    tab = model.node_embeddings
+    assert isinstance(tab, ConceptTable) and tab.weight.shape == (n + 1, 12)
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, ref)  # bit-identical: same rows, same maths
+        assert torch.equal(tab(used), full_rows[used])
+        outside = torch.tensor([c for c in range(NUM_CONCEPTS) if c not in set(used.tolist())])
+        assert outside.numel() > 0 and (tab(outside) == 0).all()
+    # gradient reaches only the table's rows; save / load gives the same model
+    model.train()
+    model(**batch).loss.backward()
+    assert tab.weight.grad.shape == (n + 1, 12) and tab.weight.grad[1:].abs().sum() > 0
+    model.eval()
+    model.save_pretrained(tmp_path)
+    loaded = KGFusedForMultipleChoice.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded.node_embeddings, ConceptTable) and loaded.config.node_vocab_size == n
+    with torch.no_grad():
+        assert torch.equal(loaded(**batch).logits, ref)
+    # restricting a restricted table (a pre-trained model, a larger training vocabulary):
+    # known concepts keep their rows, new ones start fresh, row 0 is kept
+    new = torch.cat((used[:2], outside[:3]))
+    old_w = loaded.node_embeddings.weight.detach().clone()
+    old_rows = loaded.node_embeddings.rows.clone()
+    assert loaded.restrict_node_table(new) == 5
+    t2 = loaded.node_embeddings
+    for c in used[:2]:
+        assert torch.equal(t2(c.view(1))[0], old_w[old_rows[c]])
+    assert torch.equal(t2.weight[0], old_w[0])
+    fresh = t2(outside[:3])
+    assert (fresh != 0).all(dim=1).all() and fresh.std() < 0.1  # normal(0, 0.02) init
+    with pytest.raises(ValueError, match="concept ids must be in"):
+        loaded.restrict_node_table([NUM_CONCEPTS])
+    frozen = build("bert", "rgcn", freeze_node_embeddings=True)
+    frozen.restrict_node_table(used)
+    assert not frozen.node_embeddings.weight.requires_grad
+    with pytest.raises(ValueError, match="no graph part"):
+        build("bert", "rgcn", use_graph=False).restrict_node_table(used)

@@ -189,3 +189,32 @@ def test_init_from_checkpoint_of_another_graph(tmp_path):
     assert other.config.graph_hash == gb.hash
     w = "text_encoder.embeddings.word_embeddings.weight"
     assert torch.equal(dict(other.named_parameters())[w], dict(src.named_parameters())[w])
+
+
+def test_node_vocab_train_restricts_the_table_and_the_predictor_loads_it(tmp_path):
+    """model.node_vocab: train gives the node table one row per concept of the training
+    subgraphs (plus the shared row), trains, exports, and the predictor scores raw text with it."""
+    from kgfuse.fusion.modeling import ConceptTable
+    from kgfuse.tasks.inference import KGFusePredictor
+    from kgfuse.tasks.pipeline import build_run
+    from kgfuse.tasks.train import train
+
+    cfg = tiny_config(tmp_path / "v", tmp_path / "cache", epochs=1)
+    cfg.model.node_vocab = "train"
+    run = build_run(cfg, progress=False)
+    want = run.datasets["train"].pre.concepts()
+    nodes = {int(c) for i in range(len(run.datasets["train"])) for g, d in run.datasets["train"].pairs(i)
+             for c in d.concept_ids.tolist()}
+    assert set(want.tolist()) == nodes and 0 < len(nodes) < run.graph.num_concepts
+    tab = run.model.node_embeddings
+    assert isinstance(tab, ConceptTable) and tab.weight.shape[0] == len(nodes) + 1
+    res = train(cfg, progress=False)
+    assert res.model.config.node_vocab_size == len(nodes)
+    pred = KGFusePredictor.from_pretrained(tmp_path / "v" / "model")
+    assert isinstance(pred.model.node_embeddings, ConceptTable)
+    out = pred.predict("Where would you put a plate after washing it?", ["cupboard", "oven", "table"])
+    assert out.choice in ("cupboard", "oven", "table") and len(out.scores) == 3
+    bad = tiny_config(tmp_path / "w", tmp_path / "cache", epochs=1)
+    bad.model.node_vocab = "dev"
+    with pytest.raises(ValueError, match="node_vocab must be null or 'train'"):
+        build_run(bad, progress=False)
