@@ -17,9 +17,10 @@ without a GPU:
   step, on this CPU;
 - **step time**: median wall time of full training steps (forward, backward, clipping, AdamW).
 
-Variants: ``lm`` (LM-only), ``fused`` (learned node table, as in run_gpu.py), and
+Variants: ``lm`` (LM-only), ``fused`` (learned node table, as in run_gpu.py),
 ``fused-frozen-nodes`` (the node table frozen: no gradient and no AdamW state for its
-``num_concepts x node_dim`` entries).
+``num_concepts x node_dim`` entries) and ``fused-vocab`` (the node table restricted to the
+concepts of the whole training split, ``run_gpu.py --node-vocab train``).
 
 Command (CPU; build the bundle first)::
 
@@ -44,7 +45,7 @@ sys.path.insert(0, str(HERE / "gpu"))
 
 from bundle import Bundle, ensure_kgfuse_importable  # noqa: E402
 
-VARIANTS = ("lm", "fused", "fused-frozen-nodes")
+VARIANTS = ("lm", "fused", "fused-frozen-nodes", "fused-vocab")
 
 
 def saved_activation_bytes(model, batch) -> tuple[int, Any]:
@@ -106,7 +107,7 @@ def part_times(model, batch, repeats: int) -> dict[str, float]:
     return res
 
 
-def run_variant(name: str, args, bundle, graph, data, collator) -> dict[str, Any]:
+def run_variant(name: str, args, bundle, graph, data, collator, train_concepts=None) -> dict[str, Any]:
     import torch
 
     from kgfuse.tasks.train import build_param_groups
@@ -116,7 +117,7 @@ def run_variant(name: str, args, bundle, graph, data, collator) -> dict[str, Any
     cfg = run_gpu.make_config(args, "csqa", name == "lm", 0, 1, bundle.model_dir)
     if name == "fused-frozen-nodes":
         cfg.model.options["freeze_node_embeddings"] = True
-    model = run_gpu.build_model(cfg, graph)
+    model = run_gpu.build_model(cfg, graph, train_concepts if name == "fused-vocab" else None)
     ds = data["lm" if name == "lm" else "fused"]
     bs = args.batch_size
     batches = [collator([ds[(s * bs + k) % len(ds)] for k in range(bs)]) for s in range(args.steps + 1)]
@@ -197,18 +198,19 @@ def main(argv: list[str] | None = None) -> int:
     tok = load_tokenizer(str(bundle.model_dir))
     exs = bundle.examples("csqa", "train")
     pre = bundle.preprocessed("csqa", "train", graph, exs)
+    train_concepts = pre.concepts()  # of the whole training split (fused-vocab)
     n = args.batch_size * (args.steps + 1)
     exs, pre = exs[:n], run_gpu._Subset(pre, n)
     data = run_gpu.model_datasets(exs, pre, tok, args.max_length)
     collator = MultipleChoiceCollator(tok, max_length=args.max_length)
     import kgfuse.fusion.layers
 
-    results = {"machine": f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads", "torch": torch.__version__,
+    results = {"train_concepts": int(len(train_concepts)), "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads", "torch": torch.__version__,
                "kgfuse_from": str(Path(kgfuse.fusion.layers.__file__).resolve().parents[1]),
                "batch_size": args.batch_size, "command": " ".join(["benchmarks/bench_train_step.py"] + (argv or sys.argv[1:])),
                "runs": []}
     for v in variants:
-        r = run_variant(v, args, bundle, graph, data, collator)
+        r = run_variant(v, args, bundle, graph, data, collator, train_concepts)
         results["runs"].append(r)
         print(json.dumps({k: (round(x, 2) if isinstance(x, float) else x) for k, x in r.items() if k != "parts_forward_ms"}), flush=True)
         print("  forward ms by part: " + ", ".join(f"{k} {x:.1f}" for k, x in r["parts_forward_ms"].items()), flush=True)
