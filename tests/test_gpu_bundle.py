@@ -370,7 +370,9 @@ def test_fused_pt_pretrains_on_the_bundled_glosses_then_finetunes_from_them(buil
     pt = r["pretraining"]
     assert "error" not in pt and pt["steps"] == 4 and pt["final"]["dea_count"] > 0
     assert 0.0 <= pt["final"]["dea_accuracy"] <= 1.0 and pt["final"]["mlm_loss"] > 0
-    assert set(r["timing"]["csqa"]) == {"lm", "fused"}  # fused-pt is timed as the fused architecture
+    # fused-pt is timed as the fused architecture; --node-vocab train adds the full-table reference
+    assert set(r["timing"]["csqa"]) == {"lm", "fused", "fused-fulltable"}
+    assert "full node table" in (res_dir / "results.md").read_text()
     assert [(x["model"], "error" in x) for x in r["runs"]] == [("lm", False), ("fused-pt", False)]
     assert "## ERNIE pre-training (fused-pt)" in (res_dir / "results.md").read_text()
     # the fine-tuning model starts from the pre-trained weights, not from a fresh fused model
@@ -380,6 +382,8 @@ def test_fused_pt_pretrains_on_the_bundled_glosses_then_finetunes_from_them(buil
     saved = load_file(str(Path(pt["model_dir"]) / "model.safetensors"))
     key = "fusion_layers.0.entity_to_intermediate.weight"
     concepts = b.preprocessed("csqa", "train", graph).concepts()
+    t = r["timing"]["csqa"]  # full table: num_concepts rows of node_dim 8; restricted: len(concepts) + 1
+    assert t["fused-fulltable"]["parameters"] - t["fused"]["parameters"] == (graph.num_concepts - len(concepts) - 1) * 8
     started = rg.build_model(rg.make_config(ns, "csqa", False, 0, 1, b.model_dir, init_from=pt["model_dir"]), graph,
                              concepts)
     fresh = rg.build_model(rg.make_config(ns, "csqa", False, 0, 1, b.model_dir), graph, concepts)

@@ -66,7 +66,9 @@ WordNet glosses, run once on this machine before the fine-tuning runs (issue 6, 
 ``fused-qaonly``: the fused model fed only the question and answer nodes of each subgraph and
 the edges among them (the retriever's bridge nodes and their edges removed), to measure what
 the two-hop WordNet neighbourhood adds over the linked words themselves."""
-ARCH = {"fused-pt": "fused"}
+FULL_TABLE = "fused-fulltable"
+"""Timing-only entry (with ``--node-vocab train``): the fused model with its full node table."""
+ARCH = {"fused-pt": "fused", FULL_TABLE: "fused"}
 """Model kinds that share another kind's architecture and features (timed once, as that kind)."""
 
 
@@ -416,6 +418,11 @@ def summarise(results: dict[str, Any]) -> None:
                 "step_time": fu["step_ms_median"] / lm["step_ms_median"],
                 "peak_memory": (fu["peak_memory_mib"] / lm["peak_memory_mib"]) if lm.get("peak_memory_mib") else None,
             }
+            ft = t.get(FULL_TABLE)
+            if ft:
+                summ[d]["ratios"]["step_time_fulltable"] = ft["step_ms_median"] / lm["step_ms_median"]
+                summ[d]["ratios"]["peak_memory_fulltable"] = (
+                    ft["peak_memory_mib"] / lm["peak_memory_mib"] if lm.get("peak_memory_mib") else None)
     results["summary"] = summ
 
 
@@ -490,7 +497,7 @@ def render_md(r: dict[str, Any]) -> str:
               "| data set | model | step ms (median) | step ms (min) | peak memory MiB | eval fwd ms | collate ms/batch | params |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for d, t in r["timing"].items():
-        for m in MODELS:
+        for m in MODELS + (FULL_TABLE,):
             if m in t:
                 x = t[m]
                 lines.append(f"| {d} | {m} | {x['step_ms_median']:.1f} | {x['step_ms_min']:.1f} | "
@@ -501,6 +508,9 @@ def render_md(r: dict[str, Any]) -> str:
         rt = s.get("ratios")
         if rt:
             lines.append(f"| {d} | {rt['step_time']:.2f}× | {_fmt(rt['peak_memory'], '.2f')}{'×' if rt['peak_memory'] else ''} | ≤ 1.3× |")
+            if "step_time_fulltable" in rt:
+                pm = rt.get("peak_memory_fulltable")
+                lines.append(f"| {d} (full node table) | {rt['step_time_fulltable']:.2f}× | {_fmt(pm, '.2f')}{'×' if pm else ''} | ≤ 1.3× |")
     lines += ["", "## Linking coverage (from the bundle)", "",
               "| data set | split | statements | ≥1 question and ≥1 answer concept | mean q / a concepts | mean subgraph nodes | mean edges |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -640,10 +650,13 @@ def main(argv: list[str] | None = None) -> int:
     # ---- speed and memory at equal batch size
     for d in names:
         results["timing"][d] = {}
-        for m in dict.fromkeys(ARCH.get(m, m) for m in args.models):
+        kinds = list(dict.fromkeys(ARCH.get(m, m) for m in args.models))
+        if args.node_vocab == "train" and "fused" in kinds:
+            kinds.append(FULL_TABLE)  # the same fused model with one node row per graph concept, for reference
+        for m in kinds:
             cfg = make_config(args, d, m == "lm", 0, 1, bundle.model_dir)
-            model = build_model(cfg, graph, data[d]["concepts"])
-            res = measure(model, data[d]["splits"]["train"][m], collator, cfg, n_warmup=args.warmup_steps,
+            model = build_model(cfg, graph, None if m == FULL_TABLE else data[d]["concepts"])
+            res = measure(model, data[d]["splits"]["train"][ARCH.get(m, m)], collator, cfg, n_warmup=args.warmup_steps,
                           n_timed=args.timing_steps, eval_batch_size=args.eval_batch_size)
             del model
             _free()
