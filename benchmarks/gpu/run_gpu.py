@@ -258,6 +258,9 @@ def run_pretraining(args, bundle, graph, work: Path) -> dict[str, Any]:
         "corpus": [],
         "model": {"text_encoder": str(bundle.model_dir), "options": model_options(args)},
         "data": {"linked": str(corpus.resolve()), "max_eval": 200, "eval_every": max(1, steps // 5)},
+        # --pretrain-mlm-weight 0: dEA only (no token masked, no MLM head trained)
+        "objective": {"mlm_weight": args.pretrain_mlm_weight,
+                      **({"mlm_probability": 0.0} if args.pretrain_mlm_weight == 0 else {})},
         "train": {"max_steps": steps, "batch_size": args.pretrain_batch_size, "eval_batch_size": args.eval_batch_size,
                   "lr_lm": args.lr_lm, "lr_gnn": args.lr_gnn, "lr_fusion": args.lr_fusion, "warmup_ratio": 0.06,
                   "max_length": int(bundle.manifest["pretrain"]["max_length"]), "mixed_precision": args.precision,
@@ -559,6 +562,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--pretrain-steps", type=int, default=300, help="fused-pt: ERNIE pre-training steps on the glosses")
     ap.add_argument("--pretrain-batch-size", type=int, default=16)
     ap.add_argument("--pretrain-seed", type=int, default=7)
+    ap.add_argument("--pretrain-mlm-weight", type=float, default=1.0,
+                    help="weight of the MLM loss in fused-pt's pre-training (0: dEA only, no token masked)")
     args = ap.parse_args(argv)
     args.seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -626,7 +631,8 @@ def main(argv: list[str] | None = None) -> int:
                                                    "warmup_ratio", "graph_encoder", "fusion_layers", "node_dim", "freeze_nodes", "node_vocab",
                                                    "graph_hidden_dim", "seeds", "epochs", "max_train", "max_eval",
                                                    "time_budget", "timing_steps", "warmup_steps", "models",
-                                                   "pretrain_steps", "pretrain_batch_size", "pretrain_seed")},
+                                                   "pretrain_steps", "pretrain_batch_size", "pretrain_seed",
+                                                   "pretrain_mlm_weight")},
         "datasets": names, "timing": {}, "runs": [], "linking": {}, "unpack_s": t_unpack,
     }
 
