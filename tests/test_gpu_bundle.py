@@ -395,3 +395,18 @@ def test_fused_pt_pretrains_on_the_bundled_glosses_then_finetunes_from_them(buil
     assert torch.equal(started.node_embeddings(ids), saved["node_embeddings.weight"][ids])
     assert r["settings"]["node_vocab"] == "train"
     assert r["timing"]["csqa"]["fused"]["parameters"] < r["timing"]["csqa"]["lm"]["parameters"] + graph.num_concepts * 8
+
+
+def test_fused_pt_dea_only_pretraining(built, unpacked, tmp_path, monkeypatch):
+    """--pretrain-mlm-weight 0: pre-training with the dEA objective only (no MLM loss, no token
+    masked), on the bundle's pre-linked glosses."""
+    root, out, te = built
+    b, graph = unpacked
+    monkeypatch.setenv("KGFUSE_HOME", str(tmp_path / "home"))
+    rg = _module("run_gpu")
+    args = rg.parse_args(["--bundle", str(out), "--out", str(tmp_path), "--node-dim", "8", "--graph-hidden-dim", "16",
+                          "--fusion-layers", "1", "--workers", "0", "--eval-batch-size", "4", "--pretrain-steps", "2",
+                          "--pretrain-batch-size", "4", "--pretrain-mlm-weight", "0", "--precision", "no"])
+    pt = rg.run_pretraining(args, b, graph, tmp_path / "w")
+    assert pt["steps"] == 2 and pt["final"]["dea_count"] > 0
+    assert pt["final"]["mlm_loss"] is None and pt["initial"]["mlm_loss"] is None
