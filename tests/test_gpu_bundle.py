@@ -406,7 +406,13 @@ def test_fused_pt_dea_only_pretraining(built, unpacked, tmp_path, monkeypatch):
     rg = _module("run_gpu")
     args = rg.parse_args(["--bundle", str(out), "--out", str(tmp_path), "--node-dim", "8", "--graph-hidden-dim", "16",
                           "--fusion-layers", "1", "--workers", "0", "--eval-batch-size", "4", "--pretrain-steps", "2",
-                          "--pretrain-batch-size", "4", "--pretrain-mlm-weight", "0", "--precision", "no"])
+                          "--pretrain-batch-size", "4", "--pretrain-mlm-weight", "0", "--precision", "no",
+                          "--pretrain-lr-lm", "3e-6"])
     pt = rg.run_pretraining(args, b, graph, tmp_path / "w")
     assert pt["steps"] == 2 and pt["final"]["dea_count"] > 0
     assert pt["final"]["mlm_loss"] is None and pt["initial"]["mlm_loss"] is None
+    import yaml
+
+    used = yaml.safe_load((tmp_path / "w" / "pretrain" / "config.yaml").read_text())
+    assert used["train"]["lr_lm"] == 3e-6 and used["train"]["lr_fusion"] == args.lr_fusion
+    assert used["objective"]["mlm_weight"] == 0 and used["objective"]["mlm_probability"] == 0

@@ -262,7 +262,7 @@ def run_pretraining(args, bundle, graph, work: Path) -> dict[str, Any]:
         "objective": {"mlm_weight": args.pretrain_mlm_weight,
                       **({"mlm_probability": 0.0} if args.pretrain_mlm_weight == 0 else {})},
         "train": {"max_steps": steps, "batch_size": args.pretrain_batch_size, "eval_batch_size": args.eval_batch_size,
-                  "lr_lm": args.lr_lm, "lr_gnn": args.lr_gnn, "lr_fusion": args.lr_fusion, "warmup_ratio": 0.06,
+                  "lr_lm": args.lr_lm if args.pretrain_lr_lm is None else args.pretrain_lr_lm, "lr_gnn": args.lr_gnn, "lr_fusion": args.lr_fusion, "warmup_ratio": 0.06,
                   "max_length": int(bundle.manifest["pretrain"]["max_length"]), "mixed_precision": args.precision,
                   "seed": args.pretrain_seed, "log_every": 10, "max_grad_norm": 1.0},
         "output_dir": str((work / "pretrain").resolve()),
@@ -562,6 +562,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--pretrain-steps", type=int, default=300, help="fused-pt: ERNIE pre-training steps on the glosses")
     ap.add_argument("--pretrain-batch-size", type=int, default=16)
     ap.add_argument("--pretrain-seed", type=int, default=7)
+    ap.add_argument("--pretrain-lr-lm", type=float, default=None, help="text-encoder lr of fused-pt's pre-training (default: --lr-lm)")
     ap.add_argument("--pretrain-mlm-weight", type=float, default=1.0,
                     help="weight of the MLM loss in fused-pt's pre-training (0: dEA only, no token masked)")
     args = ap.parse_args(argv)
@@ -632,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
                                                    "graph_hidden_dim", "seeds", "epochs", "max_train", "max_eval",
                                                    "time_budget", "timing_steps", "warmup_steps", "models",
                                                    "pretrain_steps", "pretrain_batch_size", "pretrain_seed",
-                                                   "pretrain_mlm_weight")},
+                                                   "pretrain_mlm_weight", "pretrain_lr_lm")},
         "datasets": names, "timing": {}, "runs": [], "linking": {}, "unpack_s": t_unpack,
     }
 
