@@ -101,7 +101,7 @@ def part_times(model, batch, repeats: int) -> dict[str, float]:
             totals.append(time.perf_counter() - t)
     for h in handles:
         h.remove()
-    # a fusion layer calls its wrapped text layer: report the fusion layer's own share
+    # a fusion layer runs its wrapped text layer's blocks directly (that layer's hooks do not fire): its time includes them
     res = {k: 1000 * statistics.median(v[-repeats:]) for k, v in acc.items() if v}
     res["forward_total"] = 1000 * statistics.median(totals[1:])
     return res

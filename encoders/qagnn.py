@@ -65,7 +65,9 @@ class QAGNNConv(MessagePassing):
         pass it to share it between layers)."""
         d = self.dim
         src, dst = edge_index
-        inverse, rel_g, src_t, dst_t = edge_groups if edge_groups is not None else edge_type_groups(edge_type, node_type, src, dst)
+        if edge_groups is None:
+            edge_groups = edge_type_groups(edge_type, node_type, src, dst, self.type_emb.num_embeddings)
+        inverse, rel_g, src_t, dst_t = edge_groups
         u = self.type_emb(node_type)
         # Every linear map over a concatenation is a sum of maps over its parts: the node
         # parts are computed once per node ([N, d]) and the edge part e_ji once per distinct
@@ -93,12 +95,13 @@ class QAGNNConv(MessagePassing):
         return (m * alpha.unsqueeze(-1)).view(-1, H * D)
 
 
-def edge_type_groups(edge_type: Tensor, node_type: Tensor, src: Tensor, dst: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def edge_type_groups(edge_type: Tensor, node_type: Tensor, src: Tensor, dst: Tensor,
+                     num_node_types: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The distinct ``(relation, source node type, target node type)`` triples of the edges:
     ``(inverse [E], relation [G], source type [G], target type [G])`` with
-    ``triple[inverse[k]]`` the triple of edge ``k``."""
+    ``triple[inverse[k]]`` the triple of edge ``k`` (node types in ``0..num_node_types-1``)."""
     ts, td = node_type[src], node_type[dst]
-    nt = int(node_type.max()) + 1 if node_type.numel() else 1
+    nt = int(num_node_types)
     key = (edge_type * nt + ts) * nt + td
     uniq, inverse = torch.unique(key, return_inverse=True)
     return inverse, uniq // (nt * nt), (uniq // nt) % nt, uniq % nt
@@ -158,7 +161,7 @@ class QAGNNEncoder(GraphEncoder):
             (graph.edge_index, torch.stack((ctx, qa_nodes)), torch.stack((qa_nodes, ctx))), dim=1
         )
         et = torch.cat((graph.edge_type, R + is_ans, R + 2 + is_ans))
-        groups = edge_type_groups(et, type_all, ei[0], ei[1])
+        groups = edge_type_groups(et, type_all, ei[0], ei[1], self.num_node_types + 1)
         for conv in self.convs:
             h_all = self.dropout(conv(h_all, ei, et, type_all, groups))
         h, z = h_all[:N], h_all[N:]

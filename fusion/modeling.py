@@ -197,10 +197,6 @@ class ConceptTable(nn.Embedding):
     def forward(self, concept_ids: Tensor) -> Tensor:
         return super().forward(self.rows[concept_ids])
 
-    def row_of(self, concept_ids: Tensor) -> Tensor:
-        """Row of each concept (0: no own row)."""
-        return self.rows[concept_ids]
-
 
 class _StaticGraphEncoder(nn.Module):
     """Ablation "static KG embeddings": no message passing. States are a linear map of the

@@ -54,6 +54,15 @@ def default_home() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "kgfuse"
 
 
+def text_encoder_source(name: str | None, base_dir: str | os.PathLike | None) -> str | None:
+    """A ``model.text_encoder`` value as given to ``from_pretrained``: written as a path
+    (``./``, ``../``, ``bundled:``, ``~``, ``$VAR``) it is resolved with :func:`resolve_path`;
+    anything else (a Hugging Face name, ``all-MiniLM-L6-v2``, an absolute folder) is kept."""
+    if name and name.startswith(("./", "../", "bundled:", "~", "$")):
+        return str(resolve_path(name, base_dir))
+    return name
+
+
 def resolve_path(value: str | os.PathLike | None, base_dir: str | os.PathLike | None) -> Path | None:
     """Resolve a config path: ``bundled:`` → bundled data; relative → ``base_dir``; ``~``/``$VAR`` expanded.
 
@@ -219,9 +228,7 @@ class TrainConfig:
                 setattr(c, k, str(self.path(v)))
         if c.model.init_from:
             c.model.init_from = str(self.path(c.model.init_from))
-        te = c.model.text_encoder
-        if te and (te.startswith(("./", "../", "bundled:", "~")) or te.startswith("$")):
-            c.model.text_encoder = str(self.path(te))
+        c.model.text_encoder = text_encoder_source(c.model.text_encoder, self.base_dir)
         return c
 
     def with_overrides(self, overrides: Sequence[str]) -> "TrainConfig":

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .config import ConfigError, GraphConfig, TrainConfig, default_home
+from .config import ConfigError, GraphConfig, TrainConfig, default_home, text_encoder_source
 from .datasets import MCExample, examples_hash, load_csqa_inhouse, load_examples
 
 __all__ = [
@@ -223,9 +223,7 @@ def build_model(model_cfg, graph, *, base_dir: str | os.PathLike | None = None):
         tok_src = path if (Path(path) / "tokenizer_config.json").is_file() else model.config.text_encoder_name
         return model, load_tokenizer(str(tok_src))
     te = model_cfg.text_encoder
-    te_path = te
-    if te and te.startswith(("./", "../", "bundled:", "~", "$")):
-        te_path = str(resolve_path(te, base_dir))
+    te_path = text_encoder_source(te, base_dir)
     tokenizer = load_tokenizer(te_path)
     text_config = opts.pop("text_config", None)
     if text_config is not None:

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from .config import ConfigError, GraphConfig, _check_type, ModelConfig, OptimConfig, apply_overrides, default_home, read_config_file, resolve_path
+from .config import ConfigError, GraphConfig, _check_type, ModelConfig, OptimConfig, apply_overrides, default_home, read_config_file, resolve_path, text_encoder_source
 
 __all__ = [
     "ObjectiveConfig",
@@ -251,6 +251,21 @@ def load_pretrain_graph(cfg: GraphConfig, base_dir: str | os.PathLike | None = N
     return load_graph(cfg, base_dir)
 
 
+def pretraining_tokenizer(model_cfg: ModelConfig, base_dir: str | os.PathLike | None = None):
+    """The tokenizer :func:`build_pretraining_model` uses: the ``init_from`` folder's (or, when
+    it has none, that model's text encoder's), else ``text_encoder``'s."""
+    from kgfuse.encoders.text import load_tokenizer
+
+    if model_cfg.init_from:
+        path = resolve_path(model_cfg.init_from, base_dir)
+        if (Path(path) / "tokenizer_config.json").is_file():
+            return load_tokenizer(str(path))
+        from kgfuse.fusion.modeling import KGFusedConfig
+
+        return load_tokenizer(KGFusedConfig.from_pretrained(str(path)).text_encoder_name)
+    return load_tokenizer(text_encoder_source(model_cfg.text_encoder, base_dir))
+
+
 def build_pretraining_model(model_cfg: ModelConfig, graph, *, base_dir: str | os.PathLike | None = None):
     """``(KGFusedForPreTraining, tokenizer)`` for a :class:`ModelConfig` (as
     :func:`kgfuse.tasks.pipeline.build_model` does for fine-tuning).
@@ -269,7 +284,7 @@ def build_pretraining_model(model_cfg: ModelConfig, graph, *, base_dir: str | os
     if model_cfg.init_from:
         path = resolve_path(model_cfg.init_from, base_dir)
         cfg = KGFusedConfig.from_pretrained(str(path))
-        tok = load_tokenizer(str(path) if (Path(path) / "tokenizer_config.json").is_file() else cfg.text_encoder_name)
+        tok = pretraining_tokenizer(model_cfg, base_dir)
         if cfg.graph_hash in (None, graph.hash):
             return KGFusedForPreTraining.from_pretrained(str(path)), tok
         d = {k: v for k, v in cfg.to_dict().items() if k not in ("architectures", "transformers_version", "model_type")}
@@ -279,7 +294,7 @@ def build_pretraining_model(model_cfg: ModelConfig, graph, *, base_dir: str | os
         transfer_pretrained_weights(path, model, prefixes=("text_encoder.", "entity_proj.", "fusion_layers.", "mlm_head."))
         return model, tok
     te = model_cfg.text_encoder
-    te_path = str(resolve_path(te, base_dir)) if te and te.startswith(("./", "../", "bundled:", "~", "$")) else te
+    te_path = text_encoder_source(te, base_dir)
     tokenizer = load_tokenizer(te_path)
     text_config = opts.pop("text_config", None)
     kw = dict(num_concepts=graph.num_concepts, num_relations=graph.num_relations, graph_hash=graph.hash)
@@ -565,19 +580,10 @@ def link_corpus(config: "PretrainConfig", *, graph=None, tokenizer=None, progres
     if graph is None:
         graph = load_pretrain_graph(config.graph, config.base_dir)
     if tokenizer is None:
-        from kgfuse.encoders.text import load_tokenizer
-
-        mc = config.model
-        src = resolve_path(mc.init_from, config.base_dir) if mc.init_from else mc.text_encoder
-        if isinstance(src, str) and src.startswith(("./", "../", "bundled:", "~", "$")):
-            src = resolve_path(src, config.base_dir)
-        tokenizer = load_tokenizer(str(src))
+        tokenizer = pretraining_tokenizer(config.model, config.base_dir)
     linker = build_linker(graph, config.linker)
     opt, dc = config.train, config.data
-    common = dict(max_length=opt.max_length, eval_fraction=dc.eval_fraction, min_entities=dc.min_entities,
-                  seed=opt.seed, base_dir=config.base_dir)
-    train_ds = LinkedTextDataset(config.corpus, linker, tokenizer, split="train", shuffle_buffer=0, **common)
-    eval_ds = LinkedTextDataset(config.corpus, linker, tokenizer, split="eval", limit=dc.max_eval, **common)
+    train_ds, eval_ds = _linked_text_datasets(config, linker, tokenizer, shuffle_buffer=0)
     train = list(train_ds)
     ev = list(eval_ds) if dc.eval_fraction > 0 and dc.max_eval > 0 else []
     meta = {
@@ -590,6 +596,15 @@ def link_corpus(config: "PretrainConfig", *, graph=None, tokenizer=None, progres
         log(f"linked corpus: {len(train)} training and {len(ev)} held-out sequences, "
             f"{train_ds.stats.mentions} mentions ({time.time() - t0:.1f}s)")
     return LinkedCorpus(train, ev, meta)
+
+
+def _linked_text_datasets(config: "PretrainConfig", linker, tokenizer, *, shuffle_buffer: int):
+    """The training and held-out :class:`LinkedTextDataset` of a run's corpus."""
+    opt, dc = config.train, config.data
+    common = dict(max_length=opt.max_length, eval_fraction=dc.eval_fraction, min_entities=dc.min_entities,
+                  seed=opt.seed, base_dir=config.base_dir)
+    return (LinkedTextDataset(config.corpus, linker, tokenizer, split="train", shuffle_buffer=shuffle_buffer, **common),
+            LinkedTextDataset(config.corpus, linker, tokenizer, split="eval", limit=dc.max_eval, **common))
 
 
 class LinkedFeatureDataset(IterableDataset):
@@ -980,11 +995,8 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
     if ob.dea_weight > 0 and getattr(model, "dea_head", None) is None:
         raise ConfigError("objective.dea_weight > 0 needs fusion layers (model.options.num_fusion_layers > 0, "
                           "use_graph and use_fusion true, a BERT-family encoder); set objective.dea_weight=0 for MLM only")
-    common = dict(max_length=opt.max_length, eval_fraction=dc.eval_fraction, min_entities=dc.min_entities,
-                  seed=opt.seed, base_dir=config.base_dir)
     if linked is None:
-        train_ds = LinkedTextDataset(config.corpus, linker, tokenizer, split="train", shuffle_buffer=dc.shuffle_buffer, **common)
-        eval_ds = LinkedTextDataset(config.corpus, linker, tokenizer, split="eval", limit=dc.max_eval, **common)
+        train_ds, eval_ds = _linked_text_datasets(config, linker, tokenizer, shuffle_buffer=dc.shuffle_buffer)
         eval_feats = list(eval_ds) if dc.eval_fraction > 0 and dc.max_eval > 0 else []
     else:
         train_ds = LinkedFeatureDataset(linked.train, shuffle=dc.shuffle_buffer > 1, seed=opt.seed,

@@ -210,6 +210,19 @@ def test_wall_clock_guard_stops_fit(built, unpacked, tmp_path):
     assert len(res.history) == 1 and res.history[0]["dev_count"] == N
 
 
+def _control_data(b, graph):
+    """What the control tests feed the runner's model kinds: ``(run_gpu module, examples,
+    preprocessed csqa/train, per-kind feature datasets, collator)``, at max length 48."""
+    from kgfuse.encoders.text import load_tokenizer
+    from kgfuse.tasks.features import MultipleChoiceCollator
+
+    rg = _module("run_gpu")
+    tok = load_tokenizer(str(b.model_dir))
+    exs = b.examples("csqa", "train")
+    pre = b.preprocessed("csqa", "train", graph, exs)
+    return rg, exs, pre, rg.model_datasets(exs, pre, tok, 48), MultipleChoiceCollator(tok, max_length=48)
+
+
 def test_fused_nograph_feeds_zero_nodes(built, unpacked, tmp_path):
     """``--models fused-nograph``: the fused architecture (same parameters as ``fused``) trained
     on batches with no nodes, no edges and no entity alignments; ``fused`` gets real subgraphs."""
@@ -217,20 +230,13 @@ def test_fused_nograph_feeds_zero_nodes(built, unpacked, tmp_path):
     b, graph = unpacked
     import torch
 
-    from kgfuse.encoders.text import load_tokenizer
-    from kgfuse.tasks.features import MultipleChoiceCollator
-
-    rg = _module("run_gpu")
+    rg, exs, pre, sets, collate = _control_data(b, graph)
     args = rg.parse_args(["--bundle", str(out), "--out", str(tmp_path), "--models", "lm,fused,fused-nograph",
                           "--batch-size", "2", "--max-length", "48", "--node-dim", "8", "--graph-hidden-dim", "16",
                           "--fusion-layers", "1", "--workers", "0"])
     assert args.models == ["lm", "fused", "fused-nograph"]
     with pytest.raises(SystemExit):
         rg.parse_args(["--bundle", "x", "--out", "y", "--models", "nograph"])
-    tok = load_tokenizer(str(b.model_dir))
-    exs = b.examples("csqa", "train")
-    sets = rg.model_datasets(exs, b.preprocessed("csqa", "train", graph, exs), tok, 48)
-    collate = MultipleChoiceCollator(tok, max_length=48)
     fused_batch = collate([sets["fused"][i] for i in range(N)])
     assert fused_batch["node_concept_ids"].numel() > 0 and (fused_batch["entity_index"] >= 0).any()
 
@@ -262,18 +268,11 @@ def test_fused_noedges_keeps_nodes_drops_edges(built, unpacked, tmp_path):
     b, graph = unpacked
     import torch
 
-    from kgfuse.encoders.text import load_tokenizer
-    from kgfuse.tasks.features import MultipleChoiceCollator
-
-    rg = _module("run_gpu")
+    rg, exs, pre, sets, collate = _control_data(b, graph)
     args = rg.parse_args(["--bundle", str(out), "--out", str(tmp_path), "--models", "fused,fused-noedges",
                           "--batch-size", "2", "--max-length", "48", "--node-dim", "8", "--graph-hidden-dim", "16",
                           "--fusion-layers", "1", "--workers", "0"])
     assert args.models == ["fused", "fused-noedges"]
-    tok = load_tokenizer(str(b.model_dir))
-    exs = b.examples("csqa", "train")
-    sets = rg.model_datasets(exs, b.preprocessed("csqa", "train", graph, exs), tok, 48)
-    collate = MultipleChoiceCollator(tok, max_length=48)
     fused_batch = collate([sets["fused"][i] for i in range(N)])
     assert fused_batch["edge_index"].shape[1] > 0  # the control is only meaningful if fused has edges
     want = collate([sets["fused-noedges"][i] for i in range(N)])
@@ -306,12 +305,7 @@ def test_fused_qaonly_keeps_question_and_answer_nodes_and_their_edges(built, unp
     b, graph = unpacked
     import torch
 
-    from kgfuse.encoders.text import load_tokenizer
-
-    rg = _module("run_gpu")
-    tok = load_tokenizer(str(b.model_dir))
-    exs = b.examples("csqa", "train")
-    pre = b.preprocessed("csqa", "train", graph, exs)
+    rg, exs, pre, sets, collate = _control_data(b, graph)
     n_bridges = n_kept_edges = 0
     for i in range(N):
         for j in range(len(exs[i].choices)):
@@ -330,10 +324,6 @@ def test_fused_qaonly_keeps_question_and_answer_nodes_and_their_edges(built, unp
             assert got == want
             n_kept_edges += len(got)
     assert n_bridges > 0  # the control only means something where the retriever added bridges
-    sets = rg.model_datasets(exs, pre, tok, 48)
-    from kgfuse.tasks.features import MultipleChoiceCollator
-
-    collate = MultipleChoiceCollator(tok, max_length=48)
     full_b = collate([sets["fused"][i] for i in range(N)])
     cut_b = collate([sets["fused-qaonly"][i] for i in range(N)])
     assert cut_b["node_concept_ids"].numel() < full_b["node_concept_ids"].numel()

@@ -648,9 +648,8 @@ def main(argv: list[str] | None = None) -> int:
             if lim is not None and lim < len(exs):
                 exs, pre = exs[:lim], _Subset(pre, lim)
             splits[split] = {"examples": exs, **model_datasets(exs, pre, tokenizer, args.max_length)}
-        tr = splits["train"]["fused"].pre
         data[d] = {"splits": splits, "n_train": len(splits["train"]["examples"]),
-                   "concepts": tr.concepts() if args.node_vocab == "train" else None,
+                   "concepts": splits["train"]["fused"].pre.concepts() if args.node_vocab == "train" else None,
                    "n_eval": {k: len(v["examples"]) for k, v in splits.items() if k != "train"}}
         results["linking"][d] = {k: v["stats"] for k, v in bundle.manifest["datasets"][d]["splits"].items()}
 

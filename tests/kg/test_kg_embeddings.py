@@ -116,26 +116,33 @@ def test_save_load_cache_and_hash_check(ring, tmp_path):
         train_kg_embeddings(ring, model="complex")
 
 
+def _assert_candidate_scores_match(m, anchor, rel):
+    """``candidate_scores`` (all candidates at once) against ``m(h, r, t)`` triple by triple,
+    both directions; returns the brute-force tail scores ``[len(anchor), N]``."""
+    from kgfuse.kg.embeddings import candidate_scores
+
+    N, k = m.node_emb.weight.shape[0], anchor.numel()
+    cand = torch.arange(N)
+    with torch.no_grad():
+        tail = candidate_scores(m, anchor, rel, "tail")
+        head = candidate_scores(m, anchor, rel, "head")
+        want_t = m(anchor.repeat_interleave(N), rel.repeat_interleave(N), cand.repeat(k)).view(k, N)
+        want_h = m(cand.repeat(k), rel.repeat_interleave(N), anchor.repeat_interleave(N)).view(k, N)
+    assert torch.allclose(tail, want_t, atol=1e-4) and torch.allclose(head, want_h, atol=1e-4)
+    return want_t
+
+
 @pytest.mark.parametrize("p_norm", [1.0, 2.0])
 def test_fast_transe_scores_equal_the_model_with_unnormalised_rows(ring, p_norm):
     """Entity rows of very different raw norms: the fast scorer must normalise as
     ``TransE.forward`` does, and rank with the same sign (higher = more plausible)."""
-    from kgfuse.kg.embeddings import candidate_scores
-
     res = train_kg_embeddings(ring, model="transe", dim=8, epochs=1, p_norm=p_norm, val_fraction=0.0)
     m, N = res.model, ring.num_concepts
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         m.node_emb.weight.mul_(torch.rand(N, 1, generator=gen) * 50 + 0.01)
         m.rel_emb.weight.mul_(3.0)
-    anchor, rel = torch.tensor([0, 5, 7, 59]), torch.tensor([0, 2, 1, 0])
-    cand = torch.arange(N)
-    with torch.no_grad():
-        tail = candidate_scores(m, anchor, rel, "tail")
-        head = candidate_scores(m, anchor, rel, "head")
-        want_t = m(anchor.repeat_interleave(N), rel.repeat_interleave(N), cand.repeat(4)).view(4, N)
-        want_h = m(cand.repeat(4), rel.repeat_interleave(N), anchor.repeat_interleave(N)).view(4, N)
-    assert torch.allclose(tail, want_t, atol=1e-4) and torch.allclose(head, want_h, atol=1e-4)
+    want_t = _assert_candidate_scores_match(m, torch.tensor([0, 5, 7, 59]), torch.tensor([0, 2, 1, 0]))
     assert (want_t <= 0).all()  # -distance: the exact answer would score 0, the best
 
 
@@ -178,18 +185,8 @@ def test_evaluator_ranks_equal_a_brute_force_reference(hierarchy, model):
 
 @pytest.mark.parametrize("model", ["transe", "distmult", "rotate"])
 def test_fast_candidate_scores_equal_the_model(ring, model):
-    from kgfuse.kg.embeddings import candidate_scores
-
     res = train_kg_embeddings(ring, model=model, dim=8, epochs=2, val_fraction=0.0)
-    m, N = res.model, ring.num_concepts
-    anchor, rel = torch.tensor([0, 5, 7]), torch.tensor([0, 2, 1])
-    cand = torch.arange(N)
-    with torch.no_grad():
-        tail = candidate_scores(m, anchor, rel, "tail")
-        head = candidate_scores(m, anchor, rel, "head")
-        want_t = m(anchor.repeat_interleave(N), rel.repeat_interleave(N), cand.repeat(3)).view(3, N)
-        want_h = m(cand.repeat(3), rel.repeat_interleave(N), anchor.repeat_interleave(N)).view(3, N)
-    assert torch.allclose(tail, want_t, atol=1e-4) and torch.allclose(head, want_h, atol=1e-4)
+    _assert_candidate_scores_match(res.model, torch.tensor([0, 5, 7]), torch.tensor([0, 2, 1]))
 
 
 def test_path_scorer_sums_triples_and_reverses_backward_hops(ring):
