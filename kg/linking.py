@@ -86,6 +86,14 @@ MHGRN_BLACKLIST = frozenset(
 
 _SIMPLE_WORD = re.compile(r"[a-z]+\Z")
 
+#: Name/text normalisation policies of :class:`EntityLinker` (``normalize=``): what is
+#: dropped before names and text are compared. Recorded in the linker's config, hence in
+#: every preprocessing cache key and in a saved pipeline.
+NORMALIZERS: dict[str, dict[str, bool]] = {
+    "lemma": {"drop_stopwords": False},
+    "conceptnet4": {"drop_stopwords": True},
+}
+
 
 # --------------------------------------------------------------------------- data classes
 @dataclass(frozen=True)
@@ -217,6 +225,12 @@ class EntityLinker:
             ``hard_ground``).
         cache_size: questions linked once are remembered (a question is shared by all
             its choices).
+        normalize: how concept names and text are put in the same form, applied identically
+            to both. ``"lemma"`` (default): lower case and lemmas, every token kept.
+            ``"conceptnet4"``: also drop stopwords (NLTK's list), as ConceptNet 4 names its
+            concepts (``dine room`` for "dining room", ``glass water`` for "a glass of
+            water"); a mention may then span stopwords inside it ("glass of water") but
+            never starts or ends on one. See :data:`NORMALIZERS`.
 
     Example:
         >>> linker = EntityLinker(kg)
@@ -236,7 +250,10 @@ class EntityLinker:
         prefer: str = "surface",
         answer_fallback: bool = True,
         cache_size: int = 4096,
+        normalize: str = "lemma",
     ) -> None:
+        if normalize not in NORMALIZERS:
+            raise ValueError(f"normalize must be one of {list(NORMALIZERS)}, not {normalize!r}")
         if prefer not in ("surface", "lemma"):
             raise ValueError(f"prefer must be 'surface' or 'lemma', not {prefer!r}")
         if max_words < 1:
@@ -251,6 +268,8 @@ class EntityLinker:
         self.drop_stopword_concepts = bool(drop_stopword_concepts)
         self.prefer = prefer
         self.answer_fallback = bool(answer_fallback)
+        self.normalize = normalize
+        self._drop_stop = NORMALIZERS[normalize]["drop_stopwords"]
         self._cache_size = int(cache_size)
         self._cache: dict[tuple[str, str], list[Mention]] = {}
         self._build()
@@ -289,6 +308,9 @@ class EntityLinker:
         simple = _SIMPLE_WORD.match
         rules = self._rules
         mhgrn, drop_stop, bl = self.mhgrn_filters, self.drop_stopword_concepts, self.blacklist
+        if self._drop_stop:
+            # names that still hold a stopword can never equal a stopword-free text key
+            drop_stop = True
         for i, name in enumerate(names):
             norm = name if (name.islower() and " " not in name and "__" not in name) else _norm_name(name)
             words = norm.split("_")
@@ -359,6 +381,7 @@ class EntityLinker:
             "drop_stopword_concepts": self.drop_stopword_concepts,
             "prefer": self.prefer,
             "answer_fallback": self.answer_fallback,
+            "normalize": self.normalize,
             "nlp": {
                 "lang": nlp.lang,
                 "name": nlp.meta.get("name"),
@@ -427,6 +450,8 @@ class EntityLinker:
         n = len(lows)
         maxn = self._max_tokens
         cands: list[tuple[int, int, int, int]] = []  # (-length, start, end, concept)
+        if self._drop_stop:
+            return self._mentions(self._stopword_free_candidates(lows, lems, ok), n, starts, ends, text, source)
         for i in range(n):
             if not ok[i]:
                 continue
@@ -447,6 +472,50 @@ class EntityLinker:
                 c = self._match_key(surface, lkeys)
                 if c >= 0:
                     cands.append((i - j - 1, i, j + 1, c))
+        return self._mentions(cands, n, starts, ends, text, source)
+
+    def _stopword_free_candidates(self, lows, lems, ok) -> list[tuple[int, int, int, int]]:
+        """Candidates of the ``conceptnet4`` normalisation: keys of content tokens only, joined
+        by ``_``; a span starts and ends on a content token and may hold stopwords or
+        punctuation between them (at most ``max_tokens`` content tokens, as many others)."""
+        stop = NLTK_STOPWORDS
+        n = len(lows)
+        content = [ok[k] and lows[k] not in stop and lems[k][-1] not in stop for k in range(n)]
+        maxn = self._max_tokens
+        cands: list[tuple[int, int, int, int]] = []
+        for i in range(n):
+            if not content[i]:
+                continue
+            surface = lows[i]
+            lkeys = list(lems[i])
+            words = 1
+            c = self._match_key(surface, lkeys)
+            if c >= 0:
+                cands.append((-1, i, i + 1, c))
+            j = i + 1
+            gap = 0
+            while j < n and words < maxn:
+                if lows[j].isspace():
+                    break
+                if not content[j]:
+                    gap += 1
+                    if gap > 2:
+                        break
+                    j += 1
+                    continue
+                gap = 0
+                words += 1
+                surface = surface + "_" + lows[j]
+                lkeys = [k + "_" + l for k in lkeys for l in lems[j]][:4]
+                c = self._match_key(surface, lkeys)
+                if c >= 0:
+                    cands.append((i - j - 1, i, j + 1, c))
+                j += 1
+        return cands
+
+    @staticmethod
+    def _mentions(cands, n, starts, ends, text, source) -> list[Mention]:
+        """Longest non-overlapping candidates ``(-length, start, end, concept)`` as mentions."""
         if not cands:
             return []
         cands.sort()
@@ -495,9 +564,17 @@ class EntityLinker:
         doc = self._doc(text)
         lows, lems, ws, ok, starts, ends = self._doc_tokens(doc)
         idx = [k for k in range(len(lows)) if ok[k]]
+        if self._drop_stop:
+            idx = [k for k in idx if lows[k] not in NLTK_STOPWORDS and lems[k][-1] not in NLTK_STOPWORDS]
         if not idx:
             return []
         i, j = idx[0], idx[-1] + 1
+        if self._drop_stop:
+            keys = ("_".join(lows[k] for k in idx), "_".join(lems[k][-1] for k in idx))
+            for key in keys:
+                c = self._fallback_id(key)
+                if c >= 0:
+                    return [Mention(starts[i], ends[j - 1], text[starts[i] : ends[j - 1]], c, "choice")]
         surface = "".join(lows[k] + ("_" if ws[k] and k < j - 1 else "") for k in range(i, j))
         lemma_key = "".join(lems[k][-1] + ("_" if ws[k] and k < j - 1 else "") for k in range(i, j))
         for key in (surface, lemma_key):

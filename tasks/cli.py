@@ -50,28 +50,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _graph_formats() -> list[str]:
+    from kgfuse.kg.formats import GRAPH_FORMATS
+
+    return sorted(GRAPH_FORMATS)
+
+
 def _load_graph_arg(path: str, fmt: str = "auto", options: dict | None = None):
     from .pipeline import load_graph
 
     return load_graph({"path": _abs(path), "format": fmt, "options": options or {}})
 
 
-def cmd_graph_build(args: argparse.Namespace) -> int:
-    from kgfuse.kg import KnowledgeGraph
+def _graph_options(args: argparse.Namespace) -> dict:
+    """Loader options of ``kgfuse graph build``: only those given on the command line, so the
+    loader's own defaults (the same for every route) apply otherwise."""
+    opts: dict = {}
+    if getattr(args, "relations", None):
+        opts["relations"] = args.relations
+    if getattr(args, "no_inverse", False):
+        opts["add_inverse"] = False
+    if getattr(args, "columns", None):
+        cols = [c.strip() for c in args.columns.split(",")]
+        if all("=" in c for c in cols):
+            opts["columns"] = {k.strip(): (int(v) if v.strip().isdigit() else v.strip())
+                               for k, v in (c.split("=", 1) for c in cols)}
+        else:
+            opts["columns"] = [c or None for c in cols]
+    if getattr(args, "negated", None):
+        opts["negated"] = args.negated
+    return opts
 
-    fmt = args.format
-    src = Path(args.raw).expanduser()
-    if fmt == "auto":
-        name = src.name.lower()
-        fmt = "conceptnet" if name.endswith((".csv", ".csv.gz")) else "wordnet" if src.is_dir() else "triples"
-    if fmt == "conceptnet":
-        kg = KnowledgeGraph.from_conceptnet(src, relations=args.relations, add_inverse=not args.no_inverse)
-    elif fmt == "triples":
-        kg = KnowledgeGraph.from_triples(src, add_inverse=not args.no_inverse)
-    elif fmt == "wordnet":
-        kg = KnowledgeGraph.from_wordnet(src, add_inverse=not args.no_inverse)
-    else:
-        raise SystemExit(f"unknown --format {fmt!r}")
+
+def cmd_graph_build(args: argparse.Namespace) -> int:
+    kg = _load_graph_arg(args.raw, args.format, _graph_options(args))
     kg.save(Path(args.out).expanduser())
     print(f"{kg!r}\nhash {kg.hash}\nwritten to {Path(args.out).expanduser().resolve()}")
     rep = (kg.meta or {}).get("report")
@@ -283,15 +295,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("graph", help="build or inspect a knowledge graph").add_subparsers(dest="graph_command", required=True)
     p = g.add_parser("build", help="raw file -> compiled graph folder")
-    p.add_argument("raw", help="ConceptNet assertions (.csv/.csv.gz), triples (.tsv), or a WordNet dict folder")
+    p.add_argument("raw", help="ConceptNet 5 assertions (.csv/.csv.gz), a ConceptNet 4 or other triples table "
+                               "(.tsv/.txt, gzip too), a GraphML/GML file, or a WordNet database folder")
     p.add_argument("out", help="output folder")
-    p.add_argument("--format", default="auto", choices=["auto", "conceptnet", "triples", "wordnet"])
-    p.add_argument("--relations", default="merged17", help="ConceptNet relation mapping: merged17 (default) or raw")
+    p.add_argument("--format", default="auto", choices=["auto", *_graph_formats()],
+                   help="graph format (default: told from the path and, for tables, the header)")
+    p.add_argument("--relations", help="relation mapping: a preset (merged17, conceptnet4) or raw "
+                                       "(default: the format's own, merged17 for ConceptNet 5)")
     p.add_argument("--no-inverse", action="store_true", help="do not add inverse relations")
+    p.add_argument("--columns", help="table layout: roles per position (relation,head,tail) or "
+                                     "role=column pairs (head=head,relation=relation,tail=tail,weight=score,negation=freq)")
+    p.add_argument("--negated", choices=["drop", "keep"],
+                   help="rows whose negation column is < 0: drop and count them (default) or keep them as not<relation>")
     p.set_defaults(func=cmd_graph_build)
     p = g.add_parser("info", help="sizes, relations and hash of a graph")
     p.add_argument("path")
-    p.add_argument("--format", default="auto", choices=["auto", "compiled", "conceptnet", "triples"])
+    p.add_argument("--format", default="auto", choices=["auto", *_graph_formats()], help="graph format (default: from the path)")
     p.add_argument("--top", type=int, default=20, help="relations to list")
     p.set_defaults(func=cmd_graph_info)
 

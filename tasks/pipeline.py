@@ -53,39 +53,23 @@ RETRIEVERS = ("path", "subgraph")
 def load_graph(cfg: GraphConfig | Mapping[str, Any], base_dir: str | os.PathLike | None = None):
     """Load the knowledge graph named by a :class:`GraphConfig` (or its dict).
 
-    ``format="auto"``: a folder is a compiled graph (``KnowledgeGraph.load``); ``.csv`` /
-    ``.csv.gz`` is a ConceptNet assertions file; ``.tsv`` / ``.txt`` / ``.tsv.gz`` are triples.
+    Goes through :func:`kgfuse.kg.formats.open_graph`, the one resolver every route uses:
+    ``format="auto"`` tells a compiled folder, a WordNet folder, a ConceptNet 5 ``.csv``, a
+    ConceptNet 4 table and other triples tables apart; ``options`` go to the loader.
     """
-    from kgfuse.kg import KnowledgeGraph
+    from kgfuse.kg.formats import open_graph
 
     from .config import resolve_path
 
     if isinstance(cfg, Mapping):
         cfg = GraphConfig(**cfg)
     if cfg.path is None:
-        raise ValueError("graph.path is not set: give a compiled graph folder or a ConceptNet/triples file")
-    path = resolve_path(cfg.path, base_dir)
-    if not path.exists():
-        raise FileNotFoundError(f"graph not found: {path}")
-    fmt = cfg.format
-    if fmt == "auto":
-        name = path.name.lower()
-        if path.is_dir():
-            fmt = "compiled"
-        elif name.endswith((".csv", ".csv.gz")):
-            fmt = "conceptnet"
-        elif name.endswith((".tsv", ".txt", ".tsv.gz", ".txt.gz")):
-            fmt = "triples"
-        else:
-            raise ValueError(f"cannot tell the graph format of {path}; set graph.format to compiled, conceptnet or triples")
-    opts = dict(cfg.options)
-    if fmt == "compiled":
-        return KnowledgeGraph.load(path, **opts)
-    if fmt == "conceptnet":
-        return KnowledgeGraph.from_conceptnet(path, **opts)
-    if fmt == "triples":
-        return KnowledgeGraph.from_triples(path, **opts)
-    raise ValueError(f"unknown graph format {fmt!r}; valid: auto, compiled, conceptnet, triples")
+        if cfg.format == "wordnet":
+            from kgfuse.kg.loaders import DEFAULT_WORDNET
+
+            return open_graph(DEFAULT_WORDNET, "wordnet", **dict(cfg.options))
+        raise ValueError("graph.path is not set: give a compiled graph folder, a WordNet folder or a graph file")
+    return open_graph(resolve_path(cfg.path, base_dir), cfg.format, **dict(cfg.options))
 
 
 def build_linker(graph, options: Mapping[str, Any] | None = None):

@@ -238,14 +238,9 @@ def load_pretrain_config(path: str | os.PathLike, overrides: Sequence[str] = ())
 
 
 def load_pretrain_graph(cfg: GraphConfig, base_dir: str | os.PathLike | None = None):
-    """The graph of a pre-training run: ``format: wordnet`` reads the WordNet database files
-    (``path``: their folder, default Debian's; ``options``: :func:`kgfuse.kg.loaders.from_wordnet`
-    arguments); any other format goes through :func:`kgfuse.tasks.pipeline.load_graph`."""
-    if cfg.format == "wordnet":
-        from kgfuse.kg import KnowledgeGraph
-
-        path = resolve_path(cfg.path, base_dir) if cfg.path else None
-        return KnowledgeGraph.from_wordnet(path, **dict(cfg.options))
+    """The graph of a pre-training run, through the one resolver of every route
+    (:func:`kgfuse.tasks.pipeline.load_graph`); ``format: wordnet`` with no ``path`` reads
+    Debian's WordNet folder."""
     from .pipeline import load_graph
 
     return load_graph(cfg, base_dir)

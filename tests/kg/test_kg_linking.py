@@ -184,3 +184,43 @@ def test_spacy_component_from_compiled_graph(kg, tmp_path):
     nlp.add_pipe("kgfuse_linker", config={"graph_path": str(tmp_path / "g")})
     doc = nlp("a revolving door")
     assert [s.label_ for s in doc.spans["kgfuse_concepts"]] == ["revolving_door"]
+
+
+# ---------------------------------------------------------------- normalisation policies
+def _cn4_style_graph():
+    from kgfuse.kg import KnowledgeGraph
+
+    names = ["dine room", "glass water", "glass", "water", "put", "kitchen cupboard", "fly", "top shelf", "shelf"]
+    return KnowledgeGraph(names, ["atlocation"], head=[1, 5], relation=[0, 0], tail=[0, 0])
+
+
+def test_conceptnet4_normalisation_drops_stopwords_in_text_only_between_content_words():
+    from kgfuse.kg import EntityLinker
+
+    kg = _cn4_style_graph()
+    cn4 = EntityLinker(kg, normalize="conceptnet4")
+    text = "Where is a glass of water in the dining room?"
+    got = {(m.text, kg.concept_name(m.concept)) for m in cn4.link(text)}
+    assert got == {("glass of water", "glass water"), ("dining room", "dine room")}
+    for m in cn4.link(text):
+        assert text[m.start:m.end] == m.text and m.text.split()[0] not in ("a", "the")
+    # the default policy keeps every token: no "glass of water" -> glass water
+    lemma = EntityLinker(kg)
+    assert {kg.concept_name(m.concept) for m in lemma.link(text)} == {"glass", "water", "dine room"}
+    # a stopword never starts or ends a mention, and at most two of them are bridged
+    assert [m.text for m in cn4.link("on the top of the shelf")] == ["top of the shelf"]
+    assert [m.text for m in cn4.link("the top of all of the shelf")] == ["shelf"]
+    assert [m.text for m in cn4.link("the top shelf")] == ["top shelf"]
+    # choices: the whole choice, stopwords dropped, is tried as one concept
+    g = cn4.ground("Where do you put it?", "the kitchen cupboard")
+    assert [kg.concept_name(c) for c in g.answer_concepts] == ["kitchen cupboard"]
+
+
+def test_normalisation_is_in_the_config_and_checked():
+    from kgfuse.kg import EntityLinker
+
+    kg = _cn4_style_graph()
+    assert EntityLinker(kg).config["normalize"] == "lemma"
+    assert EntityLinker(kg, normalize="conceptnet4").config["normalize"] == "conceptnet4"
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        EntityLinker(kg, normalize="stem")
