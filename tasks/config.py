@@ -159,6 +159,10 @@ class OptimConfig:
 
     The defaults follow QA-GNN (Yasunaga et al., 2021): AdamW, LM learning rate 1e-5, GNN
     and fusion 1e-3, linear warm-up then linear decay.
+
+    ``save_steps`` also writes a resumable ``checkpoint-<step>/`` every this many optimiser
+    steps (``--resume auto`` picks the newest); ``save_total_limit`` keeps only that many of
+    them (the epoch-end ``last/`` and ``best/`` are kept regardless).
     """
 
     epochs: int = 3
@@ -181,6 +185,8 @@ class OptimConfig:
     log_every: int = 10
     num_workers: int = 0
     max_steps: int | None = None
+    save_steps: int | None = None
+    save_total_limit: int | None = 1
 
 
 @dataclass

@@ -307,6 +307,18 @@ def _set_lm_frozen(model: nn.Module, lm_params: Sequence[nn.Parameter], frozen: 
             p.requires_grad_(not frozen)
 
 
+def _prune_step_checkpoints(out: Path | None, keep: int | None) -> None:
+    """Delete all but the ``keep`` newest ``checkpoint-<step>/`` folders of a run."""
+    if out is None or keep is None:
+        return
+    import shutil
+
+    steps = sorted((int(p.name.split("-", 1)[1]), p) for p in out.glob("checkpoint-*")
+                   if p.is_dir() and p.name.split("-", 1)[1].isdigit())
+    for _, p in steps[: max(0, len(steps) - max(1, keep))]:
+        shutil.rmtree(p, ignore_errors=True)
+
+
 def fit(
     model: nn.Module,
     train_dataset: Dataset,
@@ -403,7 +415,7 @@ def fit(
     metric_name = opt.metric
     result = TrainResult(output_dir=out if out is not None else Path("."))
 
-    def _save(name: str, with_optim: bool = True) -> None:
+    def _save(name: str, with_optim: bool = True) -> None:  # noqa: E306
         if out is None:
             return
         save_checkpoint(out / name, model=acc.unwrap_model(model), optimizer=raw_optimizer if with_optim else None,
@@ -458,6 +470,8 @@ def fit(
                         logger.log({"train/loss": float(loss.detach()), "train/lr_lm": raw_scheduler.get_last_lr()[0]}, state["global_step"])
                     if save_steps and state["global_step"] % save_steps == 0:
                         _save(f"checkpoint-{state['global_step']}")
+                        if is_main:
+                            _prune_step_checkpoints(out, keep=opt.save_total_limit)
                     if stop_after_steps is not None and state["global_step"] >= stop_after_steps:
                         stopped = True
                         break
@@ -550,6 +564,7 @@ def train(config: TrainConfig, *, resume_from: str | os.PathLike | None = None, 
         out,
         accelerator=acc,
         resume_from=resume_from,
+        save_steps=config.train.save_steps,
         progress=progress,
         export_extra=run.export_extra,
     )
