@@ -206,7 +206,9 @@ class TrainConfig:
     # ---------------------------------------------------------------- construction
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, base_dir: str | os.PathLike | None = None, source: str = "<dict>") -> "TrainConfig":
-        return _from_dict(cls, dict(d), source, "", base_dir=None if base_dir is None else str(base_dir))
+        cfg = _from_dict(cls, dict(d), source, "", base_dir=None if base_dir is None else str(base_dir))
+        validate_config(cfg, source)
+        return cfg
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, overrides: Sequence[str] = ()) -> "TrainConfig":
@@ -246,7 +248,7 @@ def _from_dict(cls: type, d: dict[str, Any], source: str, prefix: str, base_dir:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in d if k not in fields]
     if unknown:
-        raise ConfigError(f"{source}: unknown key {prefix}{unknown[0]!r}; valid keys: {sorted(k for k in fields if k != 'base_dir')}")
+        raise ConfigError(_unknown_key(source, prefix, unknown[0], [k for k in fields if k != "base_dir"]))
     kwargs: dict[str, Any] = {}
     hints = {
         "data": DataConfig, "graph": GraphConfig, "model": ModelConfig, "train": OptimConfig,
@@ -298,6 +300,134 @@ def _check_type(cls: type, f: dataclasses.Field, v: Any, source: str, prefix: st
             raise ConfigError(f"{source}: {prefix}{f.name} must be a mapping, got {v!r}")
         return dict(v)
     return v
+
+
+def _unknown_key(source: str, prefix: str, key: str, valid: Sequence[str]) -> str:
+    """``<source>: unknown key a.b; valid keys: [...]; did you mean 'c'?``"""
+    import difflib
+
+    close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{source}: unknown key '{prefix}{key}'; valid keys: {sorted(valid)}{hint}"
+
+
+# ------------------------------------------------------------------ keyword sections
+# ``linker``, ``retriever`` and ``model.options`` are keyword arguments of a class. Their
+# schema is that class's signature (one default, in one place); a key outside it, or a value
+# of the wrong type, is a ConfigError naming the key path.
+
+#: ``model.options`` keys that are not KGFusedConfig fields (build arguments).
+MODEL_BUILD_OPTIONS = {"text_config": dict, "node_features": str, "name_embedding_cache": str}
+_OPTION_TYPES = {"NoneType": type(None)}
+
+
+def _signature_schema(fn: Any, skip: Sequence[str]) -> dict[str, Any]:
+    import inspect
+
+    out = {}
+    for name, p in inspect.signature(fn).parameters.items():
+        if name in skip or name == "self" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        out[name] = p
+    return out
+
+
+def _value_matches(param: Any, v: Any) -> str | None:
+    """``None`` when ``v`` fits ``param`` (an ``inspect.Parameter``), else what was expected."""
+    ann = str(param.annotation) if param.annotation is not param.empty else ""
+    heads = {alt.strip().split("[")[0].strip("'\" ") for alt in ann.split("|")} if ann else set()
+    default = param.default
+    if v is None:
+        return None if ("None" in heads or default is None) else "a value (not null)"
+    if not heads:
+        heads = {type(default).__name__}
+    table = {"bool": "bool", "int": "int", "float": "float", "str": "str", "Iterable": "list", "Sequence": "list",
+             "list": "list", "tuple": "list", "frozenset": "list", "set": "list", "dict": "dict", "Mapping": "dict"}
+    kinds = [table[h] for h in heads if h in table]
+    if not kinds:
+        return None
+    ok = {
+        "bool": isinstance(v, bool),
+        "int": isinstance(v, int) and not isinstance(v, bool),
+        "float": isinstance(v, (int, float)) and not isinstance(v, bool),
+        "str": isinstance(v, str),
+        "list": isinstance(v, list),
+        "dict": isinstance(v, dict),
+    }
+    if any(ok[k] for k in kinds):
+        return None
+    names = {"bool": "true/false", "int": "an integer", "float": "a number", "str": "a string", "list": "a list",
+             "dict": "a mapping"}
+    return " or ".join(dict.fromkeys(names[k] for k in kinds))
+
+
+def _check_kwargs(section: str, given: Mapping[str, Any], schema: Mapping[str, Any], source: str) -> None:
+    for k, v in given.items():
+        if k not in schema:
+            raise ConfigError(_unknown_key(source, f"{section}.", k, list(schema)))
+        expected = _value_matches(schema[k], v)
+        if expected is not None:
+            raise ConfigError(f"{source}: {section}.{k} must be {expected}, got {v!r}")
+
+
+def linker_schema() -> dict[str, Any]:
+    """The ``linker`` section: :class:`~kgfuse.kg.EntityLinker` keyword arguments."""
+    from kgfuse.kg.linking import EntityLinker
+
+    return _signature_schema(EntityLinker.__init__, ("graph", "nlp"))
+
+
+def retriever_schema(kind: str) -> dict[str, Any]:
+    """The ``retriever`` section for ``type: kind``: the retriever's keyword arguments."""
+    from kgfuse.kg.retrieval import PathRetriever, SubgraphRetriever
+
+    cls = {"path": PathRetriever, "subgraph": SubgraphRetriever}[kind]
+    return _signature_schema(cls.__init__, ("graph", "scorer"))
+
+
+def model_options_schema() -> dict[str, Any]:
+    """``model.options``: :class:`~kgfuse.fusion.KGFusedConfig` fields set by the user, plus
+    the build options of :data:`MODEL_BUILD_OPTIONS`."""
+    import inspect
+
+    from kgfuse.fusion.modeling import KGFusedConfig
+
+    schema = _signature_schema(KGFusedConfig.__init__, ("num_concepts", "num_relations", "graph_hash", "text_config",
+                                                       "text_encoder_name", "node_vocab_size"))
+    for name, typ in MODEL_BUILD_OPTIONS.items():
+        schema[name] = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=f"{typ.__name__} | None")
+    return schema
+
+
+_PRECISIONS = ("auto", "no", "fp16", "bf16")
+
+
+def validate_config(cfg: "TrainConfig", source: str = "<dict>") -> None:
+    """Check the keyword sections and the value ranges of a :class:`TrainConfig`;
+    raises :class:`ConfigError` naming the key path."""
+    if cfg.linker:
+        _check_kwargs("linker", cfg.linker, linker_schema(), source)
+    ret = dict(cfg.retriever or {})
+    kind = ret.pop("type", "path")
+    if kind not in ("path", "subgraph"):
+        raise ConfigError(f"{source}: retriever.type must be 'path' or 'subgraph', got {kind!r}")
+    _check_kwargs("retriever", ret, retriever_schema(kind), source)
+    if cfg.model.options:
+        _check_kwargs("model.options", cfg.model.options, model_options_schema(), source)
+    t = cfg.train
+    for key in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "max_length"):
+        v = getattr(t, key)
+        if v < 1:
+            raise ConfigError(f"{source}: train.{key} must be >= 1, got {v}")
+    if t.mixed_precision not in _PRECISIONS:
+        raise ConfigError(f"{source}: train.mixed_precision must be one of {list(_PRECISIONS)}, got {t.mixed_precision!r}")
+    for key in ("save_steps", "max_steps", "save_total_limit"):
+        v = getattr(t, key)
+        if v is not None and v < 1:
+            raise ConfigError(f"{source}: train.{key} must be >= 1 or null, got {v}")
+    for key in ("lr_lm", "lr_gnn", "lr_fusion"):
+        if getattr(t, key) < 0:
+            raise ConfigError(f"{source}: train.{key} must be >= 0, got {getattr(t, key)}")
 
 
 def _parse_value(text: str) -> Any:

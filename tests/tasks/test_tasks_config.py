@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kgfuse.tasks.cli import data_dir
 from kgfuse.tasks.config import ConfigError, TrainConfig, apply_overrides, load_config, resolve_path
@@ -43,7 +45,7 @@ def test_toml_equals_yaml(tmp_path):
 @pytest.mark.parametrize(
     "text, match",
     [
-        ("train: {epoch: 3}\n", "unknown key train.'epoch'"),
+        ("train: {epoch: 3}\n", "unknown key 'train.epoch'.*did you mean 'epochs'"),
         ("train: {epochs: three}\n", "train.epochs must be an integer"),
         ("data: [1, 2]\n", "data must be a mapping"),
         ("train: {save_best: 1}\n", "train.save_best must be true/false"),
@@ -87,3 +89,63 @@ def test_shipped_configs_load(name):
         return
     cfg = load_config(path)
     assert cfg.train.epochs >= 1 and cfg.data.train
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("retriever: {type: subgraph, max_node: 50}\n",
+         r"unknown key 'retriever\.max_node'; valid keys: \['bridge', 'max_nodes', 'ranking'\]; did you mean 'max_nodes'\?"),
+        ("retriever: {type: path, max_node: 50}\n", r"unknown key 'retriever\.max_node'.*'max_hops'"),
+        ("retriever: {type: star}\n", "retriever.type must be 'path' or 'subgraph'"),
+        ("model: {options: {num_fusion_layer: 1}}\n", "unknown key 'model.options.num_fusion_layer'.*did you mean 'num_fusion_layers'"),
+        ("model: {options: {node_dim: 32.5}}\n", "model.options.node_dim must be an integer"),
+        ("linker: {blacklist: plate}\n", "linker.blacklist must be a list, got 'plate'"),
+        ("linker: {max_word: 3}\n", "did you mean 'max_words'"),
+        ("linker: {normalize: 3}\n", "linker.normalize must be a string"),
+        ("train: {epochs: 0}\n", "train.epochs must be >= 1, got 0"),
+        ("train: {batch_size: 0}\n", "train.batch_size must be >= 1"),
+        ("train: {mixed_precision: fp8}\n", r"train.mixed_precision must be one of \['auto', 'no', 'fp16', 'bf16'\]"),
+    ],
+)
+def test_keyword_sections_are_typed(tmp_path, text, match):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=match) as ei:
+        load_config(p)
+    assert str(p) in str(ei.value)
+    # the same settings given as --set overrides on an empty config fail the same way
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("{}\n")
+    with pytest.raises(ConfigError, match=match):
+        load_config(empty, [f"{k}={v}" for k, v in _flatten(yaml.safe_load(text)).items()])
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = json.dumps(v)
+    return out
+
+
+def test_valid_keyword_sections_load(tmp_path):
+    p = tmp_path / "ok.yaml"
+    p.write_text("linker: {max_words: 3, blacklist: [plate], normalize: conceptnet4}\n"
+                 "retriever: {type: subgraph, max_nodes: 32, ranking: connectivity}\n"
+                 "model: {options: {graph_encoder: qagnn, num_fusion_layers: 1, graph_encoder_kwargs: {num_layers: 2}}}\n")
+    cfg = load_config(p)
+    assert cfg.linker["normalize"] == "conceptnet4" and cfg.retriever["max_nodes"] == 32
+    assert cfg.model.options["num_fusion_layers"] == 1
+
+
+def test_cli_config_error_exit_code_2(tmp_path, capsys):
+    from kgfuse.tasks.cli import main
+
+    p = tmp_path / "bad.yaml"
+    p.write_text("retriever: {type: subgraph, max_node: 50}\n")
+    assert main(["train", "--config", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'max_nodes'" in err and "Traceback" not in err
