@@ -164,7 +164,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
     cfg = _config(args)
-    res = train(cfg, resume_from=args.resume, progress=not args.quiet)
+    res = train(cfg, resume_from=args.resume, progress=not args.quiet, allow_changes=args.allow_changes,
+                overwrite=args.overwrite)
     if not res.is_main_process:
         return 0
     for split, m in res.metrics.get("splits", {}).items():
@@ -211,7 +212,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not (args.model and args.data):
         raise SystemExit("kgfuse evaluate: give --config COMPARISON.yaml, or --model DIR and --data FILE")
     pred = KGFusePredictor.from_pretrained(_abs(args.model), graph=_abs(args.graph))
-    exs, rep = load_examples(_abs(args.data), args.format, lenient=args.lenient)
+    exs, rep = load_examples(_abs(args.data), args.format, lenient=args.lenient, labels="optional")
     if rep.skipped:
         print(rep)
     m, recs = evaluate_predictor(pred, exs, progress=not args.quiet)
@@ -233,7 +234,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from .datasets import load_examples
         from .evaluate import evaluate_predictor, write_predictions
 
-        exs, _ = load_examples(_abs(args.data), args.format, lenient=args.lenient)
+        exs, _ = load_examples(_abs(args.data), args.format, lenient=args.lenient, labels="optional")
         m, recs = evaluate_predictor(pred, exs, progress=True)
         out = Path(args.output or "predictions.jsonl").expanduser()
         write_predictions(out, recs)
@@ -331,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True)
     p.add_argument("--output", help="run folder (overrides output_dir)")
     p.add_argument("--resume", help="'auto' (latest checkpoint in the run folder) or a checkpoint folder")
+    p.add_argument("--allow-changes", action="store_true",
+                   help="resume even though settings that change the run differ from the recorded ones (recorded in config-changes.jsonl)")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished or interrupted run in the output folder")
     p.add_argument("--quiet", action="store_true")
     with_set(p)
     p.set_defaults(func=cmd_train)

@@ -1,10 +1,28 @@
 """Multiple-choice QA data sets in their official formats.
 
 Every loader returns ``(examples, report)``: a list of :class:`MCExample` and a
-:class:`LoadReport` with counts and the first few problems. Malformed records raise
-:class:`DataFormatError` naming the file, the line and the field; with ``lenient=True`` they
-are skipped, counted and listed in the report instead. Files without labels (official test
-sets) load with ``label=None`` for prediction.
+:class:`LoadReport` with counts, skip reasons and the first few problems. Malformed records
+raise :class:`DataFormatError` naming the file, the line, the id and the field; with
+``lenient=True`` they are skipped, counted by reason and listed in the report instead.
+
+Labels (``labels=`` of every loader, one of :data:`LABEL_POLICIES`):
+
+``"auto"`` (default)
+    A file is labelled when any of its records has a label; then every record must have a
+    valid one (a record without is an error: ``missing (the other records of this file are
+    labelled)``). A file without any label (an official test set) loads with
+    ``label=None`` for prediction. A SWAG csv must have its ``label`` column (SWAG's train
+    and val files are labelled).
+``"required"``
+    Every record must have a valid label, and a file without any label is an error
+    (training splits).
+``"optional"``
+    As ``"auto"``, but the caller says the split may be unlabelled: a SWAG csv without its
+    ``label`` column (the official ``test.csv``) loads for prediction.
+
+A label that is present but not one of the choices (an ``answerKey`` that is not a choice
+letter, an index out of range) is always an error. All questions of a file must have the
+same number of choices; a question with another count is an error (field ``choices``).
 
 Supported formats (``load_examples(path, format=...)``):
 
@@ -38,6 +56,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -55,32 +74,52 @@ __all__ = [
     "save_mc",
     "examples_hash",
     "FORMATS",
+    "LABEL_POLICIES",
 ]
 
 _MAX_PROBLEMS = 5
 
+LABEL_POLICIES = ("auto", "required", "optional")
+
 
 class DataFormatError(ValueError):
     """A record of a data file is malformed.
+
+    The message reads ``<path>, line <n>, id '<id>', field '<field>': <problem>``.
 
     Attributes:
         path: the file.
         line: 1-based line number (for csv: the physical line where the record starts;
             for a json list: the index of the record + 1).
         field: the offending field (dotted path), or ``None`` for a whole-record problem.
+        id: the record's id when it could be read, else ``None``.
+        reason: a short key for the kind of problem, used to count skips in lenient mode
+            (``malformed``, ``invalid_json``, ``duplicate_id``, ``missing_label``,
+            ``unknown_label``, ``choice_count``, ``missing_id``, ``unlabelled_file``).
     """
 
-    def __init__(self, path: str | Path, line: int | None, field: str | None, message: str) -> None:
+    def __init__(self, path: str | Path, line: int | None, field: str | None, message: str, *,
+                 id: str | None = None, reason: str = "malformed") -> None:
         self.path = str(path)
         self.line = line
         self.field = field
+        self.id = id
+        self.reason = reason
         where = f"{self.path}"
         if line is not None:
             where += f", line {line}"
+        if id is not None:
+            where += f", id {id!r}"
         if field is not None:
             where += f", field {field!r}"
         super().__init__(f"{where}: {message}")
         self.message = message
+
+    def with_id(self, id: str | None) -> "DataFormatError":
+        """This error with the record's id added (unchanged when ``id`` is None or already set)."""
+        if id is None or self.id is not None:
+            return self
+        return DataFormatError(self.path, self.line, self.field, self.message, id=id, reason=self.reason)
 
 
 @dataclass
@@ -108,7 +147,20 @@ class MCExample:
 
 @dataclass
 class LoadReport:
-    """What a loader read: counts and the first few problems (lenient mode)."""
+    """What a loader read: counts, skip reasons and the first few problems (lenient mode).
+
+    Attributes:
+        path, format: the file and its format.
+        loaded: records kept.
+        skipped: records skipped (lenient mode); ``reasons`` counts them by
+            :attr:`DataFormatError.reason`.
+        unlabeled: kept records without a label.
+        labelled: whether the file is labelled (see the module's label policies).
+        num_choices: the number of choices of the file's questions (``None`` when empty).
+        used: records used by a run after ``max_train``/``max_eval`` (set by
+            :func:`kgfuse.tasks.pipeline.load_splits`), else ``None``.
+        problems: the first few problems, one line each.
+    """
 
     path: str
     format: str
@@ -116,13 +168,27 @@ class LoadReport:
     skipped: int = 0
     unlabeled: int = 0
     problems: list[str] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+    labelled: bool | None = None
+    num_choices: int | None = None
+    used: int | None = None
+
+    @property
+    def read(self) -> int:
+        """Records read: loaded + skipped."""
+        return self.loaded + self.skipped
 
     def add_problem(self, err: DataFormatError) -> None:
         self.skipped += 1
+        reason = getattr(err, "reason", "malformed")
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
         if len(self.problems) < _MAX_PROBLEMS:
             self.problems.append(str(err))
 
     def merge(self, other: "LoadReport") -> "LoadReport":
+        reasons = dict(self.reasons)
+        for k, v in other.reasons.items():
+            reasons[k] = reasons.get(k, 0) + v
         out = LoadReport(
             path=f"{self.path}+{other.path}",
             format=self.format,
@@ -130,6 +196,9 @@ class LoadReport:
             skipped=self.skipped + other.skipped,
             unlabeled=self.unlabeled + other.unlabeled,
             problems=(self.problems + other.problems)[:_MAX_PROBLEMS],
+            reasons=reasons,
+            labelled=None if self.labelled is None or other.labelled is None else (self.labelled and other.labelled),
+            num_choices=self.num_choices if self.num_choices == other.num_choices else None,
         )
         return out
 
@@ -137,14 +206,23 @@ class LoadReport:
         return {
             "path": self.path,
             "format": self.format,
+            "read": self.read,
             "loaded": self.loaded,
+            "used": self.used,
             "skipped": self.skipped,
+            "skipped_by_reason": dict(self.reasons),
             "unlabeled": self.unlabeled,
+            "labelled": self.labelled,
+            "num_choices": self.num_choices,
             "problems": list(self.problems),
         }
 
     def __str__(self) -> str:
         s = f"{self.path} [{self.format}]: {self.loaded} loaded, {self.skipped} skipped"
+        if self.reasons:
+            s += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(self.reasons.items())) + ")"
+        if self.used is not None and self.used != self.loaded:
+            s += f", {self.used} used"
         if self.unlabeled:
             s += f", {self.unlabeled} without label"
         for p in self.problems:
@@ -180,7 +258,7 @@ def _iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
         try:
             yield lineno, json.loads(line)
         except json.JSONDecodeError as e:
-            yield lineno, DataFormatError(path, lineno, None, f"invalid JSON: {e.msg} (column {e.colno})")
+            yield lineno, DataFormatError(path, lineno, None, f"invalid JSON: {e.msg} (column {e.colno})", reason="invalid_json")
 
 
 def _get(rec: Any, path: Path, line: int, key: str, types: type | tuple[type, ...], *, optional: bool = False) -> Any:
@@ -209,15 +287,43 @@ def _check_text(value: Any, path: Path, line: int, key: str) -> str:
     return value
 
 
+def _check_policy(labels: str) -> None:
+    if labels not in LABEL_POLICIES:
+        raise ValueError(f"labels must be one of {list(LABEL_POLICIES)}, not {labels!r}")
+
+
+def _record_id(rec: Any) -> str | None:
+    """The id of a raw record, for error messages (``None`` when it has none)."""
+    if not isinstance(rec, dict):
+        return None
+    rid = rec.get("id")
+    if isinstance(rid, (str, int)) and not isinstance(rid, bool) and str(rid) != "":
+        return str(rid)
+    vid, fold = rec.get("video-id"), rec.get("fold-ind")
+    if vid not in (None, "") and fold not in (None, ""):
+        return f"{vid}-{fold}"
+    return None
+
+
 def _run(
     path: Path,
     fmt: str,
     records: Iterator[tuple[int, Any]],
     parse: Callable[[Any, Path, int], MCExample],
     lenient: bool,
+    *,
+    labels: str = "auto",
+    label_field: str = "label",
 ) -> tuple[list[MCExample], LoadReport]:
+    """Parse every record, then check choice counts and labels across the file.
+
+    Without ``lenient`` the problem on the earliest line is raised; with it every problem is
+    a counted skip.
+    """
+    _check_policy(labels)
     report = LoadReport(path=str(path), format=fmt)
-    out: list[MCExample] = []
+    parsed: list[tuple[int, MCExample]] = []
+    errors: list[DataFormatError] = []
     seen: dict[str, int] = {}
     for line, rec in records:
         try:
@@ -225,25 +331,48 @@ def _run(
                 raise rec
             ex = parse(rec, path, line)
             if ex.id in seen:
-                raise DataFormatError(path, line, "id", f"duplicate id {ex.id!r} (first on line {seen[ex.id]})")
+                raise DataFormatError(path, line, "id", f"duplicate id {ex.id!r} (first on line {seen[ex.id]})",
+                                      reason="duplicate_id")
             seen[ex.id] = line
         except DataFormatError as e:
-            if not lenient:
-                raise
-            report.add_problem(e)
+            errors.append(e.with_id(_record_id(rec)))
             continue
-        out.append(ex)
-        report.loaded += 1
-        if ex.label is None:
-            report.unlabeled += 1
-    return out, report
+        parsed.append((line, ex))
+
+    counts = Counter(len(ex.choices) for _, ex in parsed)
+    num_choices, n_common = counts.most_common(1)[0] if counts else (None, 0)
+    labelled = any(ex.label is not None for _, ex in parsed)
+    if labels == "required" and parsed and not labelled:
+        raise DataFormatError(path, None, label_field, "no record has a label, but this split must be labelled",
+                              reason="unlabelled_file")
+    kept: list[MCExample] = []
+    for line, ex in parsed:
+        if len(ex.choices) != num_choices:
+            errors.append(DataFormatError(path, line, "choices", f"{len(ex.choices)} choices, but the other {n_common} "
+                                          f"record(s) of this file have {num_choices}", id=ex.id, reason="choice_count"))
+        elif labelled and ex.label is None:
+            errors.append(DataFormatError(path, line, label_field, "missing (the other records of this file are labelled)",
+                                          id=ex.id, reason="missing_label"))
+        else:
+            kept.append(ex)
+    errors.sort(key=lambda e: e.line if e.line is not None else 0)
+    if errors and not lenient:
+        raise errors[0]
+    for e in errors:
+        report.add_problem(e)
+    report.loaded = len(kept)
+    report.unlabeled = sum(ex.label is None for ex in kept)
+    report.labelled = labelled
+    report.num_choices = num_choices
+    return kept, report
 
 
 def _letter_label(answer: Any, letters: Sequence[str], path: Path, line: int, key: str = "answerKey") -> int | None:
     if answer is None:
         return None
     if not isinstance(answer, str) or answer not in letters:
-        raise DataFormatError(path, line, key, f"answer {answer!r} is not one of the choice labels {list(letters)}")
+        raise DataFormatError(path, line, key, f"answer {answer!r} is not one of the choice labels {list(letters)}",
+                              reason="unknown_label")
     return list(letters).index(answer)
 
 
@@ -291,7 +420,7 @@ def _parse_nested_or_flat(rec: Any, path: Path, line: int, *, num_choices: int |
     if len(texts) < 2:
         raise DataFormatError(path, line, "choices", f"needs at least 2 choices, got {len(texts)}")
     if num_choices is not None and len(texts) != num_choices:
-        raise DataFormatError(path, line, "choices", f"expected {num_choices} choices, got {len(texts)}")
+        raise DataFormatError(path, line, "choices", f"expected {num_choices} choices, got {len(texts)}", reason="choice_count")
     if len(set(letters)) != len(letters):
         raise DataFormatError(path, line, "choices.label", f"repeated choice labels {letters}")
     answer = rec.get("answerKey")
@@ -305,24 +434,25 @@ def _parse_nested_or_flat(rec: Any, path: Path, line: int, *, num_choices: int |
     return MCExample(id=str(ex_id), question=stem, choices=texts, label=label, meta=meta)
 
 
-def load_csqa(path: str | Path, *, lenient: bool = False) -> tuple[list[MCExample], LoadReport]:
+def load_csqa(path: str | Path, *, lenient: bool = False, labels: str = "auto") -> tuple[list[MCExample], LoadReport]:
     """Load CommonsenseQA jsonl (nested official form or flat Hugging Face form).
 
     Args:
         path: a ``*.jsonl`` file (``train_rand_split.jsonl``, ``dev_rand_split.jsonl``,
             ``test_rand_split_no_answers.jsonl`` or a Hugging Face export).
         lenient: skip malformed records (counted in the report) instead of raising.
+        labels: label policy, one of :data:`LABEL_POLICIES` (see the module docstring).
     """
     path = Path(path)
     parse = lambda r, p, l: _parse_nested_or_flat(r, p, l, num_choices=None)  # noqa: E731
-    return _run(path, "csqa", _iter_json_records(path), parse, lenient)
+    return _run(path, "csqa", _iter_json_records(path), parse, lenient, labels=labels, label_field="answerKey")
 
 
-def load_obqa(path: str | Path, *, lenient: bool = False) -> tuple[list[MCExample], LoadReport]:
+def load_obqa(path: str | Path, *, lenient: bool = False, labels: str = "auto") -> tuple[list[MCExample], LoadReport]:
     """Load OpenBookQA jsonl (nested form, four choices ``A``-``D``; ``fact1`` kept in meta)."""
     path = Path(path)
     parse = lambda r, p, l: _parse_nested_or_flat(r, p, l, num_choices=4)  # noqa: E731
-    return _run(path, "obqa", _iter_json_records(path), parse, lenient)
+    return _run(path, "obqa", _iter_json_records(path), parse, lenient, labels=labels, label_field="answerKey")
 
 
 def read_qids(path: str | Path) -> list[str]:
@@ -341,7 +471,8 @@ def load_csqa_inhouse(
 
     The official test answers are hidden, so these papers train on the official train
     questions whose ids are listed in ``inhouse_split_qids.txt``, test on the rest of the
-    official train set, and use the official dev set as dev.
+    official train set, and use the official dev set as dev. Both files must be labelled
+    (``labels="required"``).
 
     Returns:
         ``{"train": ..., "dev": ..., "test": ...}``, each ``(examples, report)``. A listed id
@@ -349,8 +480,8 @@ def load_csqa_inhouse(
         line) unless ``lenient``; the in-house test is empty when the training file holds only
         the listed questions (as ``train_ih.jsonl`` does).
     """
-    train_all, train_rep = load_csqa(train_path, lenient=lenient)
-    dev = load_csqa(dev_path, lenient=lenient)
+    train_all, train_rep = load_csqa(train_path, lenient=lenient, labels="required")
+    dev = load_csqa(dev_path, lenient=lenient, labels="required")
     qids = read_qids(qids_path)
     by_id = {ex.id: ex for ex in train_all}
     ih_train: list[MCExample] = []
@@ -362,16 +493,18 @@ def load_csqa_inhouse(
             continue
         listed.add(q)
         if q not in by_id:
-            err = DataFormatError(qids_path, lineno, "id", f"id {q!r} is not in {train_path}")
+            err = DataFormatError(qids_path, lineno, "id", f"id {q!r} is not in {train_path}", id=q, reason="missing_id")
             if not lenient:
                 raise err
             missing.add_problem(err)
             continue
         ih_train.append(by_id[q])
     ih_test = [ex for ex in train_all if ex.id not in listed]
-    rep_train = LoadReport(str(train_path), "csqa-inhouse-train", loaded=len(ih_train), skipped=train_rep.skipped + missing.skipped,
-                           problems=(train_rep.problems + missing.problems)[:_MAX_PROBLEMS])
-    rep_test = LoadReport(str(train_path), "csqa-inhouse-test", loaded=len(ih_test))
+    merged = train_rep.merge(missing)
+    rep_train = LoadReport(str(train_path), "csqa-inhouse-train", loaded=len(ih_train), skipped=merged.skipped,
+                           problems=merged.problems, reasons=merged.reasons, labelled=True, num_choices=train_rep.num_choices)
+    rep_test = LoadReport(str(train_path), "csqa-inhouse-test", loaded=len(ih_test), labelled=True,
+                          num_choices=train_rep.num_choices)
     del qids
     return {"train": (ih_train, rep_train), "dev": dev, "test": (ih_test, rep_test)}
 
@@ -394,17 +527,17 @@ def _parse_swag(rec: dict[str, Any], path: Path, line: int, index: int) -> MCExa
         endings.append(e.strip())
     lab = rec.get("label")
     label: int | None
-    if lab is None or lab == "":
-        label = None
+    if lab is None or (isinstance(lab, str) and lab.strip() in ("", "-1")) or (isinstance(lab, (int, float)) and lab == -1):
+        label = None  # empty cell, null, or the Hugging Face -1 of a hidden label
     else:
         try:
             label = int(lab)
             if isinstance(lab, float) and lab != label:
                 raise ValueError
         except (TypeError, ValueError):
-            raise DataFormatError(path, line, "label", f"not an integer: {lab!r}") from None
+            raise DataFormatError(path, line, "label", f"not an integer: {lab!r}", reason="unknown_label") from None
         if not 0 <= label < 4:
-            raise DataFormatError(path, line, "label", f"out of range 0..3: {label}")
+            raise DataFormatError(path, line, "label", f"out of range 0..3: {label}", reason="unknown_label")
     ex_id = rec.get("id")
     if ex_id in (None, ""):
         vid, fold = rec.get("video-id"), rec.get("fold-ind")
@@ -417,25 +550,35 @@ def _parse_swag(rec: dict[str, Any], path: Path, line: int, index: int) -> MCExa
     return MCExample(id=str(ex_id), question=sent1.strip(), choices=choices, label=label, meta=meta)
 
 
-def load_swag(path: str | Path, *, lenient: bool = False) -> tuple[list[MCExample], LoadReport]:
+def load_swag(path: str | Path, *, lenient: bool = False, labels: str = "auto") -> tuple[list[MCExample], LoadReport]:
     """Load SWAG: the official csv (``train.csv``/``val.csv``/``test.csv``) or the Hugging Face json.
 
     Ids: ``id`` when present, else ``"<video-id>-<fold-ind>"``, else ``"<file stem>-<index>"``.
-    The test csv has an empty ``label`` column → ``label=None``.
+    An empty ``label`` cell, a null or ``-1`` (the Hugging Face test split) is no label. A csv
+    without a ``label`` column loads only with ``labels="optional"`` (an unlabelled split such
+    as the official ``test.csv``); otherwise it is an error, as SWAG's train and val files are
+    labelled.
     """
     path = Path(path)
+    _check_policy(labels)
     if path.suffix.lower() == ".csv":
-        return _run(path, "swag", _iter_csv(path), lambda r, p, l: _parse_swag(r, p, l, l), lenient)
+        records = _iter_csv(path, label_column=labels != "optional")
+        return _run(path, "swag", records, lambda r, p, l: _parse_swag(r, p, l, l), lenient, labels=labels)
     counter = iter(range(1 << 62))
-    return _run(path, "swag", _iter_json_records(path), lambda r, p, l: _parse_swag(r, p, l, next(counter)), lenient)
+    return _run(path, "swag", _iter_json_records(path), lambda r, p, l: _parse_swag(r, p, l, next(counter)), lenient,
+                labels=labels)
 
 
-def _iter_csv(path: Path) -> Iterator[tuple[int, Any]]:
+def _iter_csv(path: Path, *, label_column: bool = False) -> Iterator[tuple[int, Any]]:
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         missing = [c for c in ("sent1", "sent2", *_SWAG_ENDINGS) if c not in (reader.fieldnames or [])]
         if missing:
             raise DataFormatError(path, 1, missing[0], f"csv header lacks column(s) {missing}; found {reader.fieldnames}")
+        if label_column and "label" not in (reader.fieldnames or []):
+            raise DataFormatError(path, 1, "label", "csv header has no 'label' column, but SWAG train and val files are "
+                                  "labelled; load an unlabelled file as data.test or with labels='optional'",
+                                  reason="unlabelled_file")
         start = reader.line_num + 1
         for row in reader:
             if None in row:  # more cells than header columns
@@ -461,19 +604,19 @@ def _parse_mc(rec: Any, path: Path, line: int) -> MCExample:
     label = rec.get("label")
     if label is not None:
         if not isinstance(label, int) or isinstance(label, bool):
-            raise DataFormatError(path, line, "label", f"expected an integer or null, got {label!r:.40}")
+            raise DataFormatError(path, line, "label", f"expected an integer or null, got {label!r:.40}", reason="unknown_label")
         if not 0 <= label < len(choices):
-            raise DataFormatError(path, line, "label", f"out of range 0..{len(choices) - 1}: {label}")
+            raise DataFormatError(path, line, "label", f"out of range 0..{len(choices) - 1}: {label}", reason="unknown_label")
     meta = rec.get("meta") or {}
     if not isinstance(meta, dict):
         raise DataFormatError(path, line, "meta", "expected an object")
     return MCExample(id=str(ex_id), question=question, choices=choices, label=label, meta=dict(meta))
 
 
-def load_mc(path: str | Path, *, lenient: bool = False) -> tuple[list[MCExample], LoadReport]:
+def load_mc(path: str | Path, *, lenient: bool = False, labels: str = "auto") -> tuple[list[MCExample], LoadReport]:
     """Load the generic jsonl form ``{"id", "question", "choices": [...], "label"}``."""
     path = Path(path)
-    return _run(path, "mc", _iter_json_records(path), _parse_mc, lenient)
+    return _run(path, "mc", _iter_json_records(path), _parse_mc, lenient, labels=labels)
 
 
 def save_mc(examples: Sequence[MCExample], path: str | Path) -> Path:
@@ -530,15 +673,25 @@ def sniff_format(path: str | Path) -> str:
     raise DataFormatError(path, 1, None, f"cannot guess the format from fields {sorted(rec)}; pass format=")
 
 
-def load_examples(path: str | Path, format: str = "auto", *, lenient: bool = False) -> tuple[list[MCExample], LoadReport]:
-    """Load a data file in one of :data:`FORMATS` (``"auto"`` sniffs it)."""
+def load_examples(path: str | Path, format: str = "auto", *, lenient: bool = False,
+                  labels: str = "auto") -> tuple[list[MCExample], LoadReport]:
+    """Load a data file in one of :data:`FORMATS` (``"auto"`` sniffs it).
+
+    Args:
+        path: the data file.
+        format: one of :data:`FORMATS`, or ``"auto"``.
+        lenient: skip bad records (counted by reason in the report) instead of raising.
+        labels: ``"auto"``, ``"required"`` (training splits) or ``"optional"`` (splits that
+            may be unlabelled); see the module docstring.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
+    _check_policy(labels)
     fmt = sniff_format(path) if format == "auto" else format
     if fmt not in FORMATS:
         raise ValueError(f"unknown data format {fmt!r}; valid: {sorted(FORMATS)} or 'auto'")
-    return FORMATS[fmt](path, lenient=lenient)
+    return FORMATS[fmt](path, lenient=lenient, labels=labels)
 
 
 def examples_hash(examples: Sequence[MCExample]) -> str:

@@ -66,7 +66,7 @@ def run_demo(output: str | os.PathLike | None = None, overrides: Sequence[str] =
     t0 = time.time()
     log(f"kgfuse demo: sample graph + sample CommonsenseQA questions, text encoder {cfg.model.text_encoder}")
     log(f"output: {cfg.output_dir}")
-    res = train(cfg, progress=progress)
+    res = train(cfg, progress=progress, overwrite=True)
     wall = time.time() - t0
     dev = res.metrics.get("splits", {}).get("dev", {})
     train_m = res.metrics.get("splits", {}).get("train", {})

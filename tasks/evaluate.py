@@ -2,8 +2,10 @@
 
 After training, :func:`evaluate_run` writes into the run folder:
 
-- ``metrics.json``: accuracy, correct and counted examples per split, best epoch, history,
-  timings;
+- ``metrics.json``: accuracy, correct, ``count`` (labelled questions, each counted once)
+  and ``total`` per split; ``data``: per split, the records read, loaded, used, skipped (by
+  reason) and without label (see :class:`~kgfuse.tasks.datasets.LoadReport`); best epoch,
+  history, timings;
 - ``predictions-<split>.jsonl``: one line per question: ``id``, ``scores`` (one per
   choice), ``predicted``, ``label``, ``correct``, ``num_linked_concepts`` and
   ``explanation`` (the top reasoning paths, or subgraph edges, of the chosen answer);
@@ -34,6 +36,7 @@ import numpy as np
 
 __all__ = [
     "accuracy_by_linked_concepts",
+    "data_summary",
     "write_predictions",
     "write_report",
     "evaluate_run",
@@ -66,6 +69,13 @@ def accuracy_by_linked_concepts(num_concepts: Sequence[int], correct: Sequence[b
         if n:
             rows.append({"bucket": _bucket_name(lo, hi), "count": n, "correct": int(ok[m].sum()), "accuracy": float(ok[m].mean())})
     return rows
+
+
+def data_summary(reports: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{split: report dict}`` of the load reports of a run (``read``, ``loaded``, ``used``,
+    ``skipped``, ``skipped_by_reason``, ``unlabeled``, ``labelled``, ``num_choices``,
+    ``problems``), as written to ``metrics.json`` under ``data``."""
+    return {k: (r.to_dict() if hasattr(r, "to_dict") else dict(r)) for k, r in reports.items()}
 
 
 def write_predictions(path: str | os.PathLike, records: Sequence[Mapping[str, Any]]) -> Path:
@@ -157,6 +167,19 @@ def write_report(out: str | os.PathLike, metrics: Mapping[str, Any], *, title: s
     for split, m in (metrics.get("splits") or {}).items():
         lines.append(f"| {split} | {_fmt(m.get('accuracy'))} | {m.get('correct')} | {m.get('count')} | {m.get('total')} |")
     lines.append("")
+    data = metrics.get("data") or {}
+    if data:
+        lines += ["## Data", "", "| split | file | read | used | skipped | without label |", "| --- | --- | --- | --- | --- | --- |"]
+        for split, d in data.items():
+            why = ", ".join(f"{k}: {v}" for k, v in sorted((d.get("skipped_by_reason") or {}).items()))
+            lines.append(f"| {split} | `{Path(str(d.get('path', ''))).name}` | {d.get('read')} | {_fmt(d.get('used'))} | "
+                         f"{d.get('skipped')}{f' ({why})' if why else ''} | {d.get('unlabeled')} |")
+        lines.append("")
+        for split, d in data.items():
+            for p in d.get("problems") or []:
+                lines.append(f"- {split}: {p}")
+        if any(d.get("problems") for d in data.values()):
+            lines.append("")
     if metrics.get("best_epoch") is not None:
         lines.append(f"Best epoch: {metrics['best_epoch']} (selection metric {metrics.get('selection_metric')} = {_fmt(metrics.get('best_metric'))}).")
         lines.append("")
@@ -276,6 +299,7 @@ def evaluate_run(run: Any, result: Any, *, accelerator: Any = None, progress: bo
         "selection_metric": run.config.train.metric,
         "history": result.history,
         "by_linked_concepts": buckets,
+        "data": data_summary(getattr(run, "reports", None) or {}),
         "timings": dict(run.timings, train=result.wall_time, evaluate=eval_time, total=time.time() - run.t0),
         "info": {
             "graph": f"{run.config.graph.path} ({run.graph.num_concepts} concepts, {run.graph.num_edges} edges, hash {run.graph.hash[:12]})",
@@ -340,8 +364,9 @@ def run_evaluations(config_path: str | os.PathLike, overrides: Sequence[str] = (
     """Run the (model, dataset, graph) combinations of a comparison file; write one table.
 
     Each entry of ``runs`` has ``name``, ``model`` (a trained model folder), ``data``
-    (``{path, format, lenient, max_examples}``) and optional ``graph`` (a path; default: the
-    graph recorded with the model). Paths are relative to the file. Writes
+    (``{path, format, lenient, labels, max_examples}``; ``labels`` as in
+    :func:`~kgfuse.tasks.datasets.load_examples`, default ``"auto"``) and optional ``graph``
+    (a path; default: the graph recorded with the model). Paths are relative to the file. Writes
     ``comparison.md``, ``comparison.csv`` and ``predictions-<name>.jsonl`` into
     ``output_dir``.
     """
@@ -373,7 +398,8 @@ def run_evaluations(config_path: str | os.PathLike, overrides: Sequence[str] = (
         if key not in predictors:
             predictors[key] = KGFusePredictor.from_pretrained(model_dir, graph=graph)
         pred = predictors[key]
-        exs, rep = load_examples(resolve_path(data["path"], base), data.get("format", "auto"), lenient=bool(data.get("lenient", False)))
+        exs, rep = load_examples(resolve_path(data["path"], base), data.get("format", "auto"),
+                                 lenient=bool(data.get("lenient", False)), labels=data.get("labels", "auto"))
         if data.get("max_examples"):
             exs = exs[: int(data["max_examples"])]
         m, recs = evaluate_predictor(pred, exs, cache_dir=cache, progress=progress)

@@ -17,7 +17,11 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["build_features", "align_mentions", "MultipleChoiceCollator", "AlignmentStats"]
+__all__ = ["build_features", "align_mentions", "MultipleChoiceCollator", "AlignmentStats", "IGNORE_INDEX"]
+
+IGNORE_INDEX = -100
+"""The label of a row without an answer: ``torch.nn.functional.cross_entropy`` ignores it and
+evaluation does not count it (accuracy is over ``labels >= 0``)."""
 
 _SEGMENT = {"question": 0, "choice": 1}
 
@@ -155,7 +159,9 @@ class MultipleChoiceCollator:
     Returns a dict of tensors: ``input_ids``, ``attention_mask``, (``token_type_ids``),
     ``entity_index`` ``[B, C, L]``; ``node_concept_ids``, ``node_type``, ``node_batch`` ``[N]``;
     ``edge_index`` ``[2, E]``, ``edge_type`` ``[E]``; ``paths``/``path_rels``/``path_len``
-    when any subgraph has paths; ``labels`` ``[B]`` when every feature has a ``label``.
+    when any subgraph has paths; ``labels`` ``[B]`` when any feature has a ``label``, with
+    :data:`IGNORE_INDEX` (``-100``) for the rows without one, so a row without an answer
+    never changes the loss or the accuracy of the others.
     """
 
     tokenizer: Any
@@ -228,8 +234,9 @@ class MultipleChoiceCollator:
             out["token_type_ids"] = token_type_ids
         if any(getattr(g, "paths", None) is not None for g in graphs):
             out.update(self._paths(graphs))
-        if all(f.get("label") is not None for f in feats):
-            out["labels"] = torch.tensor([int(f["label"]) for f in feats], dtype=torch.long)
+        if any(f.get("label") is not None for f in feats):
+            out["labels"] = torch.tensor([IGNORE_INDEX if f.get("label") is None else int(f["label"]) for f in feats],
+                                         dtype=torch.long)
         return out
 
     def _tokenised(self, f: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -231,8 +231,19 @@ def build_model(model_cfg, graph, *, base_dir: str | os.PathLike | None = None):
 
 
 def load_splits(config: TrainConfig) -> tuple[dict[str, list[MCExample]], dict[str, Any]]:
-    """Examples per split (``train``, ``dev``, ``test``) and their load reports."""
+    """Examples per split (``train``, ``dev``, ``test``) and their load reports.
+
+    Label policies (see :mod:`kgfuse.tasks.datasets`): ``train`` must be labelled (``required``);
+    ``dev`` is labelled when any of its records is (``auto``); ``test`` may be unlabelled
+    (``optional``: also a SWAG csv without its ``label`` column). In a labelled file a record
+    without a label is an error, or with ``data.lenient`` a counted skip.
+
+    Every report (a :class:`~kgfuse.tasks.datasets.LoadReport`) counts the records read,
+    loaded, skipped (by reason) and ``used`` (after ``data.max_train``/``data.max_eval``). A
+    non-train split left empty is dropped from the examples but keeps its report.
+    """
     d = config.data
+    policy = {"train": "required", "dev": "auto", "test": "optional"}
     splits: dict[str, list[MCExample]] = {}
     reports: dict[str, Any] = {}
     if d.inhouse_qids:
@@ -245,12 +256,13 @@ def load_splits(config: TrainConfig) -> tuple[dict[str, list[MCExample]], dict[s
         for k in ("train", "dev", "test"):
             p = getattr(d, k)
             if p:
-                exs, rep = load_examples(config.path(p), d.format, lenient=d.lenient)
+                exs, rep = load_examples(config.path(p), d.format, lenient=d.lenient, labels=policy[k])
                 splits[k], reports[k] = exs, rep
     for k in list(splits):
         limit = d.max_train if k == "train" else d.max_eval
         if limit is not None:
             splits[k] = splits[k][:limit]
+        reports[k].used = len(splits[k])
         if not splits[k] and k != "train":
             del splits[k]
     return splits, reports

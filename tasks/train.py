@@ -42,7 +42,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .config import OptimConfig, TrainConfig, default_home
+from .config import ConfigError, OptimConfig, TrainConfig, default_home
 
 __all__ = [
     "TrainResult",
@@ -258,6 +258,56 @@ def evaluate_accuracy(model: nn.Module, loader: DataLoader, accelerator) -> dict
 # logging
 
 
+def _truncate_log(path: Path, last_step: int) -> None:
+    """Keep only the records of ``log.jsonl`` up to ``last_step`` (atomically)."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+        if isinstance(rec, dict) and int(rec.get("step", 0)) <= last_step:
+            keep.append(line)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+#: Settings that do not change a run's trajectory: they may differ when resuming.
+RESUME_FREE = {"output_dir", "cache_dir", "base_dir", "train.eval_batch_size", "train.log_every", "train.num_workers",
+               "train.save_steps", "train.save_total_limit", "train.save_best", "train.save_last", "train.metric",
+               "data.preprocess_workers", "data.max_eval", "data.test"}
+
+
+def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def resume_differences(recorded: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
+    """``key: recorded -> given`` for every setting that changes the trajectory of a run
+    (everything but :data:`RESUME_FREE`), between two resolved config dicts."""
+    a, b = _flat(recorded), _flat(given)
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if k in RESUME_FREE:
+            continue
+        if a.get(k) != b.get(k):
+            out.append(f"{k}: {a.get(k)!r} -> {b.get(k)!r}")
+    return out
+
+
+class ResumeError(ConfigError):
+    """Resuming a run with settings that change its trajectory (see :func:`resume_differences`)."""
+
+
 class _Logger:
     """JSON-lines log (always) and TensorBoard (when installed), main process only."""
 
@@ -410,7 +460,13 @@ def fit(
                                     process_index=acc.process_index)
             if is_main:
                 print(f"resumed from {ck}: epoch {state['epoch']}, step {state['global_step']}")
+        elif is_main:
+            print(f"--resume auto: no checkpoint in {out}: starting a new run")
 
+    if is_main and out is not None:
+        # log.jsonl holds each step once: records written after the checkpoint we resume from
+        # (or by an earlier run, when starting afresh) are dropped
+        _truncate_log(out / "log.jsonl", state["global_step"])
     logger = _Logger(out, is_main)
     metric_name = opt.metric
     result = TrainResult(output_dir=out if out is not None else Path("."))
@@ -441,14 +497,18 @@ def fit(
                 loader = acc.skip_first_batches(train_loader, skip)
                 if hasattr(loader, "set_epoch"):
                     loader.set_epoch(epoch)
-            loss_sum = torch.zeros((), dtype=torch.float64)
-            n_batches = 0
+            # the epoch's mean training loss covers the whole epoch, across a resume
+            loss_sum = torch.tensor(float(state.get("epoch_loss_sum", 0.0)) if skip else 0.0, dtype=torch.float64)
+            n_batches = int(state.get("epoch_batches", 0)) if skip else 0
             micro = skip
             pbar = tqdm(loader, desc=f"epoch {epoch + 1}/{opt.epochs}", disable=not (progress and is_main), leave=False)
             for batch in pbar:
                 with acc.accumulate(model):
                     out_ = model(**batch)
                     loss = out_.loss if hasattr(out_, "loss") else out_["loss"]
+                    if loss is None:
+                        raise ValueError("a training batch has no labels: every training example needs one "
+                                         "(load the training file with labels='required')")
                     acc.backward(loss)
                     if frozen and distributed:
                         for p in lm_params:
@@ -464,6 +524,8 @@ def fit(
                 if acc.sync_gradients:
                     state["global_step"] += 1
                     state["step_in_epoch"] = math.ceil(micro / accum)
+                    state["epoch_loss_sum"] = float(loss_sum.item())
+                    state["epoch_batches"] = n_batches
                     if progress and is_main:
                         pbar.set_postfix(loss=f"{loss_sum.item() / n_batches:.4f}")
                     if opt.log_every and state["global_step"] % opt.log_every == 0:
@@ -492,6 +554,7 @@ def fit(
             state["history"].append(record)
             state["epoch"] = epoch + 1
             state["step_in_epoch"] = 0
+            state["epoch_loss_sum"], state["epoch_batches"] = 0.0, 0
             logger.log({k: v for k, v in record.items() if k != "epoch"} | {"epoch": epoch + 1}, state["global_step"])
             value = record.get(metric_name)
             improved = False
@@ -533,8 +596,40 @@ def fit(
 # the whole pipeline from a config
 
 
+def _check_output_folder(out: Path, config: TrainConfig, resume_from, allow_changes: bool, overwrite: bool) -> list[str]:
+    """Refuse to mix two runs in one folder; returns the accepted resume changes."""
+    import shutil
+
+    import yaml
+
+    has_run = out.is_dir() and any((out / n).exists() for n in ("log.jsonl", "last", "best", "metrics.json")) or \
+        (out.is_dir() and any(out.glob("checkpoint-*")))
+    if not has_run:
+        return []
+    if resume_from is None:
+        if not overwrite:
+            raise ResumeError(f"output folder {out} already holds a run: resume it (--resume auto), replace it "
+                              "(--overwrite) or choose another --output")
+        for n in ("last", "best", "model", "tensorboard"):
+            shutil.rmtree(out / n, ignore_errors=True)
+        for p in out.glob("checkpoint-*"):
+            shutil.rmtree(p, ignore_errors=True)
+        for n in ("log.jsonl", "metrics.json", "config-changes.jsonl", "train_result.json"):
+            (out / n).unlink(missing_ok=True)
+        return []
+    rec_path = out / "config.yaml"
+    if not rec_path.is_file():
+        return []
+    recorded = yaml.safe_load(rec_path.read_text(encoding="utf-8")) or {}
+    diffs = resume_differences(recorded, config.resolved().to_dict())
+    if diffs and not allow_changes:
+        raise ResumeError(f"resuming {out} with settings that change the run ({len(diffs)}): " + "; ".join(diffs)
+                          + ". Pass --allow-changes to continue with them (they are recorded), or give the recorded settings")
+    return diffs
+
+
 def train(config: TrainConfig, *, resume_from: str | os.PathLike | None = None, progress: bool = True,
-          accelerator: Any | None = None) -> TrainResult:
+          accelerator: Any | None = None, allow_changes: bool = False, overwrite: bool = False) -> TrainResult:
     """Train and evaluate the model described by ``config``; see :mod:`kgfuse.tasks.pipeline`.
 
     Writes into ``config.output_dir`` (default ``$KGFUSE_HOME/runs/<name>``): ``config.yaml``
@@ -542,9 +637,19 @@ def train(config: TrainConfig, *, resume_from: str | os.PathLike | None = None, 
     its tokenizer and pipeline description, loadable by
     :class:`kgfuse.tasks.inference.KGFusePredictor`), ``log.jsonl``, ``tensorboard/``,
     ``metrics.json``, ``predictions-<split>.jsonl`` and ``report.md``.
-    """
-    from .pipeline import build_run
 
+    An output folder that already holds a run is refused unless the run is resumed
+    (``resume_from``) or ``overwrite`` is set (its checkpoints and logs are then removed).
+    Resuming compares the run's recorded ``config.yaml`` with ``config``: a difference in a
+    setting that changes the trajectory (:func:`resume_differences`) raises
+    :class:`ResumeError` listing them, unless ``allow_changes``; the accepted changes are then
+    appended to ``config-changes.jsonl`` with the step they apply from, and ``config.yaml``
+    holds the new settings.
+    """
+    from .pipeline import build_run, default_output_dir
+
+    out0 = config.path(config.output_dir) if config.output_dir else default_output_dir(config)
+    changes = _check_output_folder(out0, config, resume_from, allow_changes, overwrite)
     acc = accelerator if accelerator is not None else make_accelerator(config.train)
     # the main process fills the preprocessing cache first; the others then read it
     with acc.main_process_first():
@@ -554,7 +659,10 @@ def train(config: TrainConfig, *, resume_from: str | os.PathLike | None = None, 
         out.mkdir(parents=True, exist_ok=True)
         import yaml
 
-        (out / "config.yaml").write_text(yaml.safe_dump(run.config.to_dict(), sort_keys=False))
+        (out / "config.yaml").write_text(yaml.safe_dump(run.config.resolved().to_dict(), sort_keys=False))
+        if changes:
+            with open(out / "config-changes.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps({"time": time.time(), "changes": changes}) + "\n")
     res = fit(
         run.model,
         run.datasets["train"],

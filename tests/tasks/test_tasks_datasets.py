@@ -68,7 +68,7 @@ def test_csqa_flat_hf_form_equals_nested(tmp_path):
 def test_unlabeled_file_loads_for_prediction(tmp_path):
     rec = _nested(0)
     del rec["answerKey"]
-    flat_empty = {"id": "x", "question": "q?", "choices": {"label": ["A", "B"], "text": ["a", "b"]}, "answerKey": ""}
+    flat_empty = {"id": "x", "question": "q?", "choices": {"label": list("ABCDE"), "text": list("abcde")}, "answerKey": ""}
     exs, rep = load_csqa(_write_jsonl(tmp_path / "test.jsonl", [rec, flat_empty]))
     assert [e.label for e in exs] == [None, None] and rep.unlabeled == 2
 
@@ -138,7 +138,7 @@ def test_obqa_requires_four_choices_and_keeps_fact(tmp_path):
 
 SWAG_CSV = """,video-id,fold-ind,startphrase,sent1,sent2,gold-source,ending0,ending1,ending2,ending3,label
 0,vid_a,11,"He opens the door. He",He opens the door.,He,gold,"walks in, smiling.",eats the door.,flies away.,sings a door.,0
-1,vid_b,12,The cat sits. It,The cat sits.,It,gold,purrs.,barks loudly.,drives a car.,melts.,
+1,vid_b,12,The cat sits. It,The cat sits.,It,gold,purrs.,barks loudly.,drives a car.,melts.,1
 """
 
 
@@ -148,7 +148,7 @@ def test_swag_csv(tmp_path):
     exs, rep = load_swag(p)
     assert exs[0].id == "vid_a-11" and exs[0].question == "He opens the door."
     assert exs[0].choices == ["He walks in, smiling.", "He eats the door.", "He flies away.", "He sings a door."]
-    assert exs[0].label == 0 and exs[1].label is None and rep.unlabeled == 1
+    assert exs[0].label == 0 and exs[1].label == 1 and rep.unlabeled == 0
     assert exs[0].meta["startphrase"] == "He opens the door. He"
     bad = tmp_path / "bad.csv"
     bad.write_text(SWAG_CSV.replace(",0\n", ",7\n"))
@@ -175,10 +175,10 @@ def test_swag_hf_json_list_and_jsonl(tmp_path):
 
 
 def test_generic_mc_roundtrip(tmp_path):
-    exs = [MCExample("a", "Is it?", ["yes", "no", "maybe"], 1, {"k": 1}), MCExample("b", "Why?", ["x", "y"], None)]
+    exs = [MCExample("a", "Is it?", ["yes", "no", "maybe"], 1, {"k": 1}), MCExample("b", "Why?", ["x", "y", "z"], 0)]
     p = save_mc(exs, tmp_path / "d.jsonl")
     back, rep = load_mc(p)
-    assert back == exs and rep.unlabeled == 1
+    assert back == exs and rep.unlabeled == 0
     assert sniff_format(p) == "mc"
     assert examples_hash(back) == examples_hash(exs)
     assert examples_hash(back[:1]) != examples_hash(exs)

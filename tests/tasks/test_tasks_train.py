@@ -126,3 +126,10 @@ def test_resume_mid_epoch_equals_uninterrupted(tmp_path, stop, accum):
     assert [h["dev_accuracy"] for h in res.history] == [h["dev_accuracy"] for h in ref.history]
     for k, v in res.model.state_dict().items():
         assert torch.equal(v, ref_sd[k]), k
+    # the interrupted epoch's mean loss covers the whole epoch, not only the resumed part
+    assert [h["train_loss"] for h in res.history] == pytest.approx([h["train_loss"] for h in ref.history], rel=1e-12, abs=0)
+    # log.jsonl holds each step once, the same steps and losses as the uninterrupted run
+    def steps(folder):
+        recs = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+        return [(r["step"], r.get("train/loss")) for r in recs if "train/loss" in r]
+    assert steps(tmp_path / "b") == steps(tmp_path / "a")

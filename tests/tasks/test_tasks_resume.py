@@ -1,0 +1,72 @@
+"""Resume means the same run: an output folder holds one run, a resume with settings that change
+the trajectory is refused with the differences listed (or accepted and recorded on request),
+and log.jsonl holds each step once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kgfuse.tasks.cli import data_dir
+from kgfuse.tasks.config import TrainConfig
+from kgfuse.tasks.train import ResumeError, _truncate_log, resume_differences, train
+
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+        "max_position_embeddings": 64}
+
+
+def _cfg(out, cache, **train_kw):
+    d = data_dir()
+    return TrainConfig.from_dict({
+        "data": {"format": "csqa", "train": str(d / "sample_csqa/train.jsonl"), "dev": str(d / "sample_csqa/dev.jsonl"),
+                 "max_train": 16},
+        "graph": {"path": str(d / "sample_kg/assertions.csv")},
+        "retriever": {"type": "path", "max_hops": 2, "max_paths": 10},
+        "model": {"options": {"text_config": TINY, "num_fusion_layers": 1, "node_dim": 16, "graph_hidden_dim": 16}},
+        "train": {"epochs": 1, "batch_size": 8, "max_length": 40, "mixed_precision": "no", "log_every": 1, **train_kw},
+        "output_dir": str(out), "cache_dir": str(cache),
+    })
+
+
+def test_one_run_per_folder_and_checked_resume(tmp_path, capsys):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    train(_cfg(out, cache), progress=False)
+    # a second run into the same folder is refused...
+    with pytest.raises(ResumeError, match="already holds a run: resume it"):
+        train(_cfg(out, cache), progress=False)
+    # ...a resume with other trajectory settings lists every difference...
+    with pytest.raises(ResumeError) as ei:
+        train(_cfg(out, cache, batch_size=4, seed=7), resume_from="auto", progress=False)
+    msg = str(ei.value)
+    assert "train.batch_size: 8 -> 4" in msg and "train.seed: 42 -> 7" in msg and "(2)" in msg
+    # ...settings that do not change the trajectory may differ
+    train(_cfg(out, cache, eval_batch_size=3), resume_from="auto", progress=False)
+    # ...and --allow-changes accepts and records them
+    train(_cfg(out, cache, batch_size=4), resume_from="auto", allow_changes=True, progress=False)
+    rec = [json.loads(line) for line in (out / "config-changes.jsonl").read_text().splitlines()]
+    assert rec[-1]["changes"] == ["train.batch_size: 8 -> 4"]
+    assert "batch_size: 4" in (out / "config.yaml").read_text()
+    # overwrite starts afresh: one run's steps in log.jsonl
+    train(_cfg(out, cache), overwrite=True, progress=False)
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    losses = [s for s, line in zip(steps, (out / "log.jsonl").read_text().splitlines()) if "train/loss" in line]
+    assert losses == [1, 2] and not (out / "config-changes.jsonl").exists()
+
+
+def test_resume_auto_without_checkpoint_says_so(tmp_path, capsys):
+    train(_cfg(tmp_path / "fresh", tmp_path / "cache"), resume_from="auto", progress=True)
+    assert "no checkpoint in" in capsys.readouterr().out
+
+
+def test_truncate_log_keeps_each_step_once(tmp_path):
+    p = tmp_path / "log.jsonl"
+    p.write_text("".join(json.dumps({"step": s, "train/loss": 1.0}) + "\n" for s in (1, 2, 3, 4)) + '{"step": 5, "tr')
+    _truncate_log(p, 2)
+    assert [json.loads(line)["step"] for line in p.read_text().splitlines()] == [1, 2]
+
+
+def test_resume_differences_ignores_bookkeeping():
+    a = {"train": {"batch_size": 8, "eval_batch_size": 16, "lr_lm": 1e-5}, "output_dir": "/a", "model": {"options": {"node_dim": 16}}}
+    b = {"train": {"batch_size": 8, "eval_batch_size": 64, "lr_lm": 2e-5}, "output_dir": "/b", "model": {"options": {"node_dim": 32}}}
+    assert resume_differences(a, b) == ["model.options.node_dim: 16 -> 32", "train.lr_lm: 1e-05 -> 2e-05"]
