@@ -140,6 +140,8 @@ class ModelConfig:
         lm_only: the LM-only ablation (no graph: a plain text encoder + linear head).
         init_from: start from a trained kgfuse model folder instead of building a new one.
         options: further ``KGFusedConfig`` keyword arguments (graph encoder, fusion layers...).
+        graph_input: what of each subgraph reaches the model, for controls: ``full``
+            (default), ``no_edges``, ``qa_only`` or ``none`` (see :mod:`kgfuse.tasks.graph_input`).
         node_vocab: ``None``: one node-table row per graph concept; ``"train"``: rows only for
             the concepts of the training split's subgraphs, one shared row for the rest
             (:meth:`~kgfuse.fusion.KGFusedForMultipleChoice.restrict_node_table`): far less
@@ -151,6 +153,7 @@ class ModelConfig:
     init_from: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     node_vocab: str | None = None
+    graph_input: str = "full"
 
 
 @dataclass
@@ -414,6 +417,12 @@ def validate_config(cfg: "TrainConfig", source: str = "<dict>") -> None:
     _check_kwargs("retriever", ret, retriever_schema(kind), source)
     if cfg.model.options:
         _check_kwargs("model.options", cfg.model.options, model_options_schema(), source)
+    from .graph_input import GRAPH_INPUTS
+
+    if cfg.model.graph_input not in GRAPH_INPUTS:
+        raise ConfigError(f"{source}: model.graph_input must be one of {list(GRAPH_INPUTS)}, got {cfg.model.graph_input!r}")
+    if cfg.model.node_vocab not in (None, "train"):
+        raise ConfigError(f"{source}: model.node_vocab must be null or 'train', got {cfg.model.node_vocab!r}")
     t = cfg.train
     for key in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "max_length"):
         v = getattr(t, key)

@@ -310,6 +310,7 @@ def pipeline_info(config: TrainConfig, graph, linker, retriever) -> dict[str, An
         "retriever": {"options": ret_opts, "config": retriever.config if retriever is not None else None},
         "max_length": config.train.max_length,
         "lm_only": config.model.lm_only,
+        "graph_input": config.model.graph_input,
         "data_format": config.data.format,
     }
 
@@ -342,6 +343,7 @@ def apply_node_vocab(model, node_vocab: str, datasets: Mapping[str, Any]) -> int
 def build_run(config: TrainConfig, *, progress: bool = True, log=print) -> Run:
     """Load the data and graph, build linker, retriever and model, preprocess every split."""
     from .features import MultipleChoiceCollator
+    from .graph_input import graph_input_view
 
     t0 = time.time()
     timings: dict[str, float] = {}
@@ -361,10 +363,11 @@ def build_run(config: TrainConfig, *, progress: bool = True, log=print) -> Run:
     seed_everything(config.train.seed)
     model, tokenizer = build_model(config.model, graph, base_dir=config.base_dir)
     lm_only = config.model.lm_only
+    text_only = lm_only or config.model.graph_input == "none"
     linker = retriever = None
     datasets: dict[str, MCFeatureDataset] = {}
     t = time.time()
-    if lm_only:
+    if text_only:
         for k, exs in splits.items():
             datasets[k] = TextOnlyDataset(exs, tokenizer, max_length=config.train.max_length)
     else:
@@ -372,6 +375,7 @@ def build_run(config: TrainConfig, *, progress: bool = True, log=print) -> Run:
         retriever = build_retriever(graph, config.retriever)
         for k, exs in splits.items():
             pre = preprocess(exs, graph, linker, retriever, cache, num_workers=config.data.preprocess_workers, progress=progress)
+            pre = graph_input_view(pre, config.model.graph_input)
             datasets[k] = MCFeatureDataset(exs, pre, tokenizer, max_length=config.train.max_length)
         if config.model.node_vocab is not None:
             n = apply_node_vocab(model, config.model.node_vocab, datasets)

@@ -164,71 +164,18 @@ def make_config(args, dataset: str, lm_only: bool, seed: int, epochs: int, model
     })
 
 
-def _drop_edges(data):
-    """A copy of a retrieved subgraph with the same nodes (ids, types, count) and no edges."""
-    import torch
+def NoEdges(pre: Any):
+    """Every subgraph's edges removed (library: ``model.graph_input: no_edges``)."""
+    from kgfuse.tasks.graph_input import graph_input_view
 
-    from kgfuse.kg.retrieval import KGData
-
-    return KGData(concept_ids=data.concept_ids, node_type=data.node_type, num_nodes=int(data.num_nodes),
-                  edge_index=torch.zeros(2, 0, dtype=torch.long), edge_type=torch.zeros(0, dtype=torch.long))
+    return graph_input_view(pre, "no_edges")
 
 
-def _qa_nodes_only(data):
-    """A copy of a retrieved subgraph with only its question and answer nodes (in their order)
-    and the edges among them."""
-    import torch
+def QAOnly(pre: Any):
+    """Only the question and answer nodes of every subgraph (``model.graph_input: qa_only``)."""
+    from kgfuse.tasks.graph_input import graph_input_view
 
-    from kgfuse.kg.retrieval import KGData
-
-    keep = (data.node_type == 0) | (data.node_type == 1)
-    idx = keep.nonzero().view(-1)
-    remap = torch.full((int(data.num_nodes),), -1, dtype=torch.long)
-    remap[idx] = torch.arange(idx.numel())
-    ei = data.edge_index
-    emask = keep[ei[0]] & keep[ei[1]] if ei.numel() else torch.zeros(0, dtype=torch.bool)
-    return KGData(concept_ids=data.concept_ids[idx], node_type=data.node_type[idx], num_nodes=int(idx.numel()),
-                  edge_index=remap[ei[:, emask]], edge_type=data.edge_type[emask])
-
-
-class _MappedRecord:
-    """One preprocessed example whose ``[j] -> (Grounding, KGData)`` subgraphs go through ``fn``."""
-
-    def __init__(self, rec: Any, fn) -> None:
-        self.rec, self.fn = rec, fn
-
-    def __getitem__(self, j: int):
-        g, d = self.rec[j]
-        return g, self.fn(d)
-
-
-class MappedSubgraphs:
-    """A preprocessed dataset (``pre[i][j] -> (Grounding, KGData)``) with every subgraph
-    replaced by ``fn(subgraph)``; groundings unchanged."""
-
-    def __init__(self, pre: Any, fn) -> None:
-        self.pre, self.fn = pre, fn
-
-    def __len__(self) -> int:
-        return len(self.pre)
-
-    def __getitem__(self, i: int) -> _MappedRecord:
-        return _MappedRecord(self.pre[i], self.fn)
-
-
-class NoEdges(MappedSubgraphs):
-    """Every subgraph's ``edge_index`` / ``edge_type`` emptied; groundings, nodes and node
-    types unchanged."""
-
-    def __init__(self, pre: Any) -> None:
-        super().__init__(pre, _drop_edges)
-
-
-class QAOnly(MappedSubgraphs):
-    """Every subgraph cut down to its question and answer nodes and the edges among them."""
-
-    def __init__(self, pre: Any) -> None:
-        super().__init__(pre, _qa_nodes_only)
+    return graph_input_view(pre, "qa_only")
 
 
 def model_datasets(examples, pre, tokenizer, max_length: int | None) -> dict[str, Any]:

@@ -1,0 +1,89 @@
+"""What part of each retrieved subgraph reaches the model: the experiment controls of
+``model.graph_input`` (:class:`~kgfuse.tasks.config.ModelConfig`).
+
+==========  ===================================================================================
+full        the retrieved subgraph as it is (default)
+no_edges    the same nodes, node types and token-entity alignments, every edge removed: does
+            message passing over the graph's relations matter, or only the linked nodes?
+qa_only     only the question and answer nodes and the edges among them (bridge nodes gone)
+none        no grounding and no subgraph at all (the LM-only features) fed to the fused
+            architecture: does the lead need the graph, or only the extra parameters?
+==========  ===================================================================================
+
+Groundings (hence the ERNIE alignments) are unchanged except for ``none``. The views wrap a
+preprocessed dataset (``pre[i][j] -> (Grounding, KGData)``) lazily; nothing is copied.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+__all__ = ["GRAPH_INPUTS", "drop_edges", "qa_nodes_only", "MappedSubgraphs", "graph_input_view"]
+
+GRAPH_INPUTS = ("full", "no_edges", "qa_only", "none")
+
+
+def drop_edges(data):
+    """A copy of a retrieved subgraph with its nodes and no edges."""
+    import torch
+
+    from kgfuse.kg.retrieval import KGData
+
+    return KGData(concept_ids=data.concept_ids, node_type=data.node_type, num_nodes=int(data.num_nodes),
+                  edge_index=torch.zeros(2, 0, dtype=torch.long), edge_type=torch.zeros(0, dtype=torch.long))
+
+
+def qa_nodes_only(data):
+    """A copy of a retrieved subgraph with only its question and answer nodes (in their
+    order) and the edges among them."""
+    import torch
+
+    from kgfuse.kg.retrieval import NODE_ANSWER, NODE_QUESTION, KGData
+
+    keep = (data.node_type == NODE_QUESTION) | (data.node_type == NODE_ANSWER)
+    idx = keep.nonzero().view(-1)
+    remap = torch.full((int(data.num_nodes),), -1, dtype=torch.long)
+    remap[idx] = torch.arange(idx.numel())
+    ei = data.edge_index
+    emask = keep[ei[0]] & keep[ei[1]] if ei.numel() else torch.zeros(0, dtype=torch.bool)
+    return KGData(concept_ids=data.concept_ids[idx], node_type=data.node_type[idx], num_nodes=int(idx.numel()),
+                  edge_index=remap[ei[:, emask]], edge_type=data.edge_type[emask])
+
+
+class _MappedRecord:
+    def __init__(self, rec: Any, fn: Callable) -> None:
+        self.rec, self.fn = rec, fn
+
+    def __getitem__(self, j: int):
+        g, d = self.rec[j]
+        return g, self.fn(d)
+
+
+class MappedSubgraphs:
+    """A preprocessed dataset with every subgraph replaced by ``fn(subgraph)``; groundings
+    unchanged. ``concepts()`` (the node-table restriction) sees the mapped subgraphs' nodes
+    only through the wrapped dataset, so a ``qa_only`` run keeps the full training vocabulary."""
+
+    def __init__(self, pre: Any, fn: Callable) -> None:
+        self.pre, self.fn = pre, fn
+
+    def __len__(self) -> int:
+        return len(self.pre)
+
+    def __getitem__(self, i: int) -> _MappedRecord:
+        return _MappedRecord(self.pre[i], self.fn)
+
+    def concepts(self):
+        return self.pre.concepts()
+
+
+def graph_input_view(pre: Any, mode: str) -> Any:
+    """``pre`` seen through ``mode`` (``full``, ``no_edges``, ``qa_only``); ``none`` is handled
+    by the caller (text-only features)."""
+    if mode == "full":
+        return pre
+    if mode == "no_edges":
+        return MappedSubgraphs(pre, drop_edges)
+    if mode == "qa_only":
+        return MappedSubgraphs(pre, qa_nodes_only)
+    raise ValueError(f"graph_input must be one of {list(GRAPH_INPUTS)}, not {mode!r}")

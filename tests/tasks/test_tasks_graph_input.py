@@ -1,0 +1,59 @@
+"""``model.graph_input``: the experiment controls reach the model as described (same nodes and
+alignments without edges, question/answer nodes only, or nothing), from a config."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kgfuse.kg.retrieval import NODE_ANSWER, NODE_QUESTION
+from kgfuse.tasks.cli import data_dir
+from kgfuse.tasks.config import ConfigError, TrainConfig
+
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+        "max_position_embeddings": 64}
+
+
+def _run(tmp_path, mode):
+    from kgfuse.tasks.pipeline import build_run
+
+    d = data_dir()
+    cfg = TrainConfig.from_dict({
+        "data": {"format": "csqa", "train": str(d / "sample_csqa/train.jsonl"), "max_train": 12},
+        "graph": {"path": str(d / "sample_kg/assertions.csv")},
+        "retriever": {"type": "subgraph", "max_nodes": 16},
+        "model": {"graph_input": mode, "options": {"text_config": TINY, "num_fusion_layers": 1, "node_dim": 16,
+                                                   "graph_hidden_dim": 16}},
+        "train": {"max_length": 40, "mixed_precision": "no"},
+        "output_dir": str(tmp_path / mode), "cache_dir": str(tmp_path / "cache"),
+    })
+    run = build_run(cfg, progress=False)
+    ds = run.datasets["train"]
+    return run.collator([ds[i] for i in range(len(ds))])
+
+
+def test_graph_inputs(tmp_path):
+    full = _run(tmp_path, "full")
+    assert full["edge_index"].shape[1] > 0 and (full["node_type"] > NODE_ANSWER).any()
+    noedges = _run(tmp_path, "no_edges")
+    assert noedges["edge_index"].shape[1] == 0
+    for k in ("node_concept_ids", "node_type", "node_batch", "entity_index", "input_ids"):
+        assert torch.equal(noedges[k], full[k]), k
+    qa = _run(tmp_path, "qa_only")
+    assert ((qa["node_type"] == NODE_QUESTION) | (qa["node_type"] == NODE_ANSWER)).all()
+    keep = (full["node_type"] == NODE_QUESTION) | (full["node_type"] == NODE_ANSWER)
+    assert torch.equal(qa["node_concept_ids"], full["node_concept_ids"][keep])
+    assert 0 < qa["edge_index"].shape[1] < full["edge_index"].shape[1]
+    # the same tokens point at the same concepts (entity_index indexes the batch's nodes)
+    def aligned(b):
+        ei = b["entity_index"]
+        return torch.where(ei >= 0, b["node_concept_ids"][ei.clamp(min=0)], torch.full_like(ei, -1))
+    assert (full["entity_index"] >= 0).any() and torch.equal(aligned(qa), aligned(full))
+    none = _run(tmp_path, "none")
+    assert none["node_concept_ids"].numel() == 0 and none["edge_index"].shape[1] == 0
+    assert torch.equal(none["input_ids"], full["input_ids"])
+
+
+def test_graph_input_is_checked():
+    with pytest.raises(ConfigError, match="model.graph_input must be one of"):
+        TrainConfig.from_dict({"model": {"graph_input": "edges_only"}})
