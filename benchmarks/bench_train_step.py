@@ -1,6 +1,6 @@
 """Training-step cost of the KG-fused model against the LM-only ablation, at equal batch size.
 
-Issue 7 asks for fused / LM-only <= 1.3x in step time and peak GPU memory. The GPU numbers
+The target is fused / LM-only <= 1.3x in step time and peak GPU memory. The GPU numbers
 come from ``benchmarks/gpu/run_gpu.py`` (``torch.cuda.max_memory_allocated``). This script
 measures what a CPU can, on the real CommonsenseQA batches of the GPU bundle
 (``benchmarks/gpu/make_bundle.py``), so that the cost can be understood and reduced

@@ -1,4 +1,4 @@
-"""The GPU carry bundle of issue 7 (benchmarks/gpu): build it from the real data at tiny scale
+"""The GPU carry bundle (benchmarks/gpu): build it from the real data at tiny scale
 (6 questions per split, a tiny random BERT instead of MiniLM), read it back the way the
 spaCy-free GPU side does, and run the GPU runner end to end on the CPU.
 

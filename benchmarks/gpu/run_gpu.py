@@ -1,4 +1,4 @@
-"""Issue 7 on a GPU: KG-fused against LM-only on CommonsenseQA and OpenBookQA with WordNet.
+"""The real-data protocol on a GPU: KG-fused against LM-only on CommonsenseQA and OpenBookQA with WordNet.
 
 Runs from a bundle made by ``make_bundle.py`` (no spaCy, no network needed)::
 
@@ -62,7 +62,7 @@ token-entity alignments) with every subgraph's edges removed, to separate WordNe
 relations from the linked nodes themselves (a learned per-lemma embedding table).
 ``fused-pt``: the fused model (same architecture and fine-tuning) started from an ERNIE
 pre-training (MLM + dEA, :func:`kgfuse.tasks.pretrain.pretrain`) on the bundle's pre-linked
-WordNet glosses, run once on this machine before the fine-tuning runs (issue 6, point 4).
+WordNet glosses, run once on this machine before the fine-tuning runs.
 ``fused-qaonly``: the fused model fed only the question and answer nodes of each subgraph and
 the edges among them (the retriever's bridge nodes and their edges removed), to measure what
 the two-hop WordNet neighbourhood adds over the linked words themselves."""
@@ -388,7 +388,7 @@ def write_results(out: Path, results: dict[str, Any]) -> None:
 def render_md(r: dict[str, Any]) -> str:
     env = r["environment"]
     lines = [
-        "# kgfuse issue 7: KG-fused vs LM-only (WordNet)",
+        "# kgfuse: KG-fused vs LM-only (WordNet)",
         "",
         f"Machine: {env['device_name']} ({env['device']}); torch {env['torch']}, transformers {env['transformers']}, "
         f"torch-geometric {env['torch_geometric']}, Python {env['python']}; precision {env['precision']}.",
