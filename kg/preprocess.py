@@ -27,6 +27,8 @@ format version -- rebuilds. The layout:
     ``path_rels`` (int8 for graphs of fewer than 64 relations, else int16), ``path_len``
     (int8), with CSR-style offsets ``node_ptr`` / ``path_ptr`` per statement
     and ``choice_ptr`` per example. Read with ``mmap_mode="r"``; no pickle anywhere.
+``manifest.json``
+    the size and content hash of every other file (:mod:`kgfuse.integrity`), written last.
 
 **Edges are not stored.** A retriever's ``edge_mode`` says how they follow from the node
 set: ``"induced"`` (:class:`~kgfuse.kg.SubgraphRetriever`: every graph edge among the
@@ -39,9 +41,14 @@ the cache folder and the compiled graph. A retriever without ``retrieve_nodes`` 
 party one) has its edges stored (``edge_mode`` ``"stored"``: ``edge_index`` as ``[e, 2]``
 int32 rows, ``edge_type`` int16, ``edge_ptr``).
 
-Loading validates the format version and every array's shape, dtype kind, offsets and
-value ranges, and raises :class:`CacheFormatError` naming the file and field, instead of
-handing a model malformed tensors.
+The folder is built under a temporary name and renamed into place, and ``manifest.json`` is
+its last file. Loading checks the format version, then that ``manifest.json`` exists and
+every listed file has its recorded size and content hash (a partial copy, a truncated file or
+a flipped bit is refused), then every array's shape, dtype kind, offsets and value ranges;
+any problem raises :class:`CacheFormatError` naming the file (and field) and saying how to
+rebuild, instead of handing a model other subgraphs or malformed tensors. Hashing costs one
+read of the folder: with xxh3, 0.02 s for the 46 MB node-set cache and 0.15 s for the 360 MB
+path cache of all CommonsenseQA (``benchmarks/corruption_sweep.py --open-cost 54305``).
 
 With ``retriever=None`` only the groundings are stored:
 ``PreprocessedDataset.load(path).with_retriever(SubgraphRetriever(KnowledgeGraph.load(g)))``
@@ -64,6 +71,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ..integrity import list_files, verify_manifest, write_manifest
 from .linking import Grounding
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -78,7 +86,12 @@ logger = logging.getLogger(__name__)
 
 #: Version of the on-disk layout; part of every cache key and checked on load.
 #: v2: node sets only, edges rebuilt on read (v1 stored every edge).
-FORMAT_VERSION = "kgfuse-preprocess-v2"
+#: v3: ``manifest.json`` with the size and content hash of every file.
+FORMAT_VERSION = "kgfuse-preprocess-v3"
+
+#: The cache folder's manifest (:mod:`kgfuse.integrity`), written last.
+MANIFEST = "manifest.json"
+_MANIFEST_KIND = "preprocess-cache"
 
 #: How edges are obtained when a statement is read (``meta.json`` field ``edges``).
 EDGE_MODES = ("induced", "paths", "stored")
@@ -94,7 +107,12 @@ _DTYPES = {
 
 
 class CacheFormatError(ValueError):
-    """A preprocessed-dataset folder that is stale (older format) or malformed."""
+    """A preprocessed-dataset folder that is stale (older format), incomplete, corrupt or malformed."""
+
+
+def _rebuild_hint(path: Path) -> str:
+    return f"delete {path} (or call preprocess_dataset(..., rebuild=True)) to rebuild the cache"
+
 _HEADER = 128  # bytes reserved for the .npy header of streamed arrays
 _CHUNK = 1 << 20  # rows per chunk when rewriting or validating large arrays
 
@@ -278,12 +296,17 @@ def preprocess_dataset(
             in this process.
         chunk_size: examples per task.
         progress: show a tqdm progress bar over statements.
-        rebuild: ignore an existing cache entry.
+        rebuild: ignore an existing cache entry (and replace it).
 
     Returns:
         :class:`PreprocessedDataset` (attached to ``graph``); ``pre[i][j]`` is
         ``(Grounding, KGData)`` of example ``i``, choice ``j``; ``pre.cache_hit`` tells
         whether it was read from the cache.
+
+    Raises:
+        CacheFormatError: the cache entry exists but is incomplete, corrupt or malformed
+            (see :meth:`PreprocessedDataset.load`); it is not rebuilt silently: delete it
+            or pass ``rebuild=True``.
     """
     if linker.graph is not graph and linker.graph.hash != graph.hash:
         raise ValueError("the linker was built on a different graph than `graph`")
@@ -295,7 +318,7 @@ def preprocess_dataset(
     key = cache_key(graph.hash, linker.config, rconf, dhash)
     root = Path(cache_dir)
     target = root / key
-    if (target / "meta.json").is_file() and not rebuild:
+    if not rebuild and ((target / MANIFEST).is_file() or (target / "meta.json").is_file()):
         pre = PreprocessedDataset.load(target, graph=graph)
         pre.cache_hit = True
         logger.info("preprocess: cache hit %s", target)
@@ -469,6 +492,8 @@ def _finish(tmp: Path, target: Path, key: str, ids, choices, sink: _Sink, graph,
     }
     with open(tmp / "meta.json", "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=1, sort_keys=True)
+    # last: a folder with a manifest is complete, and the manifest records what was written
+    write_manifest(tmp, list_files(tmp), MANIFEST, kind=_MANIFEST_KIND)
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)
@@ -514,7 +539,7 @@ class PreprocessedDataset:
 
     @classmethod
     def load(cls, path: str | os.PathLike, graph: "KnowledgeGraph | None" = None, *,
-             mmap: bool = True) -> "PreprocessedDataset":
+             mmap: bool = True, verify: bool = True) -> "PreprocessedDataset":
         """Open and validate a cache folder written by :func:`preprocess_dataset`.
 
         Args:
@@ -522,29 +547,36 @@ class PreprocessedDataset:
             graph: the graph it was made from (checked by hash); needed to rebuild the
                 edges of ``"induced"`` caches (:class:`~kgfuse.kg.SubgraphRetriever`).
             mmap: memory-map the arrays.
+            verify: compare every file's content hash with ``manifest.json`` (one read of
+                the folder). The manifest's presence and the file sizes are always checked.
 
         Raises:
-            FileNotFoundError: no ``meta.json``.
-            CacheFormatError: another format version, a missing file, or an array whose
-                shape, dtype, offsets or values do not fit (the message names the file
-                and field).
+            FileNotFoundError: neither ``meta.json`` nor ``manifest.json``: not a cache folder.
+            CacheFormatError: another format version; ``manifest.json`` missing (a partial
+                folder); a file missing, truncated or changed since it was written; or an
+                array whose shape, dtype, offsets or values do not fit. The message names
+                the file (and field) and says how to rebuild.
             ValueError: ``graph`` is not the graph of the cache.
         """
         path = Path(path)
         meta_file = path / "meta.json"
         if not meta_file.is_file():
+            if (path / MANIFEST).is_file():
+                raise CacheFormatError(f"{meta_file}: missing (listed in {MANIFEST}); {_rebuild_hint(path)}")
             raise FileNotFoundError(f"{meta_file}: not a preprocessed dataset (meta.json missing)")
         try:
             with open(meta_file, encoding="utf-8") as f:
                 meta = json.load(f)
         except ValueError as e:
-            raise CacheFormatError(f"{meta_file}: not valid JSON ({e})") from None
+            raise CacheFormatError(f"{meta_file}: not valid JSON ({e}); {_rebuild_hint(path)}") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
             found = meta.get("format") if isinstance(meta, dict) else None
             raise CacheFormatError(
                 f"{meta_file}: field 'format' is {found!r}, expected {FORMAT_VERSION!r} (a cache of another "
-                "kgfuse version; delete the folder, preprocess_dataset rebuilds it under a new key)"
+                "kgfuse version, or a damaged one; delete the folder, preprocess_dataset rebuilds it under a new key)"
             )
+        manifest = verify_manifest(path, MANIFEST, kind=_MANIFEST_KIND, error=CacheFormatError,
+                                   hint=_rebuild_hint(path), hashes=verify)
         gfile = path / "groundings.json"
         try:
             with open(gfile, encoding="utf-8") as f:
@@ -552,7 +584,8 @@ class PreprocessedDataset:
         except (OSError, ValueError) as e:
             raise CacheFormatError(f"{gfile}: cannot read ({e})") from None
         arrays = {}
-        for p in sorted((path / "arrays").glob("*.npy")):
+        listed = sorted(rel for rel in manifest["files"] if rel.startswith("arrays/") and rel.endswith(".npy"))
+        for p in (path / rel for rel in listed):
             try:
                 arrays[p.stem] = np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
             except (OSError, ValueError) as e:

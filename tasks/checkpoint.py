@@ -11,12 +11,27 @@ A checkpoint is a folder::
       rng-<rank>.json            python and numpy RNG states of process <rank>
       rng-<rank>.safetensors     torch CPU (and CUDA) RNG states of process <rank>
       trainer_state.json         epoch, global step, best metric, history, anything the trainer adds
+      manifest.json              size and content hash of every file above (kgfuse.integrity)
       COMPLETE                   written last
 
 It is written into a temporary folder next to the target (same parent, hence same file
-system), the ``COMPLETE`` marker is written last, and the folder is renamed into place, so a
-crash never leaves a half-written folder under the final name; :func:`load_checkpoint`
-refuses a folder without the marker.
+system), ``manifest.json`` and then the ``COMPLETE`` marker are written last, and the folder
+is renamed into place, so a crash never leaves a half-written folder under the final name.
+
+Every read is verified: :func:`load_checkpoint` refuses (:class:`CheckpointError`, naming
+the file) a folder without the marker or the manifest (an interrupted write or a partial
+copy), and a file that is missing, truncated or whose content hash differs from the manifest
+(a damaged disk or copy). Files added to the folder later (``export_extra`` adds the
+tokenizer to ``best/model``) are not in the manifest and are not checked.
+
+:func:`latest_checkpoint` (``--resume auto``) takes the newest ``checkpoint-<step>`` that
+verifies. A newer one that is unfinished or does not verify is skipped with a warning naming
+the problem: resuming is bit-exact, so starting from the previous checkpoint gives the same run and costs
+only the steps in between. When checkpoints exist but none verifies it raises
+:class:`CheckpointError` instead of returning ``None`` (which would start a new run).
+
+A checkpoint written before manifests existed has none and is refused; if you trust it,
+:func:`record_manifest` records its files as they are (or pass ``verify=False``).
 
 No pickle anywhere: tensors go to safetensors, everything else to JSON.
 """
@@ -28,12 +43,16 @@ import os
 import random
 import shutil
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from ..integrity import list_files, verify_manifest, verify_model_manifest, write_manifest
 
 __all__ = [
     "CheckpointError",
@@ -41,40 +60,116 @@ __all__ = [
     "load_checkpoint",
     "load_model_weights",
     "is_complete",
+    "verify_checkpoint",
+    "record_manifest",
     "latest_checkpoint",
     "get_rng_state",
     "set_rng_state",
     "COMPLETE",
+    "MANIFEST",
 ]
 
 COMPLETE = "COMPLETE"
+MANIFEST = "manifest.json"
 _FORMAT = "kgfuse-checkpoint-v1"
+_KIND = "checkpoint"
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint folder is missing, incomplete or does not fit the objects it is loaded into."""
+    """A checkpoint folder is missing, incomplete, damaged, or does not fit the objects it is loaded into."""
 
 
 def is_complete(path: str | Path) -> bool:
-    """Whether ``path`` is a checkpoint folder whose ``COMPLETE`` marker was written."""
-    return (Path(path) / COMPLETE).is_file()
+    """Whether ``path`` is a checkpoint folder whose manifest and ``COMPLETE`` marker were
+    written (a finished write; :func:`verify_checkpoint` checks the files themselves)."""
+    return (Path(path) / COMPLETE).is_file() and (Path(path) / MANIFEST).is_file()
 
 
-def latest_checkpoint(run_dir: str | Path, prefix: str = "checkpoint-") -> Path | None:
-    """The complete checkpoint ``<run_dir>/<prefix><step>`` with the largest step, or None."""
-    best: tuple[int, Path] | None = None
+def record_manifest(path: str | Path) -> Path:
+    """Record every file of the checkpoint folder ``path`` as it is now in its ``manifest.json``
+    (and write the ``COMPLETE`` marker after it).
+
+    :func:`save_checkpoint` does this itself; call it only to adopt a folder you trust that
+    has no manifest (written by a kgfuse without manifests).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint folder not found: {path}")
+    write_manifest(path, list_files(path, exclude=(MANIFEST, COMPLETE)), MANIFEST, kind=_KIND)
+    (path / COMPLETE).write_text("ok\n")
+    return path
+
+
+def verify_checkpoint(path: str | Path, *, hashes: bool = True) -> dict[str, Any]:
+    """Check that ``path`` is a finished checkpoint whose files are all as written.
+
+    Args:
+        path: the checkpoint folder.
+        hashes: also compare content hashes (one read of the folder); sizes are always compared.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        CheckpointError: the folder, its ``COMPLETE`` marker or its ``manifest.json`` is
+            missing, or a listed file is missing, of another size or another content (the
+            message names the file).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint folder not found: {path}")
+    if not (path / COMPLETE).is_file():
+        raise CheckpointError(
+            f"{path} has no {COMPLETE} marker: the checkpoint was not finished (interrupted run?). "
+            "Resume from an earlier checkpoint or delete this folder."
+        )
+    hint = (f"the checkpoint {path} is incomplete or damaged: resume from another checkpoint or delete it "
+            "(a trusted folder without a manifest can be adopted with kgfuse.tasks.checkpoint.record_manifest)")
+    return verify_manifest(path, MANIFEST, kind=_KIND, error=CheckpointError, hint=hint, hashes=hashes)
+
+
+def latest_checkpoint(run_dir: str | Path, prefix: str = "checkpoint-", *, verify: bool = True) -> Path | None:
+    """The newest checkpoint ``<run_dir>/<prefix><step>`` that verifies, or ``None`` when there is none.
+
+    A folder without the ``COMPLETE`` marker (an interrupted write or copy) is skipped with
+    a warning, and so is a finished one that fails :func:`verify_checkpoint` (the warning
+    names the damaged file); the next older one is tried (resuming is bit-exact, so the run
+    is the same).
+
+    Args:
+        run_dir: the run folder.
+        prefix: folder name before the step number.
+        verify: compare content hashes (else only presence and sizes of the files).
+
+    Raises:
+        CheckpointError: checkpoints were finished but none verifies (each is named with
+            its problem); ``None`` would start a new run over them.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return None
+    found: list[tuple[int, Path]] = []
     for p in run_dir.iterdir():
-        if p.is_dir() and p.name.startswith(prefix) and is_complete(p):
+        if p.is_dir() and p.name.startswith(prefix):
             try:
-                step = int(p.name[len(prefix):])
+                found.append((int(p.name[len(prefix):]), p))
             except ValueError:
                 continue
-            if best is None or step > best[0]:
-                best = (step, p)
-    return None if best is None else best[1]
+    problems = []
+    for _, p in sorted(found, reverse=True):
+        if not (p / COMPLETE).is_file():
+            warnings.warn(f"skipping {p}: no {COMPLETE} marker (an interrupted write or copy)", stacklevel=2)
+            continue
+        try:
+            verify_checkpoint(p, hashes=verify)
+        except CheckpointError as e:
+            problems.append(str(e))
+            warnings.warn(f"skipping a damaged checkpoint: {e}", stacklevel=2)
+            continue
+        return p
+    if problems:
+        raise CheckpointError(f"{run_dir}: no checkpoint verifies:\n  " + "\n  ".join(problems))
+    return None
 
 
 # --------------------------------------------------------------------------------------
@@ -180,23 +275,39 @@ def _save_model(model: torch.nn.Module, folder: Path) -> None:
         save_model(model, str(folder / "model.safetensors"))
 
 
-def load_model_weights(model: torch.nn.Module, folder: str | Path) -> None:
+def load_model_weights(model: torch.nn.Module, folder: str | Path, *, verify: bool = True) -> None:
     """Load ``model.safetensors`` (or its shards) from ``folder`` into ``model`` in place.
 
-    Keys missing from the file are accepted only when the parameter shares storage with one
-    that was loaded (tied weights, which ``save_pretrained`` writes once).
+    Every parameter and persistent buffer must be in the file, and nothing else: keys
+    missing from the file are accepted only when the parameter shares storage with one that
+    was loaded (tied weights, which ``save_pretrained`` writes once).
+
+    Args:
+        model: the model to fill.
+        folder: a saved model folder.
+        verify: check the files against the folder's ``kgfuse_manifest.json`` when it has one
+            (kgfuse models write it in ``save_pretrained``).
+
+    Raises:
+        CheckpointError: a file is damaged, a tensor is missing or unknown, or a shape differs.
     """
     folder = Path(folder)
+    if verify:
+        verify_model_manifest(folder, error=CheckpointError,
+                              hint="the saved model is damaged: save it again, or use another checkpoint")
     index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        sd: dict[str, torch.Tensor] = {}
-        for f in files:
-            sd.update(load_file(str(folder / f)))
-    elif (folder / "model.safetensors").is_file():
-        sd = load_file(str(folder / "model.safetensors"))
-    else:
-        raise CheckpointError(f"{folder}: no model.safetensors (or index) found")
+    try:
+        if index.is_file():
+            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            sd: dict[str, torch.Tensor] = {}
+            for f in files:
+                sd.update(load_file(str(folder / f)))
+        elif (folder / "model.safetensors").is_file():
+            sd = load_file(str(folder / "model.safetensors"))
+        else:
+            raise CheckpointError(f"{folder}: no model.safetensors (or index) found")
+    except (SafetensorError, OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{folder}: unreadable model weights ({type(e).__name__}: {e})") from None
     own = model.state_dict()
     unexpected = [k for k in sd if k not in own]
     if unexpected:
@@ -275,7 +386,7 @@ def save_checkpoint(
         _write_json(tmp / "trainer_state.json", _jsonable(state))
         for name, obj in (extra_json or {}).items():
             _write_json(tmp / name, obj)
-        (tmp / COMPLETE).write_text("ok\n")
+        record_manifest(tmp)  # manifest.json, then COMPLETE: last
         old = None
         if path.exists():
             old = path.parent / f".old-{path.name}-{uuid.uuid4().hex[:8]}"
@@ -296,41 +407,66 @@ def load_checkpoint(
     scheduler: Any | None = None,
     restore_rng: bool = True,
     process_index: int = 0,
+    verify: bool = True,
 ) -> dict[str, Any]:
     """Load a checkpoint into the given objects (in place) and return its trainer state.
 
+    Args:
+        path: the checkpoint folder.
+        model, optimizer, scheduler: filled in place when given.
+        restore_rng: restore the RNG states of process ``process_index``.
+        verify: check the folder with :func:`verify_checkpoint` first (manifest present,
+            every file of its recorded size and content hash). ``False`` loads a folder
+            without a manifest (or a damaged one) unchecked.
+
     Raises:
-        CheckpointError: the folder is missing, has no ``COMPLETE`` marker (an interrupted
-            write), or lacks a part that was asked for.
+        CheckpointError: the folder is missing, has no ``COMPLETE`` marker or manifest (an
+            interrupted write or partial copy), a file is damaged (named), or a part that was
+            asked for is missing or does not fit.
     """
     path = Path(path)
-    if not path.is_dir():
+    if verify:
+        verify_checkpoint(path)
+    elif not path.is_dir():
         raise CheckpointError(f"checkpoint folder not found: {path}")
-    if not is_complete(path):
-        raise CheckpointError(
-            f"{path} has no {COMPLETE} marker: the checkpoint was not finished (interrupted run?). "
-            "Resume from an earlier checkpoint or delete this folder."
-        )
-    state = json.loads((path / "trainer_state.json").read_text())
-    if state.get("format") != _FORMAT:
-        raise CheckpointError(f"{path}/trainer_state.json: unknown format {state.get('format')!r}, expected {_FORMAT!r}")
+    state = _read_json(path / "trainer_state.json")
+    if not isinstance(state, dict) or state.get("format") != _FORMAT:
+        found = state.get("format") if isinstance(state, dict) else None
+        raise CheckpointError(f"{path}/trainer_state.json: unknown format {found!r}, expected {_FORMAT!r}")
     if model is not None:
-        load_model_weights(model, path / "model")
+        load_model_weights(model, path / "model", verify=False)  # the checkpoint manifest covers model/
     if optimizer is not None:
         if not (path / "optimizer.json").is_file():
             raise CheckpointError(f"{path}: no optimizer state saved")
-        sd = _optimizer_from_files(load_file(str(path / "optimizer.safetensors")), json.loads((path / "optimizer.json").read_text()))
         try:
+            tensors = load_file(str(path / "optimizer.safetensors"))
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"{path}/optimizer.safetensors: unreadable ({e})") from None
+        try:
+            sd = _optimizer_from_files(tensors, _read_json(path / "optimizer.json"))
             optimizer.load_state_dict(sd)
-        except (ValueError, KeyError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise CheckpointError(f"{path}: optimizer state does not fit this optimizer: {e}") from e
     if scheduler is not None:
         if not (path / "scheduler.json").is_file():
             raise CheckpointError(f"{path}: no scheduler state saved")
-        scheduler.load_state_dict(json.loads((path / "scheduler.json").read_text()))
+        scheduler.load_state_dict(_read_json(path / "scheduler.json"))
     if restore_rng:
         rj = path / f"rng-{process_index}.json"
         if not rj.is_file():
             raise CheckpointError(f"{path}: no RNG state for process {process_index} (saved with {state.get('num_processes')} processes)")
-        set_rng_state(json.loads(rj.read_text()), load_file(str(path / f"rng-{process_index}.safetensors")))
+        try:
+            rng_tensors = load_file(str(path / f"rng-{process_index}.safetensors"))
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"{path}/rng-{process_index}.safetensors: unreadable ({e})") from None
+        set_rng_state(_read_json(rj), rng_tensors)
     return state
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(f"{path}: corrupt JSON ({e})") from None

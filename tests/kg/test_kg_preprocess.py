@@ -243,7 +243,7 @@ def test_format_version_in_key_and_checked(kg, linker, tmp_path, monkeypatch):
     monkeypatch.setattr(preprocess_mod, "FORMAT_VERSION", "kgfuse-preprocess-v999")
     assert cache_key(kg.hash, linker.config, sr.config, examples_hash(EXAMPLES)) != key
     # a cache of another version is not read: new key, rebuilt (and the old one fails to load)
-    with pytest.raises(CacheFormatError, match=r"meta.json: field 'format' is 'kgfuse-preprocess-v2'"):
+    with pytest.raises(CacheFormatError, match=rf"meta.json: field 'format' is '{FORMAT_VERSION}'"):
         PreprocessedDataset.load(pre.path, graph=kg)
     again = preprocess_dataset(EXAMPLES, kg, linker, sr, tmp_path, num_workers=1, progress=False)
     assert not again.cache_hit and again.path != pre.path
@@ -251,6 +251,15 @@ def test_format_version_in_key_and_checked(kg, linker, tmp_path, monkeypatch):
 
 def _corrupt(pre, name, value):
     np.save(pre.path / "arrays" / f"{name}.npy", value, allow_pickle=False)
+
+
+def _rerecord_manifest(pre):
+    """Record the folder's present files in its manifest, as if the malformed arrays had been
+    written so: what is left to catch them is the structural validation."""
+    from kgfuse.integrity import list_files, write_manifest
+
+    kind = json.loads((pre.path / preprocess_mod.MANIFEST).read_text())["kind"]
+    write_manifest(pre.path, list_files(pre.path, exclude=[preprocess_mod.MANIFEST]), preprocess_mod.MANIFEST, kind=kind)
 
 
 @pytest.mark.parametrize(
@@ -274,6 +283,11 @@ def test_malformed_cache_raises_clear_error(kg, linker, tmp_path, name, make, fi
         (pre.path / "arrays" / f"{name}.npy").unlink()
     else:
         _corrupt(pre, name, make(a))
+    # the manifest catches the changed file first...
+    with pytest.raises(CacheFormatError, match=rf"arrays/{name}\.npy: (missing|\d+ bytes|content differs).*rebuild=True"):
+        PreprocessedDataset.load(pre.path, graph=kg)
+    # ...and the structural checks catch malformed arrays the manifest agrees with
+    _rerecord_manifest(pre)
     with pytest.raises(CacheFormatError, match=rf"arrays/{field.split('/')[0]}\.npy: field '{field}'"):
         PreprocessedDataset.load(pre.path, graph=kg)
     # preprocess_dataset does not silently reuse it either
