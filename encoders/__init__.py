@@ -28,6 +28,7 @@ _EXPORTS = {
     "resolve_text_encoder": "text",
     "load_text_encoder": "text",
     "load_tokenizer": "text",
+    "concept_name_embeddings": "names",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -19,15 +19,24 @@ shared layer is copied for the fused positions: ``text_layer_copies``).
 
 Importing this module registers ``"kgfuse"`` with ``AutoConfig`` and
 ``AutoModelForMultipleChoice``.
+
+Saving and loading (:class:`KGFusedPreTrainedModel`): ``save_pretrained`` also writes
+``kgfuse_manifest.json`` (size and content hash of ``config.json`` and the weight files,
+:mod:`kgfuse.integrity`), and ``from_pretrained`` checks a folder against it before reading,
+then refuses weights that do not cover the model (a missing or unknown tensor raises
+:class:`ModelLoadError` naming them) unless ``allow_partial=True``.
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
+import json
 import logging
 import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,10 +49,12 @@ from transformers.utils import ModelOutput
 
 from ..encoders.base import GraphInputs, mean_pool
 from ..encoders.registry import build_graph_encoder
+from ..integrity import MODEL_MANIFEST, verify_model_manifest, write_model_manifest
 from . import backbone
 from .layers import KnowledgeableLayer
 
-__all__ = ["KGFusedConfig", "KGFusedPreTrainedModel", "KGFusedForMultipleChoice", "FusedEncoderOutput", "ConceptTable"]
+__all__ = ["KGFusedConfig", "KGFusedPreTrainedModel", "KGFusedForMultipleChoice", "FusedEncoderOutput", "ConceptTable",
+           "ModelLoadError"]
 
 logger = logging.getLogger(__name__)
 
@@ -157,8 +168,33 @@ class KGFusedConfig(PretrainedConfig):
         return getattr(self.text_config, "initializer_range", 0.02)
 
 
+class ModelLoadError(RuntimeError):
+    """A saved model folder is damaged (a file differs from its manifest), or its weights do
+    not cover the model (missing or unknown tensors)."""
+
+
 class KGFusedPreTrainedModel(PreTrainedModel):
-    """Weight initialisation and loading for kgfuse models."""
+    """Weight initialisation, saving and verified loading for kgfuse models.
+
+    ``save_pretrained`` writes :data:`~kgfuse.integrity.MODEL_MANIFEST` after the
+    transformers files. ``from_pretrained`` takes the transformers arguments plus:
+
+    Args:
+        verify: check the folder's files against its manifest before reading them (a
+            folder without one, e.g. saved by another library, is read unchecked).
+        allow_partial: accept weights that miss some of the model's tensors (they are
+            initialised afresh, buffers zeroed) or hold unknown ones; logged as a warning.
+            Without it such weights raise :class:`ModelLoadError` naming the tensors.
+
+    A folder saved by another kgfuse class loads across heads: the head modules one class
+    has and the other lacks (the multiple-choice ``classifier``, the pre-training
+    ``mlm_head`` / ``dea_head``) start fresh or are dropped, as ``config.architectures`` says
+    the folder was saved by the other class; every other tensor must be there.
+
+    Raises (``from_pretrained``):
+        ModelLoadError: a file differs from the manifest (named), or tensors are missing
+            or unexpected (named).
+    """
 
     config_class = KGFusedConfig
     base_model_prefix = "kgfuse"
@@ -172,6 +208,102 @@ class KGFusedPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if getattr(module, "_kgfuse_zero_init", False):
             init.zeros_(module.weight)
+
+    # ------------------------------------------------------------------ saving / loading
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
+        """``PreTrainedModel.save_pretrained``, then the manifest of the files it wrote."""
+        folder = Path(save_directory)
+        main = args[0] if args else kwargs.get("is_main_process", True)
+        if main:
+            (folder / MODEL_MANIFEST).unlink(missing_ok=True)  # never leave a stale one
+        out = super().save_pretrained(save_directory, *args, **kwargs)
+        if main and (folder / "config.json").is_file() and not kwargs.get("distributed_checkpoint", False):
+            write_model_manifest(folder)
+        return out
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None, *model_args: Any,
+                        verify: bool = True, allow_partial: bool = False, **kwargs: Any):
+        """``PreTrainedModel.from_pretrained`` with the checks of the class docstring
+        (``verify``, ``allow_partial``); ``output_loading_info=True`` still returns the
+        transformers report."""
+        want_info = kwargs.pop("output_loading_info", False)
+        folder = None
+        if pretrained_model_name_or_path is not None and Path(pretrained_model_name_or_path).is_dir():
+            folder = Path(pretrained_model_name_or_path) / (kwargs.get("subfolder") or "")
+        if folder is not None and verify:
+            verify_model_manifest(folder, error=ModelLoadError,
+                                  hint="the saved model is damaged: save it again or copy it anew "
+                                       "(from_pretrained(..., verify=False) reads it unchecked)")
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *model_args, output_loading_info=True,
+                                              **kwargs)
+        file_keys = _saved_keys(folder) if folder is not None and kwargs.get("state_dict") is None else None
+        missing, unexpected = _uncovered(model, info, file_keys)
+        if missing or unexpected:
+            where = folder if folder is not None else pretrained_model_name_or_path
+            msg = (f"{where}: the saved weights do not match {cls.__name__}: "
+                   f"{_names('missing', missing)}{'; ' if missing and unexpected else ''}{_names('unexpected', unexpected)}")
+            if not allow_partial:
+                raise ModelLoadError(msg + ". A damaged or foreign save: load another copy; pass allow_partial=True "
+                                           "to load it anyway (missing tensors start fresh)")
+            logger.warning("%s; loaded anyway (allow_partial=True): missing tensors start fresh, missing buffers "
+                           "are zero", msg)
+            _zero_missing_buffers(model, missing)
+        return (model, info) if want_info else model
+
+
+def _names(what: str, keys: set[str], limit: int = 8) -> str:
+    if not keys:
+        return ""
+    ks = sorted(keys)
+    more = f" and {len(ks) - limit} more" if len(ks) > limit else ""
+    return f"{len(ks)} {what} tensor{'s' if len(ks) > 1 else ''} ({', '.join(ks[:limit])}{more})"
+
+
+def _saved_keys(folder: Path) -> set[str] | None:
+    """Tensor names of the safetensors weights in ``folder`` (headers only), or ``None``."""
+    from safetensors import safe_open
+
+    index = folder / "model.safetensors.index.json"
+    try:
+        if index.is_file():
+            return set(json.loads(index.read_text(encoding="utf-8"))["weight_map"])
+        if (folder / "model.safetensors").is_file():
+            with safe_open(str(folder / "model.safetensors"), "pt") as f:
+                return set(f.keys())
+    except Exception:  # noqa: BLE001 - transformers read them already; this check is extra
+        return None
+    return None
+
+
+def _uncovered(model: PreTrainedModel, info: dict[str, Any], file_keys: set[str] | None) -> tuple[set[str], set[str]]:
+    """The missing and unexpected tensor names of a load that are not explained by a head swap."""
+    missing = set(info.get("missing_keys") or ())
+    unexpected = set(info.get("unexpected_keys") or ())
+    own = set(model.state_dict())
+    if file_keys is not None:
+        # transformers hides missing keys matching _keys_to_ignore_on_load_missing (the
+        # pre-training heads); they are missing all the same when the file lacks them
+        tied = set(getattr(model, "all_tied_weights_keys", None) or ())
+        patterns = [re.compile(p) for p in (model._keys_to_ignore_on_load_missing or ())]
+        missing |= {k for k in own - file_keys - tied if any(p.search(k) for p in patterns)}
+    saved_by = list(getattr(model.config, "architectures", None) or [])
+    if saved_by and type(model).__name__ not in saved_by:
+        # saved by another kgfuse class: whole head modules the file lacks, or the model lacks, are expected
+        top = (lambda k: k.split(".", 1)[0])
+        in_file = {top(k) for k in file_keys} if file_keys is not None else {top(k) for k in own - missing}
+        in_model = {top(k) for k in own}
+        missing = {k for k in missing if top(k) in in_file}
+        unexpected = {k for k in unexpected if top(k) in in_model}
+    return missing, unexpected
+
+
+def _zero_missing_buffers(model: nn.Module, missing: set[str]) -> None:
+    buffers = dict(model.named_buffers())
+    with torch.no_grad():
+        for k in missing:
+            if k in buffers:
+                buffers[k].zero_()
 
 
 class ConceptTable(nn.Embedding):
@@ -285,6 +417,10 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
         paths ``[P, H+1]``, path_rels ``[P, H]``, path_len ``[P]`` (optional, KagNet);
         labels: ``[B]``; logits: ``[B, C]``.
     """
+
+    # forward takes **kwargs but returns the plain mean loss: transformers' Trainer must divide
+    # it by the gradient-accumulation steps itself
+    accepts_loss_kwargs = False
 
     # A pre-training checkpoint (:class:`~kgfuse.fusion.pretraining.KGFusedForPreTraining`) has
     # the same weights plus its MLM and dEA heads: loading it here drops them silently.
@@ -462,7 +598,7 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
         if isinstance(node_features, str) and node_features == "name":
             if graph is None:
                 raise ValueError("node_features='name' needs the graph")
-            from ..kg.embeddings import concept_name_embeddings
+            from ..encoders.names import concept_name_embeddings
 
             table = concept_name_embeddings(graph, encoder=name_or_path, cache_dir=name_embedding_cache,
                                             local_files_only=local_files_only)
@@ -509,73 +645,6 @@ class KGFusedForMultipleChoice(KGFusedPreTrainedModel):
             else:
                 groups["fusion"].append((n, p))
         return groups
-
-    # ------------------------------------------------------------------ raw-text inference
-    def predictor(self, *, graph: Any = None, check_graph: bool = True):
-        """The :class:`~kgfuse.tasks.inference.KGFusePredictor` around *this* model, with the
-        tokenizer, graph, linker and retriever recorded in the folder the model was loaded
-        from (``from_pretrained(folder)`` on a ``<run>/model`` folder written by ``kgfuse train``).
-
-        Built once and cached on the model; a new ``graph`` or a changed pipeline file
-        (``kgfuse_pipeline.json``) rebuilds it.
-
-        Args:
-            graph: the graph (a path or a :class:`~kgfuse.kg.KnowledgeGraph`) when the
-                recorded graph path is not valid here; its hash must be the recorded one.
-            check_graph: check the graph's hash against the recorded one.
-
-        Raises:
-            ValueError: the model was not loaded from such a folder.
-        """
-        import hashlib
-        from pathlib import Path
-
-        from kgfuse.tasks.inference import KGFusePredictor
-        from kgfuse.tasks.pipeline import PIPELINE_FILE
-
-        src = self.config.name_or_path
-        folder = Path(src).expanduser() if src else None
-        info = folder / PIPELINE_FILE if folder is not None else None
-        if info is None or not info.is_file():
-            where = (f"was loaded from {src}, which has no {PIPELINE_FILE}" if src
-                     else "was not loaded from a saved folder")
-            raise ValueError(
-                f"model.predict needs the graph, linker and retriever the model was trained with, read from the "
-                f"{PIPELINE_FILE} of the folder it was loaded from; this model {where}. Load a trained model with "
-                f"KGFusedForMultipleChoice.from_pretrained('<run>/model') (the folder `kgfuse train` writes), or use "
-                f"kgfuse.tasks.inference.KGFusePredictor.from_pretrained(folder, graph=...)"
-            )
-        g_key = None if graph is None else (str(graph) if isinstance(graph, (str, os.PathLike)) else getattr(graph, "hash", id(graph)))
-        key = (str(folder.resolve()), hashlib.sha256(info.read_bytes()).hexdigest(), g_key, bool(check_graph))
-        cached = self.__dict__.get("_kgfuse_predictor")
-        if cached is None or cached[0] != key:
-            cached = (key, KGFusePredictor.for_model(self, folder, graph=graph, check_graph=check_graph))
-            self.__dict__["_kgfuse_predictor"] = cached
-        return cached[1]
-
-    def predict(self, question: str, choices: list[str], *, top_k: int = 3):
-        """Answer a question given as raw text, with the graph and linker the model was
-        trained with (see :meth:`predictor`).
-
-        The model is switched to eval mode for the call and back afterwards.
-
-        Args:
-            question: question text.
-            choices: at least two answer texts.
-            top_k: reasoning lines kept in the explanation.
-
-        Returns:
-            :class:`kgfuse.tasks.inference.Prediction` (scores, probabilities, chosen answer,
-            explanation, linked concepts).
-        """
-        was_training = self.training  # (building the predictor sets eval mode)
-        pred = self.predictor()
-        pred.device = self.device
-        self.eval()
-        try:
-            return pred.predict(question, choices, top_k=top_k)
-        finally:
-            self.train(was_training)
 
     # ------------------------------------------------------------------ forward
     def encode(

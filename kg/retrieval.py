@@ -44,6 +44,9 @@ __all__ = [
     "NODE_OTHER",
     "PathRetriever",
     "SubgraphRetriever",
+    "RETRIEVERS",
+    "register_retriever",
+    "build_retriever",
     "RANKINGS",
     "explain",
     "arrays_to_kgdata",
@@ -383,6 +386,40 @@ class _Half:
         return _Half(self.src[idx], self.nodes[idx], self.edges[idx], self.fwd[idx])
 
 
+#: name -> retriever class (``retriever.type`` of a config). A new retriever is one class with
+#: ``retrieve_nodes`` / ``add_edges`` (or ``retrieve_arrays``), ``config`` and ``explain``, and
+#: one :func:`register_retriever` decorator.
+RETRIEVERS: dict[str, type] = {}
+
+
+def register_retriever(name: str) -> Callable[[type], type]:
+    """Class decorator registering a retriever under ``name`` (``retriever: {type: name}``);
+    its constructor takes the graph first, then keyword options."""
+    key = name.lower()
+
+    def deco(cls: type) -> type:
+        other = RETRIEVERS.get(key)
+        if other is not None and other is not cls:
+            raise ValueError(f"retriever name {key!r} is already registered by {other.__qualname__}")
+        RETRIEVERS[key] = cls
+        cls.retriever_name = key
+        return cls
+
+    return deco
+
+
+def build_retriever(graph: "KnowledgeGraph", kind: str = "path", **options: Any):
+    """The registered retriever ``kind`` over ``graph`` with keyword ``options``.
+
+    Raises:
+        ValueError: unknown name (the message lists the registered ones).
+    """
+    cls = RETRIEVERS.get(str(kind).lower())
+    if cls is None:
+        raise ValueError(f"unknown retriever type {kind!r}; valid: {sorted(RETRIEVERS)}")
+    return cls(graph, **options)
+
+
 class _Retriever:
     """What both retrievers share: ``retrieve_nodes`` (the node set, cached by
     :func:`~kgfuse.kg.preprocess.preprocess_dataset`) then ``add_edges`` (rebuilt on read)."""
@@ -408,6 +445,7 @@ class _Retriever:
         return explain(data, graph or self.graph, limit=limit)
 
 
+@register_retriever("path")
 class PathRetriever(_Retriever):
     """KagNet's path finder: simple paths between question and answer concepts.
 
@@ -864,6 +902,7 @@ RANKINGS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] 
 }
 
 
+@register_retriever("subgraph")
 class SubgraphRetriever(_Retriever):
     """The MHGRN / QA-GNN two-hop subgraph.
 

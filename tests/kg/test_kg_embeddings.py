@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from kgfuse.kg.embeddings import KGEmbeddingResult, concept_name_embeddings, train_kg_embeddings
+from kgfuse.encoders.names import concept_name_embeddings
+from kgfuse.kg.embeddings import KGEmbeddingResult, train_kg_embeddings
 from kgfuse.kg.graph import GraphBuilder
 
 
