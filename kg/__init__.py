@@ -1,4 +1,4 @@
-"""kgfuse.kg: graph store, loaders, entity linking, retrieval and KG embeddings.
+"""kgfuse.kg: graph store, loaders, entity linking, retrieval, KG embeddings and knowledge as text.
 
 Names are imported lazily, so ``import kgfuse.kg`` loads neither numpy-heavy code,
 torch nor spaCy until a class is used.
@@ -14,6 +14,8 @@ _EXPORTS = {
     "GraphBuilder": "graph",
     "Neighbors": "graph",
     "KGFormatError": "store",
+    "GraphFormatError": "formats",
+    "open_graph": "formats",
     "LoadReport": "loaders",
     "MERGED17": "loaders",
     "EntityLinker": "linking",
@@ -29,7 +31,9 @@ _EXPORTS = {
     "train_kg_embeddings": "embeddings",
     "KGEmbeddingResult": "embeddings",
     "KGEPathScorer": "embeddings",
-    "concept_name_embeddings": "embeddings",
+    "Verbalizer": "verbalize",
+    "RelationTemplates": "verbalize",
+    "register_definition_source": "verbalize",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

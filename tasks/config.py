@@ -7,6 +7,7 @@ A config file maps 1:1 onto :class:`TrainConfig`::
     linker:    {max_words: 4, blacklist: []}           # EntityLinker keyword arguments
     retriever: {type: path, max_hops: 2}               # retriever name + keyword arguments
     model:     {text_encoder: all-MiniLM-L6-v2, ...}   # KGFusedConfig keyword arguments
+    knowledge_text: {enabled: false, triples: 5, definitions: answer, max_tokens: 64, ...}
     train:     {epochs: 3, batch_size: 8, lr_lm: 1.0e-5, lr_gnn: 1.0e-3, lr_fusion: 1.0e-3, ...}
     output_dir: runs/csqa
 
@@ -31,6 +32,7 @@ __all__ = [
     "DataConfig",
     "GraphConfig",
     "ModelConfig",
+    "KnowledgeTextConfig",
     "OptimConfig",
     "TrainConfig",
     "ConfigError",
@@ -157,6 +159,38 @@ class ModelConfig:
 
 
 @dataclass
+class KnowledgeTextConfig:
+    """Knowledge as text (section ``knowledge_text``; DEKCOR, Xu et al., 2021; KEAR, Xu et al., 2022).
+
+    When ``enabled``, each (question, choice) pair is followed in the text encoder's input by
+    the retrieved knowledge written out (:class:`kgfuse.kg.verbalize.Verbalizer`):
+    ``[CLS] question [SEP] choice [SEP] knowledge [SEP]``, cut from the knowledge side only to
+    ``train.max_length`` (raise it, e.g. to 128, to leave room). It works with every model:
+    with ``model.lm_only`` (DEKCOR-style: linking and retrieval run for the text only) and
+    with the graph routes. The text is computed from the cached grounding and subgraph when
+    features are built; the settings are saved with the model, so inference builds the same
+    input.
+
+    Args:
+        enabled: the switch.
+        triples: at most this many fact sentences (a direct edge or a path) per statement.
+        definitions: ``answer`` (definitions of the answer concepts), ``all`` (and of the
+            question concepts) or ``none``.
+        max_tokens: token budget of the knowledge text (model tokenizer), or null.
+        templates: relation template preset (``relation_templates``) or a JSON file.
+        definition_source: ``wordnet`` (the WordNet glosses in ``/usr/share/wordnet``), another
+            registered source, or a ``{concept: text}`` JSON / ``name<TAB>text`` TSV file.
+    """
+
+    enabled: bool = False
+    triples: int = 5
+    definitions: str = "answer"
+    max_tokens: int | None = 64
+    templates: str = "relation_templates"
+    definition_source: str = "wordnet"
+
+
+@dataclass
 class OptimConfig:
     """Optimisation (section ``train``).
 
@@ -202,6 +236,7 @@ class TrainConfig:
     retriever: dict[str, Any] = field(default_factory=lambda: {"type": "path"})
     model: ModelConfig = field(default_factory=ModelConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
+    knowledge_text: KnowledgeTextConfig = field(default_factory=KnowledgeTextConfig)
     output_dir: str | None = None
     cache_dir: str | None = None
     base_dir: str | None = None
@@ -239,6 +274,12 @@ class TrainConfig:
                 setattr(c, k, str(self.path(v)))
         if c.model.init_from:
             c.model.init_from = str(self.path(c.model.init_from))
+        from kgfuse.kg.verbalize import is_path_like
+
+        for k in ("templates", "definition_source"):
+            v = getattr(c.knowledge_text, k)
+            if v and is_path_like(v):
+                setattr(c.knowledge_text, k, str(self.path(v)))
         c.model.text_encoder = text_encoder_source(c.model.text_encoder, self.base_dir)
         return c
 
@@ -255,6 +296,7 @@ def _from_dict(cls: type, d: dict[str, Any], source: str, prefix: str, base_dir:
     kwargs: dict[str, Any] = {}
     hints = {
         "data": DataConfig, "graph": GraphConfig, "model": ModelConfig, "train": OptimConfig,
+        "knowledge_text": KnowledgeTextConfig,
     } if cls is TrainConfig else {}
     for k, v in d.items():
         if k in hints:
@@ -382,10 +424,9 @@ def linker_schema() -> dict[str, Any]:
 
 def retriever_schema(kind: str) -> dict[str, Any]:
     """The ``retriever`` section for ``type: kind``: the retriever's keyword arguments."""
-    from kgfuse.kg.retrieval import PathRetriever, SubgraphRetriever
+    from kgfuse.kg.retrieval import RETRIEVERS
 
-    cls = {"path": PathRetriever, "subgraph": SubgraphRetriever}[kind]
-    return _signature_schema(cls.__init__, ("graph", "scorer"))
+    return _signature_schema(RETRIEVERS[kind].__init__, ("graph", "scorer"))
 
 
 def model_options_schema() -> dict[str, Any]:
@@ -410,10 +451,12 @@ def validate_config(cfg: "TrainConfig", source: str = "<dict>") -> None:
     raises :class:`ConfigError` naming the key path."""
     if cfg.linker:
         _check_kwargs("linker", cfg.linker, linker_schema(), source)
+    from kgfuse.kg.retrieval import RETRIEVERS
+
     ret = dict(cfg.retriever or {})
     kind = ret.pop("type", "path")
-    if kind not in ("path", "subgraph"):
-        raise ConfigError(f"{source}: retriever.type must be 'path' or 'subgraph', got {kind!r}")
+    if kind not in RETRIEVERS:
+        raise ConfigError(f"{source}: retriever.type must be one of {sorted(RETRIEVERS)}, got {kind!r}")
     _check_kwargs("retriever", ret, retriever_schema(kind), source)
     if cfg.model.options:
         _check_kwargs("model.options", cfg.model.options, model_options_schema(), source)
@@ -437,6 +480,28 @@ def validate_config(cfg: "TrainConfig", source: str = "<dict>") -> None:
     for key in ("lr_lm", "lr_gnn", "lr_fusion"):
         if getattr(t, key) < 0:
             raise ConfigError(f"{source}: train.{key} must be >= 0, got {getattr(t, key)}")
+    _validate_knowledge_text(cfg.knowledge_text, source)
+
+
+def _validate_knowledge_text(kt: "KnowledgeTextConfig", source: str) -> None:
+    from kgfuse.kg.verbalize import DEFINITION_MODES, definition_source_names, is_path_like, template_preset_names
+
+    if kt.triples < 0:
+        raise ConfigError(f"{source}: knowledge_text.triples must be >= 0, got {kt.triples}")
+    if kt.max_tokens is not None and kt.max_tokens < 1:
+        raise ConfigError(f"{source}: knowledge_text.max_tokens must be >= 1 or null, got {kt.max_tokens}")
+    if kt.definitions not in DEFINITION_MODES:
+        raise ConfigError(f"{source}: knowledge_text.definitions must be one of {list(DEFINITION_MODES)}, "
+                          f"got {kt.definitions!r}")
+    if not is_path_like(kt.templates) and kt.templates not in template_preset_names():
+        raise ConfigError(f"{source}: knowledge_text.templates must be a template preset {template_preset_names()} "
+                          f"or the path of a JSON file, got {kt.templates!r}")
+    names = [n for n in definition_source_names() if n != "file"]
+    if not is_path_like(kt.definition_source) and kt.definition_source.lower() not in names:
+        raise ConfigError(f"{source}: knowledge_text.definition_source must be one of {names} or the path of a "
+                          f"definitions file (.json or .tsv), got {kt.definition_source!r}")
+    if kt.enabled and kt.triples == 0 and kt.definitions == "none":
+        raise ConfigError(f"{source}: knowledge_text is enabled with triples 0 and definitions none: it adds nothing")
 
 
 def _parse_value(text: str) -> Any:

@@ -3,7 +3,9 @@
 :func:`build_features` tokenises each (question, choice) pair (question = segment A,
 choice = segment B) with a fast tokenizer and aligns every mention to the first sub-token
 whose character span overlaps it (from the tokenizer's ``offset_mapping``); that token gets
-the local index of the mention's concept in the choice's subgraph. :class:`MultipleChoiceCollator`
+the local index of the mention's concept in the choice's subgraph. With ``knowledge`` (text
+from :class:`kgfuse.kg.verbalize.Verbalizer`), the knowledge follows the pair as one more
+span (:func:`append_knowledge`). :class:`MultipleChoiceCollator`
 pads a list of such features into the flat tensors the model takes (contract 4): text
 tensors ``[B, C, L]``, the subgraphs of all ``B * C`` statements concatenated PyG-style
 (``torch_geometric.data.Batch``), and ``entity_index`` rewritten to batch-global node indices.
@@ -17,7 +19,8 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["build_features", "align_mentions", "MultipleChoiceCollator", "AlignmentStats", "IGNORE_INDEX"]
+__all__ = ["build_features", "align_mentions", "append_knowledge", "MultipleChoiceCollator", "AlignmentStats",
+           "IGNORE_INDEX"]
 
 IGNORE_INDEX = -100
 """The label of a row without an answer: ``torch.nn.functional.cross_entropy`` ignores it and
@@ -82,9 +85,71 @@ def align_mentions(offsets: Sequence[tuple[int, int]], sequence_ids: Sequence[in
     return out
 
 
+def append_knowledge(enc: Any, knowledge: str | Sequence[str], tokenizer: Any,
+                     max_length: int | None) -> tuple[list[int], list[int], list[int] | None, str]:
+    """Append knowledge text to a tokenised (question, choice) pair.
+
+    The pair is ``enc``, the tokenizer's encoding of ``(question, choice)`` (question =
+    segment A, choice = segment B). The knowledge follows the choice as a third span, joined
+    with the tokenizer's own separators: for BERT ``[CLS] question [SEP] choice [SEP]
+    knowledge [SEP]``, for RoBERTa ``<s> question </s></s> choice </s></s> knowledge </s>``
+    (the separator between two segments, then the knowledge, then the closing token). With
+    ``token_type_ids`` the knowledge shares the choice's segment (type 1): BERT-family
+    checkpoints have two token types, and a third would need a new, untrained embedding.
+
+    Only the knowledge is cut to fit ``max_length``: the pair's tokens (and so every
+    mention alignment) are exactly those of the pair without knowledge. ``knowledge`` is one
+    string or a list of sentences, cut by whole sentences: taken in order while they fit in
+    the room left, a sentence that does not fit is skipped (a string is one sentence). A pair
+    that leaves no room, or no knowledge, gives the pair unchanged.
+
+    Returns:
+        ``(input_ids, attention_mask, token_type_ids or None, knowledge text kept)``; the
+        knowledge tokens are inserted right after the last choice token.
+    """
+    ids = list(enc["input_ids"])
+    mask = list(enc["attention_mask"])
+    tt = list(enc["token_type_ids"]) if "token_type_ids" in enc else None
+    units = [knowledge] if isinstance(knowledge, str) else list(knowledge)
+    units = [" ".join(u.split()) for u in units if u and u.strip()]
+    seq = enc.sequence_ids()
+    seg0 = [i for i, s in enumerate(seq) if s == 0]
+    seg1 = [i for i, s in enumerate(seq) if s == 1]
+    if not units or not seg0 or not seg1:
+        return ids, mask, tt, ""
+    last0, first1, last1 = seg0[-1], seg1[0], seg1[-1]
+    mid = ids[last0 + 1:first1]  # what separates two segments ([SEP]; </s></s>)
+    end = ids[last1 + 1:]  # what closes the last one ([SEP]; </s>)
+    room = None if max_length is None else max_length - len(ids) - len(mid)
+    if room is not None and room <= 0:
+        return ids, mask, tt, ""
+    if room is not None:
+        counts = [len(x) for x in tokenizer(units, add_special_tokens=False)["input_ids"]]
+        chosen, used = [], 0
+        for u, n in zip(units, counts):
+            if used + n <= room:
+                chosen.append(u)
+                used += n
+        units = chosen
+    while units:
+        kept = " ".join(units)
+        kids = list(tokenizer(kept, add_special_tokens=False)["input_ids"])
+        if room is None or len(kids) <= room:
+            break
+        units = units[:-1]  # joined text tokenised longer than its sentences (rare with BPE)
+    if not units or not kids:
+        return ids, mask, tt, ""
+    ids = ids[:last1 + 1] + mid + kids + end
+    mask = mask[:last1 + 1] + [1] * (len(mid) + len(kids)) + mask[last1 + 1:]
+    if tt is not None:
+        tt = tt[:last1 + 1] + [tt[first1]] * (len(mid) + len(kids)) + tt[last1 + 1:]
+    return ids, mask, tt, kept
+
+
 def build_features(question: str, choices: Sequence[str], groundings: Sequence[Any], subgraphs: Sequence[Any],
                    tokenizer: Any, *, max_length: int | None = None, label: int | None = None,
-                   stats: AlignmentStats | None = None) -> dict[str, Any]:
+                   stats: AlignmentStats | None = None,
+                   knowledge: Sequence[str | Sequence[str] | None] | None = None) -> dict[str, Any]:
     """Features of one example (all its choices).
 
     Args:
@@ -97,11 +162,15 @@ def build_features(question: str, choices: Sequence[str], groundings: Sequence[A
         max_length: truncate each pair to this many tokens (``"longest_first"``).
         label: index of the right choice, if known.
         stats: alignment counters to update (see :class:`AlignmentStats`).
+        knowledge: knowledge text per choice (a string, a list of sentences or ``None``),
+            appended after the pair by :func:`append_knowledge`; the pair is never cut for it.
 
     Returns:
         ``{"input_ids", "attention_mask", ["token_type_ids"], "entity_local", "graphs",
-        ["label"]}``: lists with one entry per choice; ``entity_local[j][t]`` is the local
-        node index (in ``graphs[j]``) of the concept aligned to token ``t``, or ``-1``.
+        ["knowledge"], ["label"]}``: lists with one entry per choice; ``entity_local[j][t]`` is
+        the local node index (in ``graphs[j]``) of the concept aligned to token ``t``, or
+        ``-1`` (always ``-1`` on knowledge tokens); ``knowledge[j]`` is the knowledge text
+        that made it into the input (after cutting), present when ``knowledge`` is given.
     """
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError("build_features needs a fast tokenizer (offset_mapping)")
@@ -112,9 +181,13 @@ def build_features(question: str, choices: Sequence[str], groundings: Sequence[A
         )
     if label is not None and not 0 <= int(label) < len(choices):
         raise ValueError(f"label {label} outside [0, {len(choices)})")
+    if knowledge is not None and len(knowledge) != len(choices):
+        raise ValueError(f"got {len(choices)} choices and {len(knowledge)} knowledge texts; expected one per choice")
     feats: dict[str, Any] = {"input_ids": [], "attention_mask": [], "entity_local": [], "graphs": list(subgraphs)}
+    if knowledge is not None:
+        feats["knowledge"] = []
     with_tt = None
-    for choice, grounding, g in zip(choices, groundings, subgraphs):
+    for j, (choice, grounding, g) in enumerate(zip(choices, groundings, subgraphs)):
         enc = tokenizer(
             question,
             choice,
@@ -126,16 +199,25 @@ def build_features(question: str, choices: Sequence[str], groundings: Sequence[A
         c2n = {}
         for i, c in enumerate(cids):
             c2n.setdefault(int(c), i)
-        ent = align_mentions(enc["offset_mapping"], enc.sequence_ids(), grounding.mentions, c2n, stats)
-        feats["input_ids"].append(list(enc["input_ids"]))
-        feats["attention_mask"].append(list(enc["attention_mask"]))
+        seq = enc.sequence_ids()
+        ent = align_mentions(enc["offset_mapping"], seq, grounding.mentions, c2n, stats)
+        ids, mask, tt = list(enc["input_ids"]), list(enc["attention_mask"]), enc.get("token_type_ids")
+        if knowledge is not None:
+            n_pair = len(ids)
+            ids, mask, tt, kept = append_knowledge(enc, knowledge[j] or (), tokenizer, max_length)
+            if len(ids) > n_pair:  # knowledge tokens sit after the last choice token: no entity there
+                at = max(i for i, s in enumerate(seq) if s == 1) + 1
+                ent = ent[:at] + [-1] * (len(ids) - n_pair) + ent[at:]
+            feats["knowledge"].append(kept)
+        feats["input_ids"].append(ids)
+        feats["attention_mask"].append(mask)
         feats["entity_local"].append(ent)
         if with_tt is None:
             with_tt = "token_type_ids" in enc
             if with_tt:
                 feats["token_type_ids"] = []
         if with_tt:
-            feats["token_type_ids"].append(list(enc["token_type_ids"]))
+            feats["token_type_ids"].append(list(tt))
     if label is not None:
         feats["label"] = int(label)
     return feats
@@ -152,7 +234,7 @@ class MultipleChoiceCollator:
     """Batch features into the model's inputs (contract 4).
 
     Features are the dicts of :func:`build_features`, or raw dicts with ``question``,
-    ``choices``, ``groundings``, ``subgraphs`` (and optional ``label``), which are
+    ``choices``, ``groundings``, ``subgraphs`` (and optional ``label`` and ``knowledge``), which are
     tokenised here with ``max_length``. Text is padded to the longest pair of the batch
     (or to ``pad_to_multiple_of``).
 
@@ -195,6 +277,10 @@ class MultipleChoiceCollator:
         token_type_ids = torch.zeros((B, C, L), dtype=torch.long)
         entity_index = torch.full((B, C, L), -1, dtype=torch.long)
         graphs: list[Any] = []
+        missing = [k for k in ("graphs", "entity_local") if any(k not in f for f in feats)]
+        if missing:
+            raise ValueError(f"features lack {missing}: give the collator whole build_features dicts (with transformers' "
+                             "Trainer: TrainingArguments(remove_unused_columns=False))")
         offset = 0
         for b, f in enumerate(feats):
             for c in range(C):
@@ -246,7 +332,8 @@ class MultipleChoiceCollator:
         if missing:
             raise ValueError(f"feature lacks {missing}: give build_features output or raw question/choices/groundings/subgraphs")
         return build_features(f["question"], f["choices"], f["groundings"], f["subgraphs"], self.tokenizer,
-                              max_length=self.max_length, label=f.get("label"), stats=self.stats)
+                              max_length=self.max_length, label=f.get("label"), stats=self.stats,
+                              knowledge=f.get("knowledge"))
 
     @staticmethod
     def _paths(graphs: Sequence[Any]) -> dict[str, Tensor]:

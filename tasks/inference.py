@@ -2,8 +2,9 @@
 
 A trained model folder (``<run>/model``) holds the model (``config.json`` +
 ``model.safetensors``), its tokenizer, and ``kgfuse_pipeline.json``: the graph's path and
-content hash, the linker and retriever settings, ``max_length``. :class:`KGFusePredictor`
-rebuilds that pipeline::
+content hash, the linker and retriever settings, ``max_length`` and the ``knowledge_text``
+settings (the verbaliser that writes retrieved knowledge into the input, also for an LM-only
+model). :class:`KGFusePredictor` rebuilds that pipeline::
 
     from kgfuse.tasks.inference import KGFusePredictor
 
@@ -11,9 +12,9 @@ rebuilds that pipeline::
     out = p.predict("Where would you put a plate after drying it?", ["cupboard", "oven", "roof"])
     out.choice, out.probs, out.explanation   # 'cupboard', [...], ['plate --atlocation--> cupboard']
 
-A model loaded with ``KGFusedForMultipleChoice.from_pretrained("runs/demo/model")`` does the same
-through ``model.predict(question, choices)`` (:meth:`KGFusePredictor.for_model` around the model
-itself, cached on it).
+A model already loaded with ``KGFusedForMultipleChoice.from_pretrained("runs/demo/model")`` (or
+the Auto class) gets the same pipeline with :meth:`KGFusePredictor.for_loaded_model`; the model
+class itself knows nothing of raw text.
 
 The graph is loaded from the recorded path, or from ``graph=`` (a path or a
 :class:`~kgfuse.kg.KnowledgeGraph`); its hash must equal the recorded one (the node
@@ -49,6 +50,8 @@ class Prediction:
         explanation: reasoning paths (or subgraph edges) of the chosen answer, as readable
             lines (``plate --atlocation--> cupboard``); empty for an LM-only model.
         concepts: names of the concepts linked in the question and in the chosen answer.
+        knowledge: the knowledge text the model read after the chosen answer (``""`` without
+            ``knowledge_text``); ``knowledge_per_choice`` has it for every choice.
     """
 
     scores: list[float]
@@ -57,10 +60,13 @@ class Prediction:
     choice: str
     explanation: list[str] = field(default_factory=list)
     concepts: dict[str, list[str]] = field(default_factory=dict)
+    knowledge: str = ""
+    knowledge_per_choice: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"scores": self.scores, "probs": self.probs, "predicted": self.predicted, "choice": self.choice,
-                "explanation": self.explanation, "concepts": self.concepts}
+                "explanation": self.explanation, "concepts": self.concepts, "knowledge": self.knowledge,
+                "knowledge_per_choice": self.knowledge_per_choice}
 
 
 class KGFusePredictor:
@@ -72,12 +78,16 @@ class KGFusePredictor:
         graph, linker, retriever: the pipeline (``None`` for an LM-only model).
         max_length: tokens per (question, choice) pair.
         info: the pipeline description (:data:`~kgfuse.tasks.pipeline.PIPELINE_FILE`).
+        verbalizer: the :class:`~kgfuse.kg.verbalize.Verbalizer` of a model trained with
+            ``knowledge_text`` (needs graph, linker and retriever, also for an LM-only model).
     """
 
     def __init__(self, model: Any, tokenizer: Any, graph: Any = None, linker: Any = None, retriever: Any = None, *,
-                 max_length: int | None = 128, info: dict[str, Any] | None = None, device: str | None = None) -> None:
+                 max_length: int | None = 128, info: dict[str, Any] | None = None, device: str | None = None,
+                 verbalizer: Any = None) -> None:
         import torch
 
+        self.verbalizer = verbalizer
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.graph = graph
@@ -98,21 +108,54 @@ class KGFusePredictor:
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(cls, model_dir: str | os.PathLike, *, graph: Any = None, check_graph: bool = True,
-                        device: str | None = None) -> "KGFusePredictor":
-        """Load a model folder written by ``kgfuse train`` (or :func:`save_predictor`)."""
+                        device: str | None = None, verify: bool = True) -> "KGFusePredictor":
+        """Load a model folder written by ``kgfuse train`` (or :func:`save_predictor`).
+
+        The weights must cover the model exactly, and with ``verify`` the model files are
+        checked against the folder's ``kgfuse_manifest.json`` first (see
+        :class:`~kgfuse.fusion.modeling.KGFusedPreTrainedModel`).
+
+        Raises:
+            kgfuse.fusion.modeling.ModelLoadError: a model file is damaged, or tensors are
+                missing or unexpected (named).
+        """
         from kgfuse.fusion import KGFusedForMultipleChoice
 
         model_dir = Path(model_dir).expanduser()
         _read_info(model_dir)  # a clear error before loading any weights
-        model = KGFusedForMultipleChoice.from_pretrained(str(model_dir))
+        model = KGFusedForMultipleChoice.from_pretrained(str(model_dir), verify=verify)
         return cls.for_model(model, model_dir, graph=graph, check_graph=check_graph, device=device)
+
+    @classmethod
+    def for_loaded_model(cls, model: Any, *, graph: Any = None, check_graph: bool = True) -> "KGFusePredictor":
+        """A predictor around a model loaded with ``from_pretrained(<run>/model)`` (the folder
+        ``kgfuse train`` writes), with the tokenizer, graph, linker and retriever recorded in
+        that folder; the predictor scores with the model's in-memory weights::
+
+            model = AutoModelForMultipleChoice.from_pretrained("runs/csqa/model")
+            KGFusePredictor.for_loaded_model(model).predict(question, choices)
+
+        Raises:
+            ValueError: the model was not loaded from such a folder.
+        """
+        src = getattr(model.config, "name_or_path", None)
+        folder = Path(src).expanduser() if src else None
+        if folder is None or not (folder / PIPELINE_FILE).is_file():
+            where = (f"was loaded from {src}, which has no {PIPELINE_FILE}" if src
+                     else "was not loaded from a saved folder")
+            raise ValueError(
+                f"raw-text prediction needs the graph, linker and retriever the model was trained with, read from "
+                f"the {PIPELINE_FILE} of the folder it was loaded from; this model {where}. Load a trained model "
+                f"from '<run>/model' (the folder `kgfuse train` writes), or use "
+                f"KGFusePredictor.from_pretrained(folder, graph=...)"
+            )
+        return cls.for_model(model, folder, graph=graph, check_graph=check_graph, device=str(model.device))
 
     @classmethod
     def for_model(cls, model: Any, model_dir: str | os.PathLike, *, graph: Any = None, check_graph: bool = True,
                   device: str | None = None) -> "KGFusePredictor":
         """A predictor around an already loaded ``model`` with the tokenizer and the pipeline
-        (graph, linker, retriever) recorded in ``model_dir`` (what
-        :meth:`KGFusedForMultipleChoice.predict <kgfuse.fusion.KGFusedForMultipleChoice.predict>` uses).
+        (graph, linker, retriever) recorded in ``model_dir`` (see also :meth:`for_loaded_model`).
 
         Raises:
             FileNotFoundError: ``model_dir`` has no :data:`~kgfuse.tasks.pipeline.PIPELINE_FILE`,
@@ -126,8 +169,9 @@ class KGFusePredictor:
         info = _read_info(model_dir)
         tokenizer = load_tokenizer(str(model_dir))
         use_graph = bool(getattr(model.config, "use_graph", True)) and not info.get("lm_only", False)
-        g = linker = retriever = None
-        if use_graph:
+        knowledge_text = info.get("knowledge_text")  # needs the graph even for an LM-only model
+        g = linker = retriever = verbalizer = None
+        if use_graph or knowledge_text:
             want = info["graph"].get("hash")
             own = getattr(model.config, "graph_hash", None)
             if check_graph and want and own and own != want:
@@ -147,7 +191,12 @@ class KGFusePredictor:
                 )
             linker = build_linker(g, info["linker"].get("options"))
             retriever = build_retriever(g, info["retriever"].get("options"))
-        return cls(model, tokenizer, g, linker, retriever, max_length=info.get("max_length"), info=info, device=device)
+        if knowledge_text:
+            from .pipeline import build_verbalizer
+
+            verbalizer = build_verbalizer(g, knowledge_text["options"], tokenizer)
+        return cls(model, tokenizer, g, linker, retriever, max_length=info.get("max_length"), info=info, device=device,
+                   verbalizer=verbalizer)
 
     def save_pretrained(self, model_dir: str | os.PathLike) -> Path:
         """Write model, tokenizer and the pipeline description to ``model_dir``."""
@@ -162,7 +211,7 @@ class KGFusePredictor:
     def _pairs(self, question: str, choices: Sequence[str]) -> list[tuple[Any, Any]]:
         from .pipeline import _empty_kgdata
 
-        if not self.uses_graph:
+        if self.linker is None or self.retriever is None:
             from kgfuse.kg.linking import Grounding
 
             return [(Grounding(), _empty_kgdata()) for _ in choices]
@@ -193,8 +242,20 @@ class KGFusePredictor:
 
         from .features import build_features
 
-        feats = build_features(question, choices, [g for g, _ in pairs], [d for _, d in pairs], self.tokenizer,
-                               max_length=self.max_length)
+        knowledge = [self.verbalizer(g, d) for g, d in pairs] if self.verbalizer is not None else None
+        model_pairs = pairs
+        mode = self.graph_input
+        if not self.uses_graph or mode == "none":  # the model reads no graph (at most the knowledge text)
+            from .pipeline import _empty_pairs
+
+            model_pairs = _empty_pairs(len(pairs))
+        elif mode != "full":  # the view the model was trained on (model.graph_input)
+            from .graph_input import drop_edges, qa_nodes_only
+
+            view = {"no_edges": drop_edges, "qa_only": qa_nodes_only}[mode]
+            model_pairs = [(g, view(d)) for g, d in pairs]
+        feats = build_features(question, choices, [g for g, _ in model_pairs], [d for _, d in model_pairs],
+                               self.tokenizer, max_length=self.max_length, knowledge=knowledge)
         batch = {k: v.to(self.device) for k, v in self.collator([feats]).items()}
         with torch.no_grad():
             logits = self.model(**batch).logits[0].float().cpu()
@@ -204,11 +265,50 @@ class KGFusePredictor:
             scores=logits.tolist(), probs=probs.tolist(), predicted=k, choice=choices[k],
             explanation=self.explain_pair(pairs[k], top_k=top_k),
             concepts=self.concept_names(pairs[k][0]),
+            knowledge=feats["knowledge"][k] if knowledge is not None else "",
+            knowledge_per_choice=list(feats.get("knowledge", [])),
         )
+
+    def knowledge_text(self, question: str, choice: str) -> str:
+        """The knowledge text the model reads after ``(question, choice)``, cut as in its input
+        (``""`` for a model trained without ``knowledge_text``)."""
+        if self.verbalizer is None:
+            return ""
+        from .features import build_features
+
+        (pair,) = self._pairs(question, [choice])
+        feats = build_features(question, [choice], [pair[0]], [pair[1]], self.tokenizer, max_length=self.max_length,
+                               knowledge=[self.verbalizer(*pair)])
+        return feats["knowledge"][0]
+
+    def dataset(self, examples: Sequence[Any], *, cache_dir: str | os.PathLike | None = None) -> Any:
+        """The model's features of ``examples`` (grounding and retrieval through the
+        preprocessing cache, ``cache_dir`` or ``$KGFUSE_HOME/cache``), with the knowledge text
+        when the model was trained with it: what the evaluation of a predictor iterates."""
+        from .pipeline import MCFeatureDataset, TextOnlyDataset, preprocess
+
+        if self.linker is None or self.retriever is None:
+            return TextOnlyDataset(examples, self.tokenizer, max_length=self.max_length)
+        from .config import default_home
+
+        cache = Path(cache_dir) if cache_dir is not None else default_home() / "cache"
+        from .graph_input import graph_input_view
+
+        full = preprocess(examples, self.graph, self.linker, self.retriever, cache)
+        mode = self.graph_input
+        graph_inputs = self.uses_graph and mode != "none"
+        pre = graph_input_view(full, mode) if graph_inputs else full
+        return MCFeatureDataset(examples, pre, self.tokenizer, max_length=self.max_length, verbalizer=self.verbalizer,
+                                knowledge_pre=full if pre is not full else None, graph_inputs=graph_inputs)
+
+    @property
+    def graph_input(self) -> str:
+        """``model.graph_input`` of the run that trained the model (``full`` unless recorded)."""
+        return str((self.info or {}).get("graph_input", "full"))
 
     def explain_pair(self, pair: tuple[Any, Any], *, top_k: int = 3) -> list[str]:
         """Readable reasoning lines of one (Grounding, KGData) pair (paths first, else edges, else concepts)."""
-        if not self.uses_graph:
+        if self.linker is None or self.retriever is None:
             return []
         g, data = pair
         lines = self.retriever.explain(data, self.graph, limit=top_k)

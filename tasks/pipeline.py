@@ -6,7 +6,8 @@ Each builder is a small public function, so a script can use any stage alone::
     linker = build_linker(graph, {"max_words": 4})
     retriever = build_retriever(graph, {"type": "path", "max_hops": 2})
     pre = preprocess(examples, graph, linker, retriever, cache_dir)
-    ds = MCFeatureDataset(examples, pre, tokenizer, max_length=64)
+    verbalizer = build_verbalizer(graph, {"enabled": True, "triples": 3}, tokenizer)  # knowledge as text
+    ds = MCFeatureDataset(examples, pre, tokenizer, max_length=128, verbalizer=verbalizer)
 
 :func:`build_run` does all of it for a :class:`~kgfuse.tasks.config.TrainConfig` and returns
 a :class:`Run` that :func:`kgfuse.tasks.train.train` trains and
@@ -15,6 +16,7 @@ a :class:`Run` that :func:`kgfuse.tasks.train.train` trains and
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .config import ConfigError, GraphConfig, TrainConfig, default_home, text_encoder_source
+from .config import ConfigError, GraphConfig, KnowledgeTextConfig, TrainConfig, default_home, text_encoder_source
 from .datasets import MCExample, examples_hash, load_csqa_inhouse, load_examples
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "load_graph",
     "build_linker",
     "build_retriever",
+    "build_verbalizer",
     "preprocess",
     "MCFeatureDataset",
     "build_model",
@@ -43,7 +46,6 @@ __all__ = [
 ]
 
 PIPELINE_FILE = "kgfuse_pipeline.json"
-RETRIEVERS = ("path", "subgraph")
 
 
 # --------------------------------------------------------------------------------------
@@ -63,13 +65,22 @@ def load_graph(cfg: GraphConfig | Mapping[str, Any], base_dir: str | os.PathLike
 
     if isinstance(cfg, Mapping):
         cfg = GraphConfig(**cfg)
-    if cfg.path is None:
-        if cfg.format == "wordnet":
-            from kgfuse.kg.loaders import DEFAULT_WORDNET
+    from kgfuse.kg.formats import GraphFormatError
 
-            return open_graph(DEFAULT_WORDNET, "wordnet", **dict(cfg.options))
-        raise ValueError("graph.path is not set: give a compiled graph folder, a WordNet folder or a graph file")
-    return open_graph(resolve_path(cfg.path, base_dir), cfg.format, **dict(cfg.options))
+    if cfg.path is None and cfg.format != "wordnet":
+        raise ConfigError("graph.path is not set: give a compiled graph folder, a WordNet folder or a graph file")
+    if cfg.path is None:
+        from kgfuse.kg.loaders import DEFAULT_WORDNET
+
+        path = Path(DEFAULT_WORDNET)
+    else:
+        path = resolve_path(cfg.path, base_dir)
+    try:
+        return open_graph(path, cfg.format, **dict(cfg.options))
+    except (GraphFormatError, FileNotFoundError):
+        raise
+    except (TypeError, ValueError) as e:  # a loader option of the wrong name, type or value
+        raise ConfigError(f"graph.options for {path} ({cfg.format}): {e}") from None
 
 
 def build_linker(graph, options: Mapping[str, Any] | None = None):
@@ -80,16 +91,40 @@ def build_linker(graph, options: Mapping[str, Any] | None = None):
 
 
 def build_retriever(graph, options: Mapping[str, Any] | None = None):
-    """A retriever from ``{"type": "path" | "subgraph", **kwargs}``."""
-    from kgfuse.kg.retrieval import PathRetriever, SubgraphRetriever
+    """A retriever from ``{"type": <registered name>, **kwargs}`` (default type ``path``; see
+    :data:`kgfuse.kg.retrieval.RETRIEVERS`)."""
+    from kgfuse.kg.retrieval import build_retriever as _build
 
     opts = dict(options or {})
-    kind = opts.pop("type", "path")
-    if kind == "path":
-        return PathRetriever(graph, **opts)
-    if kind == "subgraph":
-        return SubgraphRetriever(graph, **opts)
-    raise ValueError(f"unknown retriever type {kind!r}; valid: {list(RETRIEVERS)}")
+    return _build(graph, opts.pop("type", "path"), **opts)
+
+
+def build_verbalizer(graph, cfg: KnowledgeTextConfig | Mapping[str, Any] | None, tokenizer: Any = None, *,
+                     base_dir: str | os.PathLike | None = None):
+    """The :class:`~kgfuse.kg.verbalize.Verbalizer` of a ``knowledge_text`` section, or ``None``
+    when it is absent or not enabled.
+
+    ``tokenizer`` counts the ``max_tokens`` budget (the model's tokenizer); file paths
+    (``templates``, ``definition_source``) are resolved against ``base_dir`` like every
+    config path.
+    """
+    from kgfuse.kg.verbalize import Verbalizer, is_path_like
+
+    from .config import resolve_path
+
+    if cfg is None:
+        return None
+    if isinstance(cfg, Mapping):
+        cfg = KnowledgeTextConfig(**{k: v for k, v in cfg.items()})
+    if not cfg.enabled:
+        return None
+
+    def where(v: str) -> Any:
+        return str(resolve_path(v, base_dir)) if v and is_path_like(v) else v
+
+    return Verbalizer(graph, triples=cfg.triples, definitions=cfg.definitions, max_tokens=cfg.max_tokens,
+                      templates=where(cfg.templates), definition_source=where(cfg.definition_source),
+                      tokenizer=tokenizer)
 
 
 def preprocess(examples: Sequence[MCExample], graph, linker, retriever, cache_dir: str | os.PathLike | None, *,
@@ -114,13 +149,30 @@ class MCFeatureDataset:
 
     Items are :func:`kgfuse.tasks.features.build_features` dicts (with ``label`` when known)
     for :class:`kgfuse.tasks.features.MultipleChoiceCollator`.
+
+    Args:
+        examples, pre: the examples and their preprocessed (grounding, subgraph) records.
+        tokenizer, max_length: as for :func:`~kgfuse.tasks.features.build_features`.
+        verbalizer: a :class:`~kgfuse.kg.verbalize.Verbalizer`: each pair is followed by its
+            knowledge text, computed here from the cached grounding and subgraph (so no
+            cache holds the text; the verbaliser's settings are saved with the model).
+        knowledge_pre: the records the verbaliser reads (default ``pre``): the retrieved
+            subgraphs as they are when ``pre`` is a reduced view for the model
+            (:mod:`kgfuse.tasks.graph_input`).
+        graph_inputs: ``False`` for a model that gets no graph (``model.lm_only``, or
+            ``model.graph_input: none``): empty groundings and subgraphs go to the model, the
+            real ones to the verbaliser.
     """
 
-    def __init__(self, examples: Sequence[MCExample], pre: Any, tokenizer: Any, *, max_length: int | None = None) -> None:
+    def __init__(self, examples: Sequence[MCExample], pre: Any, tokenizer: Any, *, max_length: int | None = None,
+                 verbalizer: Any = None, knowledge_pre: Any = None, graph_inputs: bool = True) -> None:
         self.examples = list(examples)
         self.pre = pre
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.verbalizer = verbalizer
+        self.knowledge_pre = knowledge_pre
+        self.graph_inputs = graph_inputs
         if len(pre) != len(self.examples):
             raise ValueError(f"{len(self.examples)} examples but {len(pre)} preprocessed records")
 
@@ -145,8 +197,15 @@ class MCFeatureDataset:
 
         ex = self.examples[i]
         pairs = self.pairs(i)
+        knowledge = None
+        if getattr(self, "verbalizer", None) is not None:
+            kpre = getattr(self, "knowledge_pre", None)
+            kpairs = pairs if kpre is None else [kpre[i][j] for j in range(len(ex.choices))]
+            knowledge = [self.verbalizer(g, d) for g, d in kpairs]
+        if not getattr(self, "graph_inputs", True):
+            pairs = _empty_pairs(len(pairs))
         return build_features(ex.question, ex.choices, [g for g, _ in pairs], [d for _, d in pairs], self.tokenizer,
-                              max_length=self.max_length, label=ex.label)
+                              max_length=self.max_length, label=ex.label, knowledge=knowledge)
 
 
 class TextOnlyDataset(MCFeatureDataset):
@@ -157,12 +216,20 @@ class TextOnlyDataset(MCFeatureDataset):
         self.pre = None
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.verbalizer = None
+        self.knowledge_pre = None
+        self.graph_inputs = False
 
     def pairs(self, i: int) -> list[tuple[Any, Any]]:
-        from kgfuse.kg.linking import Grounding
+        return _empty_pairs(len(self.examples[i].choices))
 
-        empty = _empty_kgdata()
-        return [(Grounding(), empty) for _ in self.examples[i].choices]
+
+def _empty_pairs(n: int) -> list[tuple[Any, Any]]:
+    """``n`` (empty Grounding, empty KGData) pairs: the graph inputs of an LM-only model."""
+    from kgfuse.kg.linking import Grounding
+
+    empty = _empty_kgdata()
+    return [(Grounding(), empty) for _ in range(n)]
 
 
 def _empty_kgdata():
@@ -290,18 +357,26 @@ class Run:
     cache_dir: Path
     t0: float = field(default_factory=time.time)
     timings: dict[str, float] = field(default_factory=dict)
+    verbalizer: Any = None
 
     def pipeline_info(self) -> dict[str, Any]:
         """The pipeline description saved next to the model (see :data:`PIPELINE_FILE`)."""
-        return pipeline_info(self.config, self.graph, self.linker, self.retriever)
+        return pipeline_info(self.config, self.graph, self.linker, self.retriever, self.verbalizer)
 
     def export_extra(self, model_dir: Path) -> None:
         write_pipeline_files(model_dir, self.tokenizer, self.pipeline_info())
 
 
-def pipeline_info(config: TrainConfig, graph, linker, retriever) -> dict[str, Any]:
+def pipeline_info(config: TrainConfig, graph, linker, retriever, verbalizer=None) -> dict[str, Any]:
+    """What inference needs to rebuild a run's input: graph, linker, retriever, ``max_length``,
+    and ``knowledge_text`` (``None`` when off; else the resolved section as ``options`` and
+    the verbaliser's ``config``, which names the template table and definition source)."""
     c = config.resolved()
     ret_opts = dict(config.retriever)
+    kt = None
+    if c.knowledge_text.enabled:
+        kt = {"options": dataclasses.asdict(c.knowledge_text),
+              "config": verbalizer.config if verbalizer is not None else None}
     return {
         "format": "kgfuse-pipeline-v1",
         "graph": {"path": c.graph.path, "format": c.graph.format, "options": c.graph.options, "hash": graph.hash,
@@ -312,6 +387,7 @@ def pipeline_info(config: TrainConfig, graph, linker, retriever) -> dict[str, An
         "lm_only": config.model.lm_only,
         "graph_input": config.model.graph_input,
         "data_format": config.data.format,
+        "knowledge_text": kt,
     }
 
 
@@ -322,6 +398,10 @@ def write_pipeline_files(model_dir: str | os.PathLike, tokenizer: Any, info: Map
     if tokenizer is not None:
         tokenizer.save_pretrained(str(model_dir))
     (model_dir / PIPELINE_FILE).write_text(json.dumps(info, indent=1, sort_keys=True))
+    from kgfuse.integrity import MODEL_MANIFEST, write_model_manifest
+
+    if (model_dir / MODEL_MANIFEST).is_file():  # a folder from save_pretrained: record the new files too
+        write_model_manifest(model_dir)
 
 
 def default_output_dir(config: TrainConfig) -> Path:
@@ -365,19 +445,24 @@ def build_run(config: TrainConfig, *, progress: bool = True, log=print) -> Run:
     lm_only = config.model.lm_only
     text_only = lm_only or config.model.graph_input == "none"
     linker = retriever = None
+    # knowledge as text needs linking and retrieval even when the model gets no graph
+    verbalizer = build_verbalizer(graph, config.knowledge_text, tokenizer, base_dir=config.base_dir)
     datasets: dict[str, MCFeatureDataset] = {}
     t = time.time()
-    if text_only:
+    if text_only and verbalizer is None:
         for k, exs in splits.items():
             datasets[k] = TextOnlyDataset(exs, tokenizer, max_length=config.train.max_length)
     else:
         linker = build_linker(graph, config.linker)
         retriever = build_retriever(graph, config.retriever)
         for k, exs in splits.items():
-            pre = preprocess(exs, graph, linker, retriever, cache, num_workers=config.data.preprocess_workers, progress=progress)
-            pre = graph_input_view(pre, config.model.graph_input)
-            datasets[k] = MCFeatureDataset(exs, pre, tokenizer, max_length=config.train.max_length)
-        if config.model.node_vocab is not None:
+            full = preprocess(exs, graph, linker, retriever, cache, num_workers=config.data.preprocess_workers, progress=progress)
+            pre = full if text_only else graph_input_view(full, config.model.graph_input)
+            datasets[k] = MCFeatureDataset(exs, pre, tokenizer, max_length=config.train.max_length, verbalizer=verbalizer,
+                                           knowledge_pre=full if pre is not full else None, graph_inputs=not text_only)
+        if verbalizer is not None and progress:
+            log(f"knowledge text: {verbalizer!r}")
+        if config.model.node_vocab is not None and not text_only:
             n = apply_node_vocab(model, config.model.node_vocab, datasets)
             if progress:
                 log(f"node table: {n} concepts of the training subgraphs (of {graph.num_concepts}, "
@@ -392,7 +477,7 @@ def build_run(config: TrainConfig, *, progress: bool = True, log=print) -> Run:
     collator = MultipleChoiceCollator(tokenizer, max_length=config.train.max_length)
     return Run(config=config, graph=graph, linker=linker, retriever=retriever, tokenizer=tokenizer, model=model,
                collator=collator, examples=splits, datasets=datasets, reports=reports, output_dir=out, cache_dir=cache,
-               t0=t0, timings=timings)
+               t0=t0, timings=timings, verbalizer=verbalizer)
 
 
 def seed_everything(seed: int) -> None:
