@@ -22,16 +22,82 @@ networkx      a GraphML / GML file read with networkx (edge attribute ``relation
 Every loader adds inverse edges by default (``add_inverse=True``; WordNet, whose pointers come
 in both directions already, defaults to False); the options used are recorded in
 ``graph.meta["params"]``.
+
+Errors. A graph source that cannot be read as asked raises :class:`GraphFormatError` (a
+``ValueError``), one line naming the file and, where it applies, the line:
+
+- a truncated or corrupt gzip file: ``cn4.tsv.gz: truncated or corrupt gzip file (after line
+  1234): Compressed file ended before the end-of-stream marker was reached``;
+- a format that cannot be told from the path, or an unknown format name (the message lists
+  the valid ones and the closest match);
+- a source that gives no edges: an empty file, a header only, or every line skipped or
+  malformed: ``x.tsv: no edges loaded (3 lines: 1 header, 2 malformed (columns: 2); ...)``,
+  unless ``allow_empty=True``;
+- with ``strict=True``, the first malformed line, invalid text encoding included:
+  ``x.tsv, line 7, field 'tail' (column 3): not valid utf-8 (byte 0xff at character 4) ...``.
+  Without it (the default) malformed lines are skipped and counted by reason in the load
+  report (``graph.meta["report"]``), and the first ones are listed with their line numbers.
+
+A missing path raises ``FileNotFoundError``; a damaged compiled graph folder raises
+:class:`~kgfuse.kg.store.KGFormatError`.
 """
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import os
+import zlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
-__all__ = ["GRAPH_FORMATS", "CONCEPTNET4_COLUMNS", "detect_graph_format", "open_graph"]
+__all__ = ["GRAPH_FORMATS", "CONCEPTNET4_COLUMNS", "GraphFormatError", "detect_graph_format", "open_graph"]
+
+
+class GraphFormatError(ValueError):
+    """A graph source file cannot be read as asked: truncated or corrupt gzip, a malformed line
+    (``strict=True``), invalid text encoding (``strict=True``), columns that do not fit the
+    file, an unknown or undetectable format, or no edges at all (unless ``allow_empty``).
+
+    The message is one line naming the file (and the line where it applies).
+
+    Attributes:
+        path: the file (or folder) read, or ``None``.
+        line: the 1-based line number of the problem, or ``None``.
+        reason: a short key: ``"gzip"``, ``"format"`` (unknown, undetectable or unreadable),
+            ``"layout"`` (``columns`` that do not fit the file), ``"empty"``, or with
+            ``strict=True`` the malformed-line reason of the load report (``"encoding"``,
+            ``"columns"``, ``"weight"``, ``"json"`` ...).
+        report: the :class:`~kgfuse.kg.loaders.LoadReport` of the load, when one exists
+            (``"empty"``).
+    """
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None, line: int | None = None,
+                 reason: str | None = None, report: Any = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.reason = reason
+        self.report = report
+
+
+#: what a damaged gzip stream raises while it is read
+_GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def _gzip_error(path: str | os.PathLike, lines_read: int, err: BaseException) -> GraphFormatError:
+    """The :class:`GraphFormatError` of a truncated or corrupt gzip file, after ``lines_read`` good lines."""
+    return GraphFormatError(f"{path}: truncated or corrupt gzip file (after line {lines_read}): {err}",
+                            path=path, line=lines_read + 1, reason="gzip")
+
+
+def _unknown(kind: str, name: Any, valid: Iterable[str]) -> str:
+    """``unknown <kind> 'x' (did you mean 'y'?); valid: a, b, c``."""
+    valid = list(valid)
+    close = difflib.get_close_matches(str(name), valid, n=1, cutoff=0.6) if isinstance(name, str) else []
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {kind} {name!r}{hint}; valid: {', '.join(valid)}"
+
 
 #: ConceptNet 4's columns as ``from_triples`` roles.
 CONCEPTNET4_COLUMNS = {"head": "head", "relation": "relation", "tail": "tail", "weight": "score", "negation": "freq"}
@@ -70,14 +136,30 @@ def _table(path, **kw):
     return from_triples(path, **kw)
 
 
-def _networkx(path, **kw):
+def _networkx(path, allow_empty: bool = False, **kw):
+    from xml.etree.ElementTree import ParseError
+
     import networkx as nx
 
     from .loaders import from_networkx
 
     name = str(path).lower()
-    G = nx.read_graphml(path) if name.endswith((".graphml", ".graphml.gz")) else nx.read_gml(path)
-    return from_networkx(G, **kw)
+    graphml = name.endswith((".graphml", ".graphml.gz"))
+    try:
+        G = nx.read_graphml(path) if graphml else nx.read_gml(path)
+    except _GZIP_ERRORS as e:
+        raise GraphFormatError(f"{path}: truncated or corrupt gzip file: {e}", path=path, reason="gzip") from None
+    except (nx.NetworkXError, ParseError, UnicodeDecodeError) as e:
+        raise GraphFormatError(f"{path}: not a readable {'GraphML' if graphml else 'GML'} file: {e}", path=path,
+                               reason="format") from None
+    try:
+        kg = from_networkx(G, **kw)
+    except ValueError as e:  # the graph's content: an edge without relation, an undirected graph ...
+        raise GraphFormatError(f"{path}: {e}", path=path, reason="format") from None
+    if kg.num_edges == 0 and not allow_empty:
+        raise GraphFormatError(f"{path}: no edges loaded ({kg.num_concepts} nodes, 0 edges); pass "
+                               "allow_empty=True to load it anyway", path=path, reason="empty")
+    return kg
 
 
 #: format name -> loader ``(path, **options) -> KnowledgeGraph``.
@@ -104,7 +186,7 @@ def _first_line(path: Path) -> str:
 
 
 def detect_graph_format(path: str | os.PathLike) -> str:
-    """The format of ``path`` (see the module docstring); ``ValueError`` when it cannot tell."""
+    """The format of ``path`` (see the module docstring); :class:`GraphFormatError` when it cannot tell."""
     p = Path(path)
     name = p.name.lower()
     if p.is_dir():
@@ -112,8 +194,8 @@ def detect_graph_format(path: str | os.PathLike) -> str:
             return "compiled"
         if (p / "data.noun").is_file() or (p / "dict" / "data.noun").is_file():
             return "wordnet"
-        raise ValueError(f"{p}: a folder that is neither a compiled graph (graph.json) nor a WordNet "
-                         "database (data.noun)")
+        raise GraphFormatError(f"{p}: a folder that is neither a compiled graph (graph.json) nor a WordNet "
+                               "database (data.noun)", path=p, reason="format")
     if name.endswith((".csv", ".csv.gz")):
         return "conceptnet"
     if name.endswith((".graphml", ".graphml.gz", ".gml")):
@@ -121,23 +203,40 @@ def detect_graph_format(path: str | os.PathLike) -> str:
     if name.endswith((".tsv", ".txt", ".tsv.gz", ".txt.gz")):
         header = [x.strip().lower() for x in _first_line(p).rstrip("\r\n").split("\t")]
         return "conceptnet4" if header == _CN4_HEADER else "table"
-    raise ValueError(f"cannot tell the graph format of {p}; give one of {sorted(GRAPH_FORMATS)}")
+    raise GraphFormatError(f"{p}: cannot tell the graph format from the name; give a format, one of "
+                           f"{', '.join(sorted(GRAPH_FORMATS))}", path=p, reason="format")
 
 
-def open_graph(path: str | os.PathLike, format: str = "auto", **options: Any):
+def open_graph(path: str | os.PathLike, format: str = "auto", *, allow_empty: bool = False, **options: Any):
     """Load the graph at ``path`` in ``format`` (``"auto"``: :func:`detect_graph_format`).
 
     ``options`` go to the format's loader (``relations``, ``add_inverse``, ``columns``,
-    ``negated`` ...). Raises ``FileNotFoundError`` for a missing path and ``ValueError`` for
-    an unknown format.
+    ``negated``, ``strict`` ...).
+
+    Args:
+        path: a graph file or folder.
+        format: one of :data:`GRAPH_FORMATS`, or ``"auto"``.
+        allow_empty: accept a source that gives no edges (an empty file, a header only,
+            every line skipped or malformed); by default that is a :class:`GraphFormatError`
+            naming the file and the load report's counts. A compiled graph loads as saved.
+        **options: the loader's keyword arguments.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        GraphFormatError: an unknown or undetectable format, a truncated or corrupt gzip
+            file, a malformed line with ``strict=True``, or no edges (see the module docstring).
+        KGFormatError: a compiled graph folder is damaged.
     """
     p = Path(path).expanduser()
     if not p.exists():
         raise FileNotFoundError(f"graph not found: {p}")
     fmt = detect_graph_format(p) if format == "auto" else format
-    loader = GRAPH_FORMATS.get(fmt)
+    loader = GRAPH_FORMATS.get(fmt) if isinstance(fmt, str) else None
     if loader is None:
-        raise ValueError(f"unknown graph format {fmt!r}; valid: auto, {', '.join(sorted(GRAPH_FORMATS))}")
+        raise GraphFormatError(f"{p}: " + _unknown("graph format", fmt, ["auto", *sorted(GRAPH_FORMATS)]),
+                               path=p, reason="format")
     if fmt == "wordnet" and (p / "dict" / "data.noun").is_file() and not (p / "data.noun").is_file():
         p = p / "dict"
+    if fmt != "compiled":
+        options["allow_empty"] = allow_empty
     return loader(p, **options)

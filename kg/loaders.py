@@ -12,16 +12,31 @@ records skipped per reason, the first malformed lines with their line numbers) i
 Concept ids of loaded graphs follow the sorted order of concept names and relation ids
 follow the relation preset (or sorted names), so the same edge set read in any line order
 gives the same arrays and the same :attr:`KnowledgeGraph.hash`.
+
+Errors (every file loader): a truncated or corrupt gzip file, a source that gives no edges
+(unless ``allow_empty=True``) and, with ``strict=True``, the first malformed line raise
+:class:`~kgfuse.kg.formats.GraphFormatError`, a ``ValueError`` whose one-line message names
+the file (and the line and field where it applies)::
+
+    cn4.tsv.gz: truncated or corrupt gzip file (after line 1234): Compressed file ended before ...
+    x.tsv: no edges loaded (3 lines: 1 header, 2 malformed (columns: 2); first malformed: line 2 ...)
+    x.tsv, line 7, field 'tail' (column 3): not valid utf-8 (byte 0xff at character 5) (line: ...)
+
+Without ``strict`` (the default) malformed lines, invalid text encoding included (reason
+``"encoding"``), are skipped and counted by reason in the report. Invalid option values
+(``pos``, ``relations``, ``negated`` ...) raise ``ValueError`` or ``TypeError`` naming the option.
 """
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import io
 import json
 import logging
 import math
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -30,12 +45,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from .formats import _GZIP_ERRORS, GraphFormatError, _gzip_error
 from .graph import GraphBuilder, KnowledgeGraph
 
 if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
 
 __all__ = [
+    "GraphFormatError",
     "LoadReport",
     "MERGED17",
     "INVERSE_PREFIX",
@@ -45,6 +62,7 @@ __all__ = [
     "from_triples",
     "from_networkx",
     "from_wordnet",
+    "wordnet_senses",
     "WORDNET_POINTERS",
 ]
 
@@ -101,8 +119,7 @@ class LoadReport:
     def add_malformed(self, line_no: int, reason: str, text: str | bytes) -> None:
         self.malformed[reason] = self.malformed.get(reason, 0) + 1
         if len(self.examples) < _MAX_EXAMPLES:
-            if isinstance(text, bytes):
-                text = text.decode("utf-8", "replace")
+            text = _printable(text)
             self.examples.append({"line": line_no, "reason": reason, "text": text.rstrip("\r\n")[:300]})
 
     def skip(self, reason: str, n: int = 1) -> None:
@@ -128,15 +145,38 @@ class LoadReport:
 
 
 def _finish_report(report: LoadReport, kg: KnowledgeGraph, t0: float,
-                   callback: Callable[[LoadReport], None] | None) -> None:
+                   callback: Callable[[LoadReport], None] | None, allow_empty: bool = True) -> None:
+    """Fill in the report, log it, call back; raise (the error holds the report) when no edge
+    was loaded unless ``allow_empty``."""
     report.edges = kg.num_edges
     report.concepts = kg.num_concepts
     report.seconds = round(time.perf_counter() - t0, 3)
+    if kg.num_edges == 0 and not allow_empty:
+        raise _no_edges_error(report)
     kg.meta["report"] = report.to_dict()
     if report.malformed:
         logger.warning("%s", report.summary())
     if callback is not None:
         callback(report)
+
+
+def _no_edges_error(report: LoadReport) -> GraphFormatError:
+    """``x.tsv: no edges loaded (3 lines: 1 header, 2 malformed (columns: 2); first malformed: ...)``."""
+    if report.lines == 0:
+        counts = "the file is empty"
+    else:
+        parts = [f"{n} {reason.replace('_', ' ')}" for reason, n in sorted(report.skipped.items())]
+        if report.malformed:
+            parts.append(f"{report.num_malformed} malformed ("
+                         + ", ".join(f"{k}: {v}" for k, v in sorted(report.malformed.items())) + ")")
+        if report.kept:
+            parts.append(f"{report.kept} records kept")
+        counts = f"{report.lines} line{'s' if report.lines != 1 else ''}" + (": " + ", ".join(parts) if parts else "")
+        if report.examples:
+            ex = report.examples[0]
+            counts += f"; first malformed: line {ex['line']} ({ex['reason']}): {ex['text'][:80]!r}"
+    return GraphFormatError(f"{report.source}: no edges loaded ({counts}); pass allow_empty=True to load it anyway",
+                            path=report.source, reason="empty", report=report)
 
 
 _FIELD_NAMES = {
@@ -153,16 +193,61 @@ _FIELD_NAMES = {
     "negation": "'negation'",
 }
 
+# what the "surrogateescape" error handler makes of undecodable bytes
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+def _printable(text: str | bytes) -> str:
+    """``text`` as valid Unicode: undecodable bytes as U+FFFD."""
+    if isinstance(text, bytes):
+        return text.decode("utf-8", "replace")
+    return _UNDECODABLE.sub("\ufffd", text)
+
 
 def _malformed(report: LoadReport, strict: bool, path: str, line_no: int, reason: str, text: str | bytes,
-               detail: str) -> None:
+               detail: str, field: str | None = None) -> None:
+    """Count a malformed line, or (``strict``) raise :class:`GraphFormatError` naming file, line and field."""
     if strict:
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", "replace")
-        fieldname = _FIELD_NAMES.get(reason, reason.replace("_", " "))
-        raise ValueError(f"{path}, line {line_no}, field {fieldname}: {detail} "
-                         f"(line: {text.rstrip(chr(10))[:200]!r})")
+        fieldname = field or _FIELD_NAMES.get(reason, reason.replace("_", " "))
+        raise GraphFormatError(f"{path}, line {line_no}, field {fieldname}: {detail} "
+                               f"(line: {_printable(text).rstrip(chr(10))[:200]!r})",
+                               path=path, line=line_no, reason=reason)
     report.add_malformed(line_no, reason, text)
+
+
+def _is_gzip(stream: Any) -> bool:
+    return isinstance(getattr(stream, "raw", None), gzip.GzipFile)
+
+
+def _checked_lines(f: Iterable, path: str):
+    """The lines of ``f``; a truncated or corrupt gzip stream raises :class:`GraphFormatError`
+    naming the file and the last line read."""
+    n = 0
+    try:
+        for line in f:
+            n += 1
+            yield line
+    except _GZIP_ERRORS as e:
+        raise _gzip_error(path, n, e) from None
+
+
+def _one_or_list(value: Any, option: str) -> tuple:
+    """A list option given as a list or as one name (``"hypernym"`` is ``("hypernym",)``: a
+    string is never iterated letter by letter)."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Mapping) or not isinstance(value, Iterable):
+        raise TypeError(f"{option} must be a list of names or one name, not {type(value).__name__} {value!r:.60}")
+    out = tuple(value)
+    bad = next((v for v in out if not isinstance(v, str)), None)
+    if bad is not None:
+        raise TypeError(f"{option} must hold names (strings), not {type(bad).__name__} {bad!r:.60}")
+    return out
+
+
+def _closest(name: str, valid: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 # ----------------------------------------------------------------------------- relations
@@ -177,9 +262,12 @@ def load_relation_preset(name: str) -> dict[str, Any]:
     except (FileNotFoundError, OSError):
         presets = sorted(p.name[:-5] for p in resources.files(__package__).joinpath("presets").iterdir()
                          if p.name.endswith(".json"))
-        raise ValueError(f"unknown relation preset {name!r}; known presets: {presets} "
-                         "(or 'raw', or a dict mapping relation -> merged relation)") from None
-    return json.loads(text)
+        raise ValueError(f"unknown relation preset {name!r}{_closest(name, presets + ['raw'])}; known presets: "
+                         f"{presets} (or 'raw', or a dict mapping relation -> merged relation)") from None
+    preset = json.loads(text)
+    if "mapping" not in preset or "relations" not in preset:
+        raise ValueError(f"presets/{name}.json is not a relation preset (it has no 'relations' and 'mapping')")
+    return preset
 
 
 class _LazyPreset(Mapping[str, str]):
@@ -297,6 +385,7 @@ def from_conceptnet(
     add_inverse: bool = True,
     *,
     strict: bool = False,
+    allow_empty: bool = False,
     report: Callable[[LoadReport], None] | None = None,
 ) -> KnowledgeGraph:
     """Stream the official ConceptNet 5 assertions file into a :class:`KnowledgeGraph`.
@@ -325,9 +414,10 @@ def from_conceptnet(
     (ids ``R..2R-1``, :data:`INVERSE_PREFIX`), and every edge a reversed copy.
 
     Malformed lines (wrong number of columns, a URI that is not ``/r/...`` or ``/c/...``,
-    invalid JSON or weight, invalid UTF-8) are counted by reason and the first few recorded
-    with their line numbers in ``graph.meta["report"]`` (a :class:`LoadReport`); with
-    ``strict=True`` the first one raises ``ValueError`` naming the file, line and field.
+    invalid JSON or weight, a relation or concept URI that is not valid UTF-8 (reason
+    ``"encoding"``)) are counted by reason and the first few recorded with their line numbers
+    in ``graph.meta["report"]`` (a :class:`LoadReport`); with ``strict=True`` the first one
+    raises :class:`~kgfuse.kg.formats.GraphFormatError` naming the file, line and field.
 
     Args:
         path: the assertions file (``.csv`` or ``.csv.gz``; gzip is detected from content).
@@ -335,10 +425,17 @@ def from_conceptnet(
         relations: ``"merged17"``, ``"raw"``, another preset name, or a mapping.
         add_inverse: add inverse relations and reversed edges.
         strict: raise at the first malformed line instead of skipping it.
+        allow_empty: return a graph without edges instead of raising when no line gives one.
         report: called with the :class:`LoadReport` at the end.
 
     Returns:
         The graph; ``meta`` holds the loader name, its parameters and the report.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        GraphFormatError: a truncated or corrupt gzip file (``<path>: truncated or corrupt
+            gzip file (after line N): ...``); no edges (``<path>: no edges loaded (<counts>)``)
+            unless ``allow_empty``; with ``strict``, the first malformed line.
     """
     t0 = time.perf_counter()
     path_s = str(path)
@@ -365,7 +462,9 @@ def from_conceptnet(
         try:
             name = term.decode("utf-8").lower().replace(" ", "_")
         except UnicodeDecodeError as e:
-            _malformed(rep, strict, path_s, line_no, "encoding", line, f"{which} URI is not valid UTF-8 ({e})")
+            _malformed(rep, strict, path_s, line_no, "encoding", line,
+                       f"not valid UTF-8 (byte 0x{term[e.start]:02x} in the concept term {_printable(term)!r})",
+                       field=_FIELD_NAMES[f"{which}_uri"])
             return None
         i = name_id.get(name)
         if i is None:
@@ -378,8 +477,10 @@ def from_conceptnet(
         # Returns (id, swap), None (dropped) or False (malformed).
         try:
             raw = uri.decode("utf-8")
-        except UnicodeDecodeError:
-            _malformed(rep, strict, path_s, line_no, "relation_uri", line, "relation URI is not valid UTF-8")
+        except UnicodeDecodeError as e:
+            _malformed(rep, strict, path_s, line_no, "encoding", line,
+                       f"not valid UTF-8 (byte 0x{uri[e.start]:02x} in {_printable(uri)!r})",
+                       field=_FIELD_NAMES["relation_uri"])
             return False
         raw = raw[3:].strip("/")
         if not raw:
@@ -403,7 +504,7 @@ def from_conceptnet(
     wkey = b'"weight":'
     line_no = 0
     with _open_binary(path) as f:
-        for line in f:
+        for line in (_checked_lines(f, path_s) if _is_gzip(f) else f):
             line_no += 1
             parts = line.split(b"\t")
             if len(parts) != 5:
@@ -524,7 +625,7 @@ def from_conceptnet(
     }
     kg = _sorted_graph(names, rel_names, np.asarray(H, dtype=np.int64), r_arr, np.asarray(T, dtype=np.int64),
                        np.asarray(W, dtype=np.float32), add_inverse, meta)
-    _finish_report(rep, kg, t0, report)
+    _finish_report(rep, kg, t0, report, allow_empty)
     return kg
 
 
@@ -545,10 +646,12 @@ def _resolve_columns(columns: Mapping[str, str | int] | Iterable[str | None] | N
         spec = {role: i for i, role in enumerate(columns) if role}
     unknown = sorted(set(spec) - set(_ROLES))
     if unknown:
-        raise ValueError(f"{path}: unknown column role {unknown[0]!r}; valid roles: {list(_ROLES)}")
+        raise GraphFormatError(f"{path}: unknown column role {unknown[0]!r}{_closest(str(unknown[0]), _ROLES)}; "
+                               f"valid roles: {list(_ROLES)}", path=path, reason="layout")
     missing = [r for r in ("head", "relation", "tail") if r not in spec]
     if missing:
-        raise ValueError(f"{path}: columns must name the {', '.join(missing)} column")
+        raise GraphFormatError(f"{path}: columns must name the {', '.join(missing)} column", path=path,
+                               reason="layout")
     out: dict[str, int] = {}
     for role, col in spec.items():
         if col is None:
@@ -557,15 +660,17 @@ def _resolve_columns(columns: Mapping[str, str | int] | Iterable[str | None] | N
             raise TypeError(f"{path}: column of {role!r} must be a name or a 0-based position, not {col!r}")
         if isinstance(col, int):
             if col < 0:
-                raise ValueError(f"{path}: column position of {role!r} must be >= 0, got {col}")
+                raise GraphFormatError(f"{path}: column position of {role!r} must be >= 0, got {col}", path=path,
+                                       reason="layout")
             out[role] = col
             continue
         if header_fields is None:
-            raise ValueError(f"{path}: column {col!r} of {role!r} is a name but the file has no header line; "
-                             "give 0-based positions or header=True")
+            raise GraphFormatError(f"{path}: column {col!r} of {role!r} is a name but the file has no header line; "
+                                   "give 0-based positions or header=True", path=path, line=1, reason="layout")
         lowered = [h.lower() for h in header_fields]
         if col.lower() not in lowered:
-            raise ValueError(f"{path}: no column named {col!r} (for {role!r}) in the header {header_fields}")
+            raise GraphFormatError(f"{path}: no column named {col!r} (for {role!r}) in the header {header_fields}"
+                                   f"{_closest(col.lower(), lowered)}", path=path, line=1, reason="layout")
         out[role] = lowered.index(col.lower())
     return out
 
@@ -587,6 +692,7 @@ def from_triples(
     add_inverse: bool = True,
     default_weight: float = 1.0,
     encoding: str = "utf-8",
+    allow_empty: bool = False,
     report: Callable[[LoadReport], None] | None = None,
 ) -> KnowledgeGraph:
     """Read a delimited table of triples: ``head, relation, tail[, weight]`` by default, or
@@ -616,8 +722,9 @@ def from_triples(
     ``keep_unmapped`` (then they keep their lowercase name).
 
     Malformed lines (too few fields, an empty field, a weight or negation value that is not a
-    finite number) are counted and reported with line numbers; ``strict=True`` raises
-    ``ValueError`` naming the file, line and field at the first one.
+    finite number, bytes that are not valid in ``encoding`` (reason ``"encoding"``)) are
+    counted and reported with line numbers; ``strict=True`` raises
+    :class:`~kgfuse.kg.formats.GraphFormatError` naming the file, line and field at the first one.
 
     Args:
         path: the file (plain or gzip).
@@ -630,12 +737,23 @@ def from_triples(
         add_inverse: add ``_<relation>`` inverse edges (the default of every graph loader).
         default_weight: weight of rows without a weight.
         encoding: text encoding.
+        allow_empty: return a graph without edges instead of raising when no line gives one.
         report: called with the :class:`LoadReport`.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        GraphFormatError: a truncated or corrupt gzip file (``<path>: truncated or corrupt
+            gzip file (after line N): ...``); ``columns`` that do not fit the file (an unknown
+            role, a column name missing from the header); no edges (``<path>: no edges loaded
+            (<counts>)``) unless ``allow_empty``; with ``strict``, the first malformed line.
+        TypeError: ``columns`` is a string, ``header`` is not True, False or None.
     """
     t0 = time.perf_counter()
     path_s = str(path)
     if negated not in ("drop", "keep"):
         raise ValueError(f"negated must be 'drop' or 'keep', not {negated!r}")
+    if header is not None and not isinstance(header, bool):
+        raise TypeError(f"header must be True, False or None (detect), not {header!r}")
     rep = LoadReport(source=path_s)
     mapping, rel_order, rel_label = _resolve_relations(relations)
     keep_unmapped = isinstance(relations, str) and relations != "raw" and bool(
@@ -696,19 +814,24 @@ def from_triples(
             _malformed(rep, strict, path_s, line_no, role, s, f"column {i + 1} ({role}) {fields[i]!r} is not a finite number")
             return False
 
-    with _open_binary(path) as fb, io.TextIOWrapper(fb, encoding=encoding, newline="") as f:
+    # undecodable bytes become lone surrogates, so a bad line is found (and counted) by number
+    with _open_binary(path) as fb, io.TextIOWrapper(fb, encoding=encoding, errors="surrogateescape",
+                                                    newline="") as f:
         line_no = 0
-        while True:
-            try:
-                line = f.readline()
-            except UnicodeDecodeError as ex:
-                raise ValueError(f"{path_s}, after line {line_no}: not valid {encoding} ({ex})") from None
-            if not line:
-                break
+        for line in (_checked_lines(f, path_s) if _is_gzip(fb) else f):
             line_no += 1
             s = line.rstrip("\r\n")
             if not s.strip() or s.lstrip().startswith("#"):
                 rep.skip("blank" if not s.strip() else "comment")
+                continue
+            bad_char = _UNDECODABLE.search(s)
+            if bad_char is not None:
+                i = bad_char.start()
+                k = s.count(delimiter, 0, i)
+                roles = {c: r for r, c in (cols or {}).items()}
+                where = f"'{roles[k]}' (column {k + 1})" if k in roles else f"column {k + 1}"
+                _malformed(rep, strict, path_s, line_no, "encoding", s,
+                           f"not valid {encoding} (byte 0x{ord(s[i]) - 0xDC00:02x} at character {i + 1})", field=where)
                 continue
             fields = [x.strip() for x in s.split(delimiter)]
             if first_data:
@@ -791,7 +914,7 @@ def from_triples(
                        "negated": negated}}
     kg = _sorted_graph(names, final, np.asarray(H, dtype=np.int64), r_arr,
                        np.asarray(T, dtype=np.int64), np.asarray(W, dtype=np.float32), add_inverse, meta)
-    _finish_report(rep, kg, t0, report)
+    _finish_report(rep, kg, t0, report, allow_empty)
     return kg
 
 
@@ -922,6 +1045,53 @@ DEFAULT_WORDNET = "/usr/share/wordnet"
 _DEFAULT_WORDNET = DEFAULT_WORDNET
 
 
+def _parts_of_speech(pos: Iterable[str] | str) -> tuple[str, ...]:
+    """``pos`` as a tuple of WordNet file letters; one letter (``"n"``) is ``("n",)``."""
+    out = _one_or_list(pos, "pos")
+    for p in out:
+        if p not in _WN_FILES:
+            raise ValueError(f"unknown part of speech {p!r} in pos={pos!r}; use some of 'n', 'v', 'a', 'r' "
+                             "(a list, e.g. pos=['n', 'v'], or one letter)")
+    return out
+
+
+def wordnet_senses(path: _PathLike | None = None,
+                   pos: Iterable[str] | str = ("n", "v", "a", "r")) -> dict[tuple[str, str], list[int]]:
+    """The senses of every WordNet lemma, from the ``index.<pos>`` files (wndb(5WN)).
+
+    Returns ``{(pos, lemma): [synset offset, ...]}`` with the offsets in WordNet's sense
+    order (sense 1 first: the most frequent sense in the tagged corpora). ``pos`` is the
+    letter of the data file (``n``, ``v``, ``a``, ``r``), ``lemma`` is written as in the
+    index (lower case, ``_`` between words: ``ice_cream``). ``(pos, offset)`` names a
+    synset of ``data.<pos>`` (see :func:`kgfuse.kg.corpora.wordnet_glosses`).
+
+    >>> wordnet_senses(pos="n")[("n", "plate")][:2]  # doctest: +SKIP
+    [3528901, 3959936]
+
+    Raises:
+        FileNotFoundError: an ``index.<pos>`` file is missing.
+    """
+    root = Path(path if path is not None else _DEFAULT_WORDNET)
+    out: dict[tuple[str, str], list[int]] = {}
+    for p in _parts_of_speech(pos):
+        ipath = root / _WN_INDEX[p]
+        if not ipath.is_file():
+            raise FileNotFoundError(f"WordNet index file not found: {ipath} (Debian's 'wordnet-base' puts the "
+                                    "index.* and data.* files in /usr/share/wordnet)")
+        with open(ipath, "rb") as f:
+            for raw in f:
+                if raw[:2] == b"  ":
+                    continue
+                fs = raw.decode("utf-8", "replace").split()
+                try:
+                    n_syn = int(fs[2])
+                    offs = [int(o) for o in fs[-n_syn:]]
+                except (IndexError, ValueError):
+                    continue
+                out[(p, fs[0])] = offs
+    return out
+
+
 def _clean_lemma(word: str) -> str:
     # adjective markers: galore(ip), proud(p), elect(a)
     if word.endswith(")"):
@@ -935,11 +1105,12 @@ def from_wordnet(
     path: _PathLike | None = None,
     concepts: str = "lemmas",
     *,
-    pos: Iterable[str] = ("n", "v", "a", "r"),
-    relations: Iterable[str] | None = None,
+    pos: Iterable[str] | str = ("n", "v", "a", "r"),
+    relations: Iterable[str] | str | None = None,
     synonyms: bool = True,
     add_inverse: bool = False,
     strict: bool = False,
+    allow_empty: bool = False,
     report: Callable[[LoadReport], None] | None = None,
 ) -> KnowledgeGraph:
     """Parse the WordNet 3.0 database files (``data.noun``, ``data.verb``, ``data.adj``,
@@ -968,22 +1139,35 @@ def from_wordnet(
         path: folder holding the ``data.*`` files (default ``/usr/share/wordnet``, where
             Debian's ``wordnet-base`` puts them; NLTK's ``corpora/wordnet`` folder works too).
         concepts: ``"lemmas"`` or ``"synsets"``.
-        pos: parts of speech to read (subset of ``n v a r``); pointers to synsets of other
-            parts of speech are dropped.
-        relations: keep only these relation names (default: all).
+        pos: parts of speech to read: a list, some of ``n v a r``, or one letter (``"n"``);
+            pointers to synsets of other parts of speech are dropped.
+        relations: keep only these relation names (default: all): a list, or one name
+            (``"hypernym"``); names are the values of :data:`WORDNET_POINTERS` and ``synonym``.
         synonyms: add ``synonym`` edges between lemmas of a synset (lemma mode only).
         add_inverse: add ``_<relation>`` inverse edges.
-        strict: raise ``ValueError`` (file, line, field) at the first malformed line.
+        strict: raise :class:`~kgfuse.kg.formats.GraphFormatError` (file, line, field) at the
+            first malformed line.
+        allow_empty: return a graph without edges instead of raising when none is found.
         report: called with the :class:`LoadReport`.
+
+    Raises:
+        FileNotFoundError: a ``data.*`` file is missing.
+        GraphFormatError: no edges (``<folder>: no edges loaded (<counts>)``) unless
+            ``allow_empty``; with ``strict``, the first malformed line.
+        ValueError: an unknown part of speech or relation name (the closest one is named).
     """
     t0 = time.perf_counter()
     if concepts not in ("lemmas", "synsets"):
         raise ValueError(f"concepts must be 'lemmas' or 'synsets', not {concepts!r}")
     root = Path(path if path is not None else _DEFAULT_WORDNET)
-    pos = tuple(pos)
-    for p in pos:
-        if p not in _WN_FILES:
-            raise ValueError(f"unknown part of speech {p!r}; use some of 'n', 'v', 'a', 'r'")
+    pos = _parts_of_speech(pos)
+    if relations is not None:
+        relations = _one_or_list(relations, "relations")
+        known = sorted(set(WORDNET_POINTERS.values()) | {"synonym"})
+        for r in relations:
+            if r not in known:
+                raise ValueError(f"unknown WordNet relation {r!r}{_closest(r, known)} in relations; "
+                                 f"valid: {', '.join(known)}")
     missing = [str(root / _WN_FILES[p]) for p in pos if not (root / _WN_FILES[p]).is_file()]
     if missing:
         raise FileNotFoundError(
@@ -1100,23 +1284,8 @@ def from_wordnet(
                 T.append(b_ids[dst - 1])
     else:
         # NLTK-style names need the sense number of the synset for its first lemma.
-        sense_no: dict[tuple[str, str, int], int] = {}
-        for p in pos:
-            ipath = root / _WN_INDEX[p]
-            if not ipath.is_file():
-                raise FileNotFoundError(f"WordNet index file not found: {ipath} (needed for synset names)")
-            with open(ipath, "rb") as f:
-                for raw in f:
-                    if raw[:2] == b"  ":
-                        continue
-                    fs = raw.decode("utf-8", "replace").split()
-                    try:
-                        n_syn = int(fs[2])
-                        offs = fs[-n_syn:]
-                    except (IndexError, ValueError):
-                        continue
-                    for k, o in enumerate(offs, 1):
-                        sense_no[(p, fs[0], int(o))] = k
+        sense_no = {(p, lemma, off): k for (p, lemma), offs in wordnet_senses(root, pos).items()
+                    for k, off in enumerate(offs, 1)}
         syn_cid: dict[tuple[str, int], int] = {}
         for key in syn_lemmas:
             p, off = key
@@ -1158,5 +1327,5 @@ def from_wordnet(
                        if concepts == "lemmas" else None}}
     kg = _sorted_graph(names, [rel_names[i] for i in order], np.asarray(H, dtype=np.int64), r_arr,
                        np.asarray(T, dtype=np.int64), np.ones(len(H), dtype=np.float32), add_inverse, meta)
-    _finish_report(rep, kg, t0, report)
+    _finish_report(rep, kg, t0, report, allow_empty)
     return kg

@@ -49,13 +49,33 @@ Supported formats (``load_examples(path, format=...)``):
 
 ``format="auto"`` picks ``swag`` for ``.csv`` files and sniffs the first json record
 otherwise.
+
+Files may be gzip-compressed (``train.jsonl.gz``, ``val.csv.gz``; told from the content) and
+must be UTF-8. Input errors are :class:`DataFormatError` (a ``ValueError``) with a one-line
+message naming the file, and the line and field where they apply:
+
+- a truncated or corrupt gzip file: ``train.jsonl.gz: truncated or corrupt gzip file (after
+  line 1234): Compressed file ended before the end-of-stream marker was reached`` (also
+  with ``lenient=True``: the rest of the file cannot be read);
+- a line that is not valid UTF-8: ``dev.jsonl, line 7: not valid UTF-8 (byte 0xff at byte 31
+  of the line)``; with ``lenient=True`` the record is skipped and counted (reason
+  ``encoding``);
+- an unknown format name: ``dev.jsonl: unknown data format 'cqsa' (did you mean 'csqa'?);
+  valid: auto, csqa, mc, obqa, swag``.
+
+A missing file raises ``FileNotFoundError``.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
+import gzip
 import hashlib
+import io
 import json
+import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,8 +114,9 @@ class DataFormatError(ValueError):
         field: the offending field (dotted path), or ``None`` for a whole-record problem.
         id: the record's id when it could be read, else ``None``.
         reason: a short key for the kind of problem, used to count skips in lenient mode
-            (``malformed``, ``invalid_json``, ``duplicate_id``, ``missing_label``,
-            ``unknown_label``, ``choice_count``, ``missing_id``, ``unlabelled_file``).
+            (``malformed``, ``invalid_json``, ``encoding``, ``duplicate_id``, ``missing_label``,
+            ``unknown_label``, ``choice_count``, ``missing_id``, ``unlabelled_file``), or
+            naming a problem of the whole file (``gzip``, ``unknown_format``).
     """
 
     def __init__(self, path: str | Path, line: int | None, field: str | None, message: str, *,
@@ -235,24 +256,88 @@ class LoadReport:
 # --------------------------------------------------------------------------------------
 # readers
 
+_GZIP_MAGIC = b"\x1f\x8b"
+# what the "surrogateescape" error handler makes of undecodable bytes
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+def _read_bytes(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of ``path`` (at least the first ``limit`` when given), decompressed when it is
+    gzip (told from its content).
+
+    Raises:
+        DataFormatError: a truncated or corrupt gzip file (reason ``gzip``), naming the last
+            line read.
+    """
+    with path.open("rb") as f:
+        data = f.read() if limit is None else f.read(limit)
+    if data[:2] != _GZIP_MAGIC:
+        return data
+    out: list[bytes] = []
+    size = 0
+    try:
+        with gzip.open(path, "rb") as g:
+            for line in g:
+                out.append(line)
+                size += len(line)
+                if limit is not None and size >= limit:
+                    break
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise DataFormatError(path, None, None, f"truncated or corrupt gzip file (after line {len(out)}): {e}",
+                              reason="gzip") from None
+    return b"".join(out)
+
+
+def _encoding_error(path: Path, line: int, byte: int, offset: int) -> DataFormatError:
+    """``<path>, line <n>: not valid UTF-8 (byte 0xff at byte <offset + 1> of the line)``."""
+    return DataFormatError(path, line, None, f"not valid UTF-8 (byte 0x{byte:02x} at byte {offset + 1} of the line)",
+                           reason="encoding")
+
+
+def _decode(path: Path, data: bytes) -> str:
+    """``data`` as UTF-8; an invalid byte is a :class:`DataFormatError` naming its line."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        start = data.rfind(b"\n", 0, e.start) + 1
+        raise _encoding_error(path, data.count(b"\n", 0, e.start) + 1, data[e.start], e.start - start) from None
+
+
+def _decoded_lines(path: Path, data: bytes) -> Iterator[tuple[int, str | DataFormatError]]:
+    """``(line number, text)`` of every line; a line that is not UTF-8 comes as a DataFormatError."""
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            yield lineno, raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield lineno, _encoding_error(path, lineno, raw[e.start], e.start)
+
+
+def _suffix(path: Path) -> str:
+    """The suffix of ``path`` without a ``.gz``: ``.jsonl`` for ``train.jsonl.gz``."""
+    name = path.name.lower()
+    return Path(name[:-3] if name.endswith(".gz") else name).suffix
+
 
 def _iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line_number, record)`` from a jsonl file or a json list file.
+    """Yield ``(line_number, record)`` from a jsonl file or a json list file (plain or gzip).
 
-    Undecodable lines are yielded as ``DataFormatError`` instances so that lenient mode can
-    skip them.
+    Undecodable lines (invalid JSON or UTF-8) are yielded as ``DataFormatError`` instances so
+    that lenient mode can skip them.
     """
-    text = path.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
+    data = _read_bytes(path)
+    if data.lstrip()[:1] == b"[":
+        text = _decode(path, data)
         try:
-            data = json.loads(text)
+            records = json.loads(text)
         except json.JSONDecodeError as e:
             raise DataFormatError(path, e.lineno, None, f"invalid JSON list: {e.msg}") from e
-        for i, rec in enumerate(data):
+        for i, rec in enumerate(records):
             yield i + 1, rec
         return
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in _decoded_lines(path, data):
+        if isinstance(line, DataFormatError):
+            yield lineno, line
+            continue
         if not line.strip():
             continue
         try:
@@ -457,7 +542,8 @@ def load_obqa(path: str | Path, *, lenient: bool = False, labels: str = "auto") 
 
 def read_qids(path: str | Path) -> list[str]:
     """Read an id-per-line file (``inhouse_split_qids.txt``); blank lines ignored."""
-    return [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    path = Path(path)
+    return [ln.strip() for ln in _decode(path, _read_bytes(path)).splitlines() if ln.strip()]
 
 
 def load_csqa_inhouse(
@@ -487,7 +573,7 @@ def load_csqa_inhouse(
     ih_train: list[MCExample] = []
     listed = set()
     missing = LoadReport(path=str(qids_path), format="qids")
-    for lineno, q in enumerate(Path(qids_path).read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, q in enumerate(_decode(Path(qids_path), _read_bytes(Path(qids_path))).splitlines(), start=1):
         q = q.strip()
         if not q or q in listed:
             continue
@@ -551,7 +637,7 @@ def _parse_swag(rec: dict[str, Any], path: Path, line: int, index: int) -> MCExa
 
 
 def load_swag(path: str | Path, *, lenient: bool = False, labels: str = "auto") -> tuple[list[MCExample], LoadReport]:
-    """Load SWAG: the official csv (``train.csv``/``val.csv``/``test.csv``) or the Hugging Face json.
+    """Load SWAG: the official csv (``train.csv``/``val.csv``/``test.csv``, gzip too) or the Hugging Face json.
 
     Ids: ``id`` when present, else ``"<video-id>-<fold-ind>"``, else ``"<file stem>-<index>"``.
     An empty ``label`` cell, a null or ``-1`` (the Hugging Face test split) is no label. A csv
@@ -561,7 +647,7 @@ def load_swag(path: str | Path, *, lenient: bool = False, labels: str = "auto") 
     """
     path = Path(path)
     _check_policy(labels)
-    if path.suffix.lower() == ".csv":
+    if _suffix(path) == ".csv":
         records = _iter_csv(path, label_column=labels != "optional")
         return _run(path, "swag", records, lambda r, p, l: _parse_swag(r, p, l, l), lenient, labels=labels)
     counter = iter(range(1 << 62))
@@ -570,8 +656,14 @@ def load_swag(path: str | Path, *, lenient: bool = False, labels: str = "auto") 
 
 
 def _iter_csv(path: Path, *, label_column: bool = False) -> Iterator[tuple[int, Any]]:
-    with path.open(newline="", encoding="utf-8") as f:
+    # undecodable bytes become lone surrogates, so a record with one is found (and skipped) alone
+    text = _read_bytes(path).decode("utf-8", "surrogateescape")
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
+        bad = next((c for c in (reader.fieldnames or []) if _UNDECODABLE.search(c)), None)
+        if bad is not None:
+            raise DataFormatError(path, 1, None, f"csv header is not valid UTF-8 (column {_printable(bad)!r})",
+                                  reason="encoding")
         missing = [c for c in ("sent1", "sent2", *_SWAG_ENDINGS) if c not in (reader.fieldnames or [])]
         if missing:
             raise DataFormatError(path, 1, missing[0], f"csv header lacks column(s) {missing}; found {reader.fieldnames}")
@@ -586,8 +678,20 @@ def _iter_csv(path: Path, *, label_column: bool = False) -> Iterator[tuple[int, 
             elif any(v is None for v in row.values()):
                 yield start, DataFormatError(path, start, None, "fewer cells than header columns")
             else:
-                yield start, row
+                col, m = next(((k, m) for k, v in row.items() if (m := _UNDECODABLE.search(v))), (None, None))
+                if m is not None:
+                    rid = _record_id(row)
+                    yield start, DataFormatError(path, start, col, f"not valid UTF-8 (byte 0x{ord(m.group()) - 0xDC00:02x}"
+                                                 f" at character {m.start() + 1} of the cell)",
+                                                 id=None if rid is None else _printable(rid), reason="encoding")
+                else:
+                    yield start, row
             start = reader.line_num + 1
+
+
+def _printable(text: str) -> str:
+    """``text`` with undecodable bytes as U+FFFD."""
+    return _UNDECODABLE.sub("\ufffd", text)
 
 
 def _parse_mc(rec: Any, path: Path, line: int) -> MCExample:
@@ -640,25 +744,31 @@ FORMATS: dict[str, Callable[..., tuple[list[MCExample], LoadReport]]] = {
 def sniff_format(path: str | Path) -> str:
     """Guess the format of a data file from its extension and first record."""
     path = Path(path)
-    if path.suffix.lower() == ".csv":
+    if _suffix(path) == ".csv":
         return "swag"
-    with path.open(encoding="utf-8") as f:
-        head = f.read(65536).lstrip()
+    head = _read_bytes(path, limit=65536).lstrip()
     rec: Any = None
-    if head.startswith("["):
+    if head[:1] == b"[":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(_decode(path, _read_bytes(path)))
             rec = data[0] if data else None
         except (json.JSONDecodeError, IndexError):
             rec = None
     else:
-        for line in head.splitlines():
+        undecodable: DataFormatError | None = None
+        for _, line in _decoded_lines(path, head):
+            if isinstance(line, DataFormatError):
+                undecodable = undecodable or line  # the loader reports it (or skips it with lenient=True)
+                continue
             if line.strip():
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
                     rec = None
                 break
+        if rec is None and undecodable is not None:
+            raise DataFormatError(path, undecodable.line, None, f"{undecodable.message}; cannot guess the format, "
+                                  "pass format=", reason="encoding")
     if not isinstance(rec, dict):
         raise DataFormatError(path, 1, None, "cannot guess the format (first record is not a JSON object); pass format=")
     if "ending0" in rec and "sent1" in rec:
@@ -678,19 +788,29 @@ def load_examples(path: str | Path, format: str = "auto", *, lenient: bool = Fal
     """Load a data file in one of :data:`FORMATS` (``"auto"`` sniffs it).
 
     Args:
-        path: the data file.
+        path: the data file (plain or gzip).
         format: one of :data:`FORMATS`, or ``"auto"``.
         lenient: skip bad records (counted by reason in the report) instead of raising.
         labels: ``"auto"``, ``"required"`` (training splits) or ``"optional"`` (splits that
             may be unlabelled); see the module docstring.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        DataFormatError: an unknown format (the message lists the valid ones and the closest
+            match), a truncated or corrupt gzip file, or (without ``lenient``) a malformed
+            record or a line that is not UTF-8; see the module docstring.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
     _check_policy(labels)
+    valid = ["auto", *sorted(FORMATS)]
+    if format not in valid:
+        close = difflib.get_close_matches(format, valid, n=1, cutoff=0.6) if isinstance(format, str) else []
+        raise DataFormatError(path, None, None, f"unknown data format {format!r}"
+                              + (f" (did you mean {close[0]!r}?)" if close else "") + f"; valid: {', '.join(valid)}",
+                              reason="unknown_format")
     fmt = sniff_format(path) if format == "auto" else format
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown data format {fmt!r}; valid: {sorted(FORMATS)} or 'auto'")
     return FORMATS[fmt](path, lenient=lenient, labels=labels)
 
 
