@@ -7,8 +7,38 @@ no data. Sub-packages:
 - :mod:`kgfuse.encoders`  graph encoders (PyG modules)
 - :mod:`kgfuse.fusion`    ERNIE-style fusion layers and the multiple-choice model
 - :mod:`kgfuse.tasks`     datasets, features, training, evaluation, CLI
+
+After ``import kgfuse``, transformers' ``AutoConfig``, ``AutoModelForMultipleChoice`` and
+``AutoModelForPreTraining`` know the ``"kgfuse"`` model type: the classes are registered the
+first time transformers' Auto classes are imported (see :mod:`kgfuse._auto`), or now if they
+already are. :func:`register_auto_classes` registers them explicitly.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-__all__ = ["__version__"]
+from typing import Any
+
+from ._auto import install_registration_hook as _install_registration_hook
+from ._auto import register_auto_classes
+
+__all__ = ["__version__", "register_auto_classes"]
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kgfuse")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "0+unknown"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        v = _package_version()
+        globals()["__version__"] = v
+        return v
+    raise AttributeError(f"module 'kgfuse' has no attribute {name!r}")
+
+
+_install_registration_hook()

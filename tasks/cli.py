@@ -15,6 +15,11 @@ Commands::
     kgfuse predict --model DIR --data FILE --output preds.jsonl
     kgfuse explain --model DIR --question Q --choice C [--top-k 5]
 
+Every command takes ``-q/--quiet`` (results and errors only: no progress bars, no info
+messages from kgfuse, transformers or huggingface_hub) and ``-v/--verbose`` (kgfuse's debug
+and transformers' info messages), before or after its name; ``kgfuse --version`` prints the
+installed version. Messages go through the ``kgfuse`` logger (to stderr), results to stdout.
+
 Paths inside config files are relative to the config file; paths on the command line are
 relative to the current directory (as any command-line argument).
 """
@@ -23,9 +28,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Sequence
+
+logger = logging.getLogger("kgfuse")
 
 
 def data_dir() -> Path:
@@ -150,13 +159,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     retriever = build_retriever(graph, cfg.retriever)
     cache = cfg.path(cfg.cache_dir) if cfg.cache_dir else default_home() / "cache"
     for k, exs in splits.items():
-        pre = preprocess(exs, graph, linker, retriever, cache, num_workers=cfg.data.preprocess_workers, progress=True)
+        pre = preprocess(exs, graph, linker, retriever, cache, num_workers=cfg.data.preprocess_workers, progress=not args.quiet)
         linked = sum(1 for i in range(len(pre)) for g, _ in pre[i] if g.question_concepts or g.answer_concepts)
         total = sum(len(e.choices) for e in exs)
         print(f"{k}: {len(exs)} questions, {linked}/{total} statements with linked concepts, "
               f"cache {'hit' if getattr(pre, 'cache_hit', False) else 'written'}: {getattr(pre, 'path', cache)}")
         if getattr(reports.get(k), "skipped", 0):
-            print(f"  {reports[k]}")
+            logger.warning("  %s", reports[k])
     return 0
 
 
@@ -214,7 +223,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     pred = KGFusePredictor.from_pretrained(_abs(args.model), graph=_abs(args.graph))
     exs, rep = load_examples(_abs(args.data), args.format, lenient=args.lenient, labels="optional")
     if rep.skipped:
-        print(rep)
+        logger.warning("%s", rep)
     m, recs = evaluate_predictor(pred, exs, progress=not args.quiet)
     print(f"accuracy: {m['accuracy']:.4f} ({m['correct']}/{m['count']})" if m["accuracy"] is not None else "no labels: accuracy n/a")
     if args.output:
@@ -234,8 +243,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from .datasets import load_examples
         from .evaluate import evaluate_predictor, write_predictions
 
-        exs, _ = load_examples(_abs(args.data), args.format, lenient=args.lenient, labels="optional")
-        m, recs = evaluate_predictor(pred, exs, progress=True)
+        exs, rep = load_examples(_abs(args.data), args.format, lenient=args.lenient, labels="optional")
+        if rep.skipped:
+            logger.warning("%s", rep)
+        m, recs = evaluate_predictor(pred, exs, progress=not args.quiet)
         out = Path(args.output or "predictions.jsonl").expanduser()
         write_predictions(out, recs)
         print(f"{len(recs)} predictions written to {out.resolve()}")
@@ -279,23 +290,55 @@ def cmd_explain(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------
 # parser
 
+# commands that load a model through transformers: --quiet / --verbose also set its logging
+_USES_TRANSFORMERS = {"demo", "train", "pretrain", "evaluate", "predict", "explain"}
+
+
+def _verbosity_options(quiet_default: object, verbose_default: object) -> argparse.ArgumentParser:
+    """``-q/--quiet`` and ``-v/--verbose``, accepted before and after the command name."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("output")
+    g.add_argument("-q", "--quiet", action="store_true", default=quiet_default,
+                   help="print only results and errors: no progress bars, no info from kgfuse or transformers")
+    g.add_argument("-v", "--verbose", action="count", default=verbose_default,
+                   help="print more: kgfuse's debug messages and transformers' info messages")
+    return p
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kgfuse", description="Knowledge-graph-augmented language models for multiple-choice QA.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    """The ``kgfuse`` argument parser (every option and command carries a help text)."""
+    import kgfuse
+
+    top = _verbosity_options(False, 0)
+    parser = argparse.ArgumentParser(prog="kgfuse", parents=[top],
+                                     description="Knowledge-graph-augmented language models for multiple-choice QA.",
+                                     epilog="Run `kgfuse COMMAND --help` for the options of a command.")
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {kgfuse.__version__}",
+                        help="print the installed kgfuse version and exit")
+    # in a command, the verbosity options must not overwrite the ones given before it
+    common = _verbosity_options(argparse.SUPPRESS, argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands",
+                                help="what to do (each has its own --help)")
+
+    def command(parent: Any, name: str, text: str) -> argparse.ArgumentParser:
+        return parent.add_parser(name, help=text, description=text, parents=[common])
 
     def with_set(p: argparse.ArgumentParser) -> None:
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. --set train.lr_lm=2e-5 (repeatable)")
 
-    p = sub.add_parser("demo", help="train + evaluate on the bundled sample with the shipped MiniLM")
+    def with_data_format(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--format", default="auto", help="data format: csqa, obqa, swag or mc (default: told from the file)")
+        p.add_argument("--lenient", action="store_true", help="skip malformed records (counted and reported) instead of stopping")
+
+    p = command(sub, "demo", "train + evaluate on the bundled sample with the shipped MiniLM")
     p.add_argument("--output", help="output folder (default: $KGFUSE_HOME/demo or ~/.cache/kgfuse/demo)")
-    p.add_argument("--quiet", action="store_true")
     with_set(p)
     p.set_defaults(func=cmd_demo)
 
-    g = sub.add_parser("graph", help="build or inspect a knowledge graph").add_subparsers(dest="graph_command", required=True)
-    p = g.add_parser("build", help="raw file -> compiled graph folder")
+    g = command(sub, "graph", "build or inspect a knowledge graph").add_subparsers(
+        dest="graph_command", required=True, metavar="ACTION", title="actions", help="build or info")
+    p = command(g, "build", "raw file -> compiled graph folder")
     p.add_argument("raw", help="ConceptNet 5 assertions (.csv/.csv.gz), a ConceptNet 4 or other triples table "
                                "(.tsv/.txt, gzip too), a GraphML/GML file, or a WordNet database folder")
     p.add_argument("out", help="output folder")
@@ -309,78 +352,131 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--negated", choices=["drop", "keep"],
                    help="rows whose negation column is < 0: drop and count them (default) or keep them as not<relation>")
     p.set_defaults(func=cmd_graph_build)
-    p = g.add_parser("info", help="sizes, relations and hash of a graph")
-    p.add_argument("path")
+    p = command(g, "info", "sizes, relations and hash of a graph")
+    p.add_argument("path", help="compiled graph folder or raw graph file")
     p.add_argument("--format", default="auto", choices=["auto", *_graph_formats()], help="graph format (default: from the path)")
-    p.add_argument("--top", type=int, default=20, help="relations to list")
+    p.add_argument("--top", type=int, default=20, help="relations to list (default: 20)")
     p.set_defaults(func=cmd_graph_info)
 
-    p = sub.add_parser("link", help="print the concepts linked in a text")
-    p.add_argument("text")
+    p = command(sub, "link", "print the concepts linked in a text")
+    p.add_argument("text", help="text to link (the question, with --choice)")
     p.add_argument("--graph", required=True, help="compiled graph folder or raw file")
-    p.add_argument("--graph-format", default="auto")
+    p.add_argument("--graph-format", default="auto", help="graph format (default: from the path)")
     p.add_argument("--choice", help="also ground this answer choice (question = TEXT)")
-    p.add_argument("--max-words", type=int, default=4)
+    p.add_argument("--max-words", type=int, default=4, help="longest concept name matched, in words (default: 4)")
     p.set_defaults(func=cmd_link)
 
-    p = sub.add_parser("prepare", help="preprocess (ground + retrieve) every split of a config into the cache")
-    p.add_argument("--config", required=True)
+    p = command(sub, "prepare", "preprocess (ground + retrieve) every split of a config into the cache")
+    p.add_argument("--config", required=True, help="training config file (YAML or TOML)")
     with_set(p)
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("train", help="train and evaluate from a config file")
-    p.add_argument("--config", required=True)
+    p = command(sub, "train", "train and evaluate from a config file")
+    p.add_argument("--config", required=True, help="training config file (YAML or TOML)")
     p.add_argument("--output", help="run folder (overrides output_dir)")
     p.add_argument("--resume", help="'auto' (latest checkpoint in the run folder) or a checkpoint folder")
     p.add_argument("--allow-changes", action="store_true",
                    help="resume even though settings that change the run differ from the recorded ones (recorded in config-changes.jsonl)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished or interrupted run in the output folder")
-    p.add_argument("--quiet", action="store_true")
     with_set(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("pretrain", help="ERNIE pre-training (masked LM + denoising entity auto-encoder) on a linked corpus")
-    p.add_argument("--config", required=True)
+    p = command(sub, "pretrain", "ERNIE pre-training (masked LM + denoising entity auto-encoder) on a linked corpus")
+    p.add_argument("--config", required=True, help="pre-training config file (YAML or TOML)")
     p.add_argument("--output", help="output folder (overrides output_dir)")
     p.add_argument("--link-only", metavar="FILE", help="only link and tokenise the corpus into FILE (.jsonl.gz); "
                    "train from it elsewhere with --set data.linked=FILE (no spaCy needed there)")
-    p.add_argument("--quiet", action="store_true")
     with_set(p)
     p.set_defaults(func=cmd_pretrain)
 
-    p = sub.add_parser("evaluate", help="evaluate a model on a data file, or run a comparison config")
+    p = command(sub, "evaluate", "evaluate a model on a data file, or run a comparison config")
     p.add_argument("--config", help="comparison file: a list of (model, data, graph) runs")
     p.add_argument("--model", help="trained model folder (<run>/model)")
     p.add_argument("--data", help="data file")
-    p.add_argument("--format", default="auto")
+    with_data_format(p)
     p.add_argument("--graph", help="graph to use instead of the recorded one (must have the same hash)")
     p.add_argument("--output", help="folder for metrics.json and predictions.jsonl")
-    p.add_argument("--lenient", action="store_true")
-    p.add_argument("--quiet", action="store_true")
     with_set(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="answer a question (or a data file) with a trained model")
-    p.add_argument("--model", required=True)
-    p.add_argument("--question")
-    p.add_argument("--choices", nargs="+")
-    p.add_argument("--data")
-    p.add_argument("--format", default="auto")
-    p.add_argument("--lenient", action="store_true")
-    p.add_argument("--output", help="predictions jsonl (with --data)")
-    p.add_argument("--graph")
-    p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--json", action="store_true")
+    p = command(sub, "predict", "answer a question (or a data file) with a trained model")
+    p.add_argument("--model", required=True, help="trained model folder (<run>/model)")
+    p.add_argument("--question", help="question text")
+    p.add_argument("--choices", nargs="+", metavar="CHOICE", help="answer choices (two or more)")
+    p.add_argument("--data", help="data file to answer instead of one question")
+    with_data_format(p)
+    p.add_argument("--output", help="predictions jsonl (with --data; default: predictions.jsonl)")
+    p.add_argument("--graph", help="graph to use instead of the recorded one (must have the same hash)")
+    p.add_argument("--top-k", type=int, default=3, help="reasoning lines shown for the chosen answer (default: 3)")
+    p.add_argument("--json", action="store_true", help="print the prediction as JSON")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("explain", help="grounding and reasoning paths of one (question, choice)")
-    p.add_argument("--model", required=True)
-    p.add_argument("--question", required=True)
-    p.add_argument("--choice", required=True)
-    p.add_argument("--graph")
-    p.add_argument("--top-k", type=int, default=10)
+    p = command(sub, "explain", "grounding and reasoning paths of one (question, choice)")
+    p.add_argument("--model", required=True, help="trained model folder (<run>/model)")
+    p.add_argument("--question", required=True, help="question text")
+    p.add_argument("--choice", required=True, help="the answer choice to explain")
+    p.add_argument("--graph", help="graph to use instead of the recorded one (must have the same hash)")
+    p.add_argument("--top-k", type=int, default=10, help="reasoning paths shown (default: 10)")
     p.set_defaults(func=cmd_explain)
     return parser
+
+
+# --------------------------------------------------------------------------------------
+# logging
+
+
+@contextmanager
+def cli_logging(verbosity: int = 0, *, transformers: bool = False) -> Iterator[None]:
+    """Route the ``kgfuse`` logger to stderr for one command; restore everything afterwards.
+
+    Args:
+        verbosity: ``-1`` quiet (warnings and errors only; transformers' errors only and no
+            progress bars from transformers or huggingface_hub), ``0`` kgfuse's info
+            messages, ``1`` or more kgfuse's debug and transformers' info messages.
+        transformers: also set transformers' logging (imports ``transformers.utils``).
+    """
+    level = logging.WARNING if verbosity < 0 else (logging.INFO if verbosity == 0 else logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s" if verbosity <= 0 else "%(levelname)s %(name)s: %(message)s"))
+    saved = (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    restore = _set_transformers_verbosity(verbosity) if transformers else None
+    try:
+        yield
+    finally:
+        if restore is not None:
+            restore()
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
+def _set_transformers_verbosity(verbosity: int):
+    """Quiet or verbose transformers / huggingface_hub; returns a function that restores them."""
+    if verbosity == 0:
+        return None
+    import huggingface_hub.utils as hub
+    from transformers.utils import logging as tlog
+
+    old_level, old_bar, old_hub_off = tlog.get_verbosity(), tlog.is_progress_bar_enabled(), hub.are_progress_bars_disabled()
+    if verbosity < 0:
+        tlog.set_verbosity_error()
+        tlog.disable_progress_bar()
+        hub.disable_progress_bars()
+    else:
+        tlog.set_verbosity_info()
+
+    def restore() -> None:
+        tlog.set_verbosity(old_level)
+        if verbosity < 0:
+            if old_bar:
+                tlog.enable_progress_bar()
+            if not old_hub_off:
+                hub.enable_progress_bars()
+
+    return restore
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -389,11 +485,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (ConfigError, DataFormatError, FileNotFoundError) as e:
-        print(f"kgfuse {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    # input errors (a bad config, data or graph file): one line and exit code 2, no traceback
+    from kgfuse.kg.formats import GraphFormatError
+    from kgfuse.kg.store import KGFormatError
+
+    verbosity = -1 if args.quiet else int(args.verbose or 0)
+    with cli_logging(verbosity, transformers=args.command in _USES_TRANSFORMERS):
+        try:
+            return int(args.func(args) or 0)
+        except (ConfigError, DataFormatError, GraphFormatError, KGFormatError, FileNotFoundError) as e:
+            logger.error("kgfuse %s: error: %s", args.command, e)
+            return 2
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Evaluation: metrics, predictions with explanations, a Markdown report with plots, comparisons.
+"""Evaluation: metrics, predictions with explanations, a Markdown report with plots, a model card, comparisons.
 
 After training, :func:`evaluate_run` writes into the run folder:
 
@@ -6,10 +6,17 @@ After training, :func:`evaluate_run` writes into the run folder:
   and ``total`` per split; ``data``: per split, the records read, loaded, used, skipped (by
   reason) and without label (see :class:`~kgfuse.tasks.datasets.LoadReport`); best epoch,
   history, timings;
-- ``predictions-<split>.jsonl``: one line per question: ``id``, ``scores`` (one per
-  choice), ``predicted``, ``label``, ``correct``, ``num_linked_concepts`` and
-  ``explanation`` (the top reasoning paths, or subgraph edges, of the chosen answer);
-- ``report.md`` with ``learning_curves.png`` and ``accuracy_by_concepts.png``.
+- ``predictions-<split>.jsonl``: one line per question (see :func:`prediction_record`):
+  ``id``, ``question``, ``choices``, ``label`` and ``label_text``, ``predicted`` and
+  ``predicted_text``, ``correct``, ``scores`` (one per choice), ``num_linked_concepts``,
+  ``explanation`` (why the chosen answer: its top reasoning paths, or subgraph edges, or what
+  was linked when no path joins question and answer) and, for a wrong answer,
+  ``gold_explanation`` (the same for the right answer);
+- ``report.md`` with ``learning_curves.png`` (the chosen epoch marked) and
+  ``accuracy_by_concepts.png`` (quantile buckets, see :func:`accuracy_by_linked_concepts`),
+  and up to five right and five wrong example predictions per split (a fixed sample: see
+  :func:`select_examples`);
+- ``model/README.md``: the model card (:func:`write_model_card`).
 
 :func:`run_evaluations` runs a list of (model, dataset, graph) combinations from a YAML/TOML
 file and writes one comparison table (``comparison.md`` and ``comparison.csv``)::
@@ -21,54 +28,97 @@ file and writes one comparison table (``comparison.md`` and ``comparison.csv``):
         data: {path: bundled:sample_csqa/dev.jsonl, format: csqa}
         graph: null                     # default: the graph recorded with the model
       - ...
+
+Run names become file names (``predictions-<name>.jsonl``) only after :func:`safe_file_name`:
+a name such as ``demo/dev`` or ``../x`` never leaves ``output_dir`` or creates folders.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import logging
 import os
+import re
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 __all__ = [
     "accuracy_by_linked_concepts",
     "data_summary",
+    "explain_answer",
+    "prediction_record",
+    "select_examples",
+    "safe_file_name",
     "write_predictions",
     "write_report",
+    "write_model_card",
+    "learning_curve_figure",
+    "accuracy_by_concepts_figure",
     "evaluate_run",
     "evaluate_predictor",
     "run_evaluations",
 ]
 
-_BUCKETS = ((0, 0), (1, 2), (3, 4), (5, 8), (9, 16), (17, 10**9))
+logger = logging.getLogger(__name__)
 
 
 def _bucket_name(lo: int, hi: int) -> str:
-    if lo == hi:
-        return str(lo)
-    if hi >= 10**9:
-        return f"{lo}+"
-    return f"{lo}-{hi}"
+    return str(lo) if lo == hi else f"{lo}-{hi}"
 
 
-def accuracy_by_linked_concepts(num_concepts: Sequence[int], correct: Sequence[bool]) -> list[dict[str, Any]]:
-    """Accuracy per bucket of the number of linked concepts (0, 1-2, 3-4, 5-8, 9-16, 17+).
+def accuracy_by_linked_concepts(num_concepts: Sequence[int], correct: Sequence[bool], *,
+                                max_buckets: int = 5) -> list[dict[str, Any]]:
+    """Accuracy per quantile bucket of the number of linked concepts.
 
-    Empty buckets are omitted.
+    The questions are sorted by their number of linked concepts and cut into at most
+    ``max_buckets`` runs of about equal size (``len / max_buckets`` questions or more); all
+    questions with the same number stay in one bucket, so a bucket is a range of counts
+    (``"3-5"``, or ``"4"``). A last bucket smaller than half the others joins the one
+    before it. Twelve questions give several buckets, as do twelve thousand.
+
+    Returns:
+        ``[{"bucket", "lo", "hi", "count", "correct", "accuracy"}]`` in increasing order.
     """
     nc = np.asarray(num_concepts, dtype=np.int64)
     ok = np.asarray(correct, dtype=bool)
+    if nc.size == 0:
+        return []
+    values, counts = np.unique(nc, return_counts=True)
+    target = nc.size / max(1, int(max_buckets))
+    groups: list[list[int]] = []  # [lo, hi, size]
+    for v, c in zip(values.tolist(), counts.tolist()):
+        if groups and groups[-1][2] < target:
+            groups[-1][1], groups[-1][2] = v, groups[-1][2] + c
+        else:
+            groups.append([v, v, c])
+    if len(groups) > 1 and groups[-1][2] < target / 2:
+        last = groups.pop()
+        groups[-1][1], groups[-1][2] = last[1], groups[-1][2] + last[2]
     rows = []
-    for lo, hi in _BUCKETS:
+    for lo, hi, _ in groups:
         m = (nc >= lo) & (nc <= hi)
-        n = int(m.sum())
-        if n:
-            rows.append({"bucket": _bucket_name(lo, hi), "count": n, "correct": int(ok[m].sum()), "accuracy": float(ok[m].mean())})
+        rows.append({"bucket": _bucket_name(lo, hi), "lo": lo, "hi": hi, "count": int(m.sum()),
+                     "correct": int(ok[m].sum()), "accuracy": float(ok[m].mean())})
     return rows
+
+
+def safe_file_name(name: str, used: set[str] | None = None) -> str:
+    """``name`` as one file-name component: other characters than letters, digits, ``.``,
+    ``_`` and ``-`` become ``_``, leading dots and underscores go (``../../x`` -> ``x``,
+    ``demo/dev`` -> ``demo_dev``); a name already in ``used`` gets ``-2``, ``-3``, ... and the
+    result is added to ``used``."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).lstrip("._").rstrip(".") or "run"
+    out, k = base, 2
+    while used is not None and out in used:
+        out, k = f"{base}-{k}", k + 1
+    if used is not None:
+        used.add(out)
+    return out
 
 
 def data_summary(reports: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -79,6 +129,7 @@ def data_summary(reports: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def write_predictions(path: str | os.PathLike, records: Sequence[Mapping[str, Any]]) -> Path:
+    """One JSON line per record (see :func:`prediction_record`)."""
     path = Path(path)
     with path.open("w", encoding="utf-8") as f:
         for r in records:
@@ -86,55 +137,76 @@ def write_predictions(path: str | os.PathLike, records: Sequence[Mapping[str, An
     return path
 
 
-def _plots(out: Path, history: Sequence[Mapping[str, Any]], buckets: Mapping[str, list[dict[str, Any]]]) -> dict[str, str]:
+def learning_curve_figure(history: Sequence[Mapping[str, Any]], best_epoch: int | None = None):
+    """Train loss (left axis) and the accuracies (right axis) per epoch; the chosen epoch
+    (``best_epoch``, whose weights are exported) is a dotted vertical line, in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
+    ep = [h["epoch"] for h in history]
+    fig, ax1 = plt.subplots(figsize=(6, 3.5))
+    ax1.plot(ep, [h.get("train_loss") for h in history], "o-", color="tab:red", label="train loss")
+    ax1.set_xlabel("epoch")
+    ax1.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax1.set_ylabel("train loss", color="tab:red")
+    ax2 = ax1.twinx()
+    for k in sorted(k for k in history[0] if k.endswith("_accuracy")):
+        vals = [h.get(k) for h in history]
+        if any(v is not None for v in vals):
+            ax2.plot(ep, [np.nan if v is None else v for v in vals], "s--", label=k.replace("_accuracy", " accuracy"))
+    if best_epoch is not None:
+        ax2.axvline(best_epoch, color="0.3", linestyle=":", linewidth=1.5, label=f"best epoch ({best_epoch}): exported")
+    ax2.set_ylabel("accuracy")
+    ax2.set_ylim(0, 1)
+    lines = ax1.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax1.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="best", fontsize=8)
+    ax1.set_title("learning curves")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_by_concepts_figure(buckets: Mapping[str, Sequence[Mapping[str, Any]]]):
+    """One panel per split: accuracy per bucket of linked concepts, questions above each bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    splits = [k for k, rows in buckets.items() if rows]
+    fig, axes = plt.subplots(1, len(splits), figsize=(max(4.5, 3.5 * len(splits)), 3.5), squeeze=False, sharey=True)
+    for ax, split in zip(axes[0], splits):
+        rows = buckets[split]
+        xs = np.arange(len(rows))
+        ax.bar(xs, [r["accuracy"] for r in rows], 0.7, color="tab:blue")
+        for x, r in zip(xs, rows):
+            ax.text(x, r["accuracy"] + 0.01, str(r["count"]), ha="center", fontsize=7)
+        ax.set_xticks(xs)
+        ax.set_xticklabels([r["bucket"] for r in rows], fontsize=8)
+        ax.set_xlabel("linked concepts (question + choices)")
+        ax.set_title(split, fontsize=9)
+        ax.set_ylim(0, 1.05)
+    axes[0][0].set_ylabel("accuracy")
+    fig.suptitle("accuracy by number of linked concepts (questions above bars)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _plots(out: Path, history: Sequence[Mapping[str, Any]], buckets: Mapping[str, list[dict[str, Any]]],
+           best_epoch: int | None = None) -> dict[str, str]:
+    import matplotlib.pyplot as plt
+
     files: dict[str, str] = {}
     if history:
-        ep = [h["epoch"] for h in history]
-        fig, ax1 = plt.subplots(figsize=(6, 3.5))
-        ax1.plot(ep, [h.get("train_loss") for h in history], "o-", color="tab:red", label="train loss")
-        ax1.set_xlabel("epoch")
-        ax1.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        ax1.set_ylabel("train loss", color="tab:red")
-        ax2 = ax1.twinx()
-        for k in sorted(k for k in history[0] if k.endswith("_accuracy")):
-            vals = [h.get(k) for h in history]
-            if any(v is not None for v in vals):
-                ax2.plot(ep, [np.nan if v is None else v for v in vals], "s--", label=k.replace("_accuracy", " accuracy"))
-        ax2.set_ylabel("accuracy")
-        ax2.set_ylim(0, 1)
-        lines = ax1.get_legend_handles_labels()
-        lines2 = ax2.get_legend_handles_labels()
-        ax1.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="best", fontsize=8)
-        ax1.set_title("learning curves")
-        fig.tight_layout()
+        fig = learning_curve_figure(history, best_epoch)
         fig.savefig(out / "learning_curves.png", dpi=100)
         plt.close(fig)
         files["learning_curves"] = "learning_curves.png"
     if any(buckets.values()):
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        names = sorted({r["bucket"] for rows in buckets.values() for r in rows}, key=lambda b: int(b.split("-")[0].rstrip("+")))
-        width = 0.8 / max(len(buckets), 1)
-        for i, (split, rows) in enumerate(buckets.items()):
-            d = {r["bucket"]: r for r in rows}
-            xs = np.arange(len(names)) + i * width
-            ax.bar(xs, [d[n]["accuracy"] if n in d else 0 for n in names], width, label=split)
-            for x, n in zip(xs, names):
-                if n in d:
-                    ax.text(x, d[n]["accuracy"] + 0.01, str(d[n]["count"]), ha="center", fontsize=7)
-        ax.set_xticks(np.arange(len(names)) + width * (len(buckets) - 1) / 2)
-        ax.set_xticklabels(names)
-        ax.set_xlabel("linked concepts per question (question + all choices)")
-        ax.set_ylabel("accuracy")
-        ax.set_ylim(0, 1.05)
-        ax.legend(fontsize=8)
-        ax.set_title("accuracy by number of linked concepts (n above bars)")
-        fig.tight_layout()
+        fig = accuracy_by_concepts_figure(buckets)
         fig.savefig(out / "accuracy_by_concepts.png", dpi=100)
         plt.close(fig)
         files["accuracy_by_concepts"] = "accuracy_by_concepts.png"
@@ -149,14 +221,53 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def select_examples(records: Sequence[Mapping[str, Any]], k: int = 5) -> dict[str, list[Mapping[str, Any]]]:
+    """Up to ``k`` right, ``k`` wrong and ``k`` unlabelled records: a fixed sample.
+
+    Records are ordered by a hash of their ``id``, so the sample is the same in every run
+    and for every model on the same data, and spread over the file rather than its head.
+    """
+    order = sorted(records, key=lambda r: hashlib.sha256(str(r.get("id")).encode()).hexdigest())
+    out: dict[str, list[Mapping[str, Any]]] = {"right": [], "wrong": [], "unlabelled": []}
+    for r in order:
+        if len(out[_kind(r)]) < k:
+            out[_kind(r)].append(r)
+    return out
+
+
+def _kind(r: Mapping[str, Any]) -> str:
+    return "unlabelled" if r.get("label") is None else ("right" if r.get("correct") else "wrong")
+
+
+def _example_lines(r: Mapping[str, Any]) -> list[str]:
+    mark = "✓" if r.get("correct") else ("✗" if r.get("label") is not None else "?")
+    lines = [f"- {mark} **{r.get('question', r.get('id'))}** → *{r.get('predicted_text', r.get('predicted'))}*"
+             + (f" (gold: *{r.get('label_text')}*)" if r.get("label") is not None and not r.get("correct") else "")]
+    for e in r.get("explanation") or []:
+        lines.append(f"  - `{e}`")
+    if r.get("gold_explanation"):
+        lines.append("  - for the gold answer:")
+        lines += [f"    - `{e}`" for e in r["gold_explanation"]]
+    return lines
+
+
 def write_report(out: str | os.PathLike, metrics: Mapping[str, Any], *, title: str = "kgfuse run",
-                 samples: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> Path:
-    """``report.md`` (and its PNG plots) from a ``metrics.json``-like dict."""
+                 samples: Mapping[str, Sequence[Mapping[str, Any]]] | None = None, examples: int = 5) -> Path:
+    """``report.md`` (and its PNG plots) from a ``metrics.json``-like dict.
+
+    Args:
+        out: folder to write into.
+        metrics: as written to ``metrics.json`` (``splits``, ``history``, ``best_epoch``, ...).
+        title: the report's heading.
+        samples: prediction records per split (:func:`prediction_record`); the report shows
+            up to ``examples`` right and ``examples`` wrong ones of each (:func:`select_examples`).
+        examples: how many of each kind.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     history = metrics.get("history") or []
     buckets = metrics.get("by_linked_concepts") or {}
-    plots = _plots(out, history, buckets)
+    plots = _plots(out, history, buckets, metrics.get("best_epoch"))
     lines = [f"# {title}", ""]
     info = metrics.get("info") or {}
     for k, v in info.items():
@@ -181,7 +292,9 @@ def write_report(out: str | os.PathLike, metrics: Mapping[str, Any], *, title: s
         if any(d.get("problems") for d in data.values()):
             lines.append("")
     if metrics.get("best_epoch") is not None:
-        lines.append(f"Best epoch: {metrics['best_epoch']} (selection metric {metrics.get('selection_metric')} = {_fmt(metrics.get('best_metric'))}).")
+        lines.append(f"Best epoch: {metrics['best_epoch']} (selection metric {metrics.get('selection_metric')} = "
+                     f"{_fmt(metrics.get('best_metric'))}); its weights are the exported model, and the dotted line "
+                     "of the learning-curve plot.")
         lines.append("")
     if history:
         keys = ["epoch", "train_loss"] + sorted(k for k in history[0] if k.endswith("_accuracy")) + ["seconds"]
@@ -201,17 +314,20 @@ def write_report(out: str | os.PathLike, metrics: Mapping[str, Any], *, title: s
             lines += [f"![accuracy by linked concepts]({plots['accuracy_by_concepts']})", ""]
     if metrics.get("timings"):
         lines += ["## Timings", ""] + [f"- {k}: {v:.1f} s" for k, v in metrics["timings"].items()] + [""]
+    headings = {"right": "right answers", "wrong": "wrong answers", "unlabelled": "predictions without a label"}
     for split, recs in (samples or {}).items():
-        if not recs:
-            continue
-        lines += [f"## Example predictions ({split})", ""]
-        for r in recs:
-            mark = "✓" if r.get("correct") else ("✗" if r.get("label") is not None else "?")
-            lines.append(f"- {mark} **{r.get('question', r['id'])}** → *{r.get('predicted_text', r['predicted'])}*"
-                         + (f" (gold: *{r.get('label_text')}*)" if r.get("label") is not None and not r.get("correct") else ""))
-            for e in r.get("explanation") or []:
-                lines.append(f"  - `{e}`")
-        lines.append("")
+        chosen = select_examples(recs, examples)
+        labelled = any(r.get("label") is not None for r in recs)
+        for kind, heading in headings.items():
+            n = sum(1 for r in recs if _kind(r) == kind)
+            if not n and not (labelled and kind != "unlabelled"):
+                continue
+            lines += [f"## Examples: {heading} ({split}, {len(chosen[kind])} of {n})", ""]
+            for r in chosen[kind]:
+                lines += _example_lines(r)
+            if not n:
+                lines.append("None.")
+            lines.append("")
     path = out / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
@@ -221,29 +337,71 @@ def write_report(out: str | os.PathLike, metrics: Mapping[str, Any], *, title: s
 # after training
 
 
-def _records(split: str, examples, dataset, scores: np.ndarray, explain) -> list[dict[str, Any]]:
-    recs = []
-    for i, ex in enumerate(examples):
-        s = scores[i]
-        pred = int(np.argmax(s))
-        rec = {
-            "id": ex.id,
-            "scores": [float(x) for x in s],
-            "predicted": pred,
-            "label": ex.label,
-            "correct": None if ex.label is None else bool(pred == ex.label),
-            "num_linked_concepts": dataset.num_linked_concepts(i) if hasattr(dataset, "pre") and dataset.pre is not None else 0,
-            "explanation": explain(i, pred),
-        }
-        recs.append(rec)
-    return recs
+def explain_answer(pair: tuple[Any, Any], retriever: Any, graph: Any, *, top_k: int = 3) -> list[str]:
+    """Why the model could (or could not) use the graph for one (question, choice).
+
+    The retriever's readable lines for the pair's subgraph (reasoning paths, or edges) when
+    there are any; else what was linked (``no path in the retrieved subgraph; linked:
+    question [...] / answer [...]``); else that nothing was linked. Empty only for an LM-only
+    model (``retriever`` ``None``), which uses no graph.
+    """
+    if retriever is None or graph is None:
+        return []
+    g, data = pair
+    lines = list(retriever.explain(data, graph, limit=top_k))
+    if lines:
+        return lines
+    q = [graph.concept_name(int(c)) for c in g.question_concepts]
+    a = [graph.concept_name(int(c)) for c in g.answer_concepts]
+    if not q and not a:
+        return ["no concept of the graph linked in the question or this answer"]
+    return [f"no path in the retrieved subgraph; linked: question {q or '-'} / answer {a or '-'}"]
+
+
+def prediction_record(example: Any, scores: Sequence[float], *, num_linked_concepts: int = 0,
+                      explain: Callable[[int], list[str]] | None = None) -> dict[str, Any]:
+    """One line of ``predictions-<split>.jsonl``.
+
+    Keys: ``id``, ``question``, ``choices``, ``label`` and ``label_text`` (``None`` without a
+    label), ``predicted`` and ``predicted_text``, ``correct``, ``scores``,
+    ``num_linked_concepts``, ``explanation`` (``explain(predicted)``) and, when the answer is
+    wrong, ``gold_explanation`` (``explain(label)``).
+    """
+    pred = int(np.argmax(scores))
+    label = example.label
+    rec = {
+        "id": example.id,
+        "question": example.question,
+        "choices": list(example.choices),
+        "label": label,
+        "label_text": None if label is None else example.choices[label],
+        "predicted": pred,
+        "predicted_text": example.choices[pred],
+        "correct": None if label is None else bool(pred == label),
+        "scores": [float(x) for x in scores],
+        "num_linked_concepts": int(num_linked_concepts),
+        "explanation": explain(pred) if explain is not None else [],
+    }
+    if label is not None and pred != label and explain is not None:
+        rec["gold_explanation"] = explain(label)
+    return rec
+
+
+def _records(examples, dataset, scores: np.ndarray, explain: Callable[[int, int], list[str]]) -> list[dict[str, Any]]:
+    with_graph = getattr(dataset, "pre", None) is not None
+    return [
+        prediction_record(ex, scores[i], num_linked_concepts=dataset.num_linked_concepts(i) if with_graph else 0,
+                          explain=lambda j, i=i: explain(i, j))
+        for i, ex in enumerate(examples)
+    ]
 
 
 def evaluate_run(run: Any, result: Any, *, accelerator: Any = None, progress: bool = True, top_k: int = 3) -> dict[str, Any]:
     """Evaluate the best model of a finished run on every split and write metrics, predictions and the report.
 
     Loads ``best/model`` weights into ``run.model``, exports it with the tokenizer and
-    pipeline description to ``<run>/model``, and returns the metrics per split.
+    pipeline description to ``<run>/model``, writes the model card (``<run>/model/README.md``,
+    :func:`write_model_card`) once the results are known, and returns the metrics per split.
     """
     from torch.utils.data import DataLoader
 
@@ -275,22 +433,14 @@ def evaluate_run(run: Any, result: Any, *, accelerator: Any = None, progress: bo
             continue
 
         def explain(i: int, j: int, ds=ds) -> list[str]:
-            if run.retriever is None:
-                return []
-            g, data = ds.pairs(i)[j]
-            return run.retriever.explain(data, run.graph, limit=top_k)
+            return explain_answer(ds.pairs(i)[j], run.retriever, run.graph, top_k=top_k)
 
-        recs = _records(split, run.examples[split], ds, scores, explain)
+        recs = _records(run.examples[split], ds, scores, explain)
         write_predictions(out / f"predictions-{split}.jsonl", recs)
         labelled = [r for r in recs if r["label"] is not None]
         if labelled and run.retriever is not None:
             buckets[split] = accuracy_by_linked_concepts([r["num_linked_concepts"] for r in labelled], [r["correct"] for r in labelled])
-        exs = run.examples[split]
-        samples[split] = [
-            dict(r, question=exs[i].question, predicted_text=exs[i].choices[r["predicted"]],
-                 label_text=None if r["label"] is None else exs[i].choices[r["label"]])
-            for i, r in enumerate(recs[:5])
-        ]
+        samples[split] = recs
     eval_time = time.time() - t
     metrics = {
         "splits": splits,
@@ -313,7 +463,150 @@ def evaluate_run(run: Any, result: Any, *, accelerator: Any = None, progress: bo
     if acc.is_main_process:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
         write_report(out, metrics, title=f"kgfuse run: {out.name}", samples=samples)
+        write_model_card(out / "model", metrics=metrics, model_config=model.config, pipeline=run.pipeline_info(),
+                         config=run.config.resolved().to_dict(), num_parameters=sum(p.numel() for p in model.parameters()),
+                         name=out.name)
     return metrics
+
+
+# --------------------------------------------------------------------------------------
+# model card
+
+
+def _model_kind(mc: Any) -> str:
+    if not getattr(mc, "use_graph", True):
+        return "LM only: the text encoder and a linear scorer; the graph is not used"
+    if not getattr(mc, "use_gnn", True):
+        gnn = "static KG embeddings (no message passing)"
+    else:
+        gnn = f"graph encoder `{getattr(mc, 'graph_encoder', '?')}`"
+    m = int(getattr(mc, "fused_layers", getattr(mc, "num_fusion_layers", 0)) or 0)
+    if m == 0:
+        return f"kgfuse, late fusion: text encoder + {gnn}; no ERNIE fusion layers"
+    return f"kgfuse fused: text encoder + {gnn} + {m} ERNIE fusion layer{'s' if m != 1 else ''}"
+
+
+def write_model_card(model_dir: str | os.PathLike, *, metrics: Mapping[str, Any], model_config: Any,
+                     pipeline: Mapping[str, Any], config: Mapping[str, Any], num_parameters: int | None = None,
+                     name: str | None = None) -> Path:
+    """Write ``README.md`` into an exported model folder, as transformers' model cards.
+
+    It says what the model is (kgfuse fused, late fusion or LM only; text encoder, graph
+    encoder, fusion layers), its graph (path, format, content hash, size; linker and
+    retriever settings), its data (files and question counts), its training settings and its
+    results (accuracy per split, best epoch), and how to load it.
+
+    Args:
+        model_dir: the exported model folder (``<run>/model``).
+        metrics: the run's ``metrics.json`` dict.
+        model_config: the model's :class:`~kgfuse.fusion.KGFusedConfig`.
+        pipeline: the folder's :data:`~kgfuse.tasks.pipeline.PIPELINE_FILE` dict.
+        config: the resolved training config (:meth:`TrainConfig.to_dict`).
+        num_parameters: parameter count, if known.
+        name: the run's name (the heading).
+    """
+    model_dir = Path(model_dir)
+    mc = model_config
+    tc = getattr(mc, "text_config", None)
+    data = config.get("data") or {}
+    train = config.get("train") or {}
+    graph = pipeline.get("graph") or {}
+    uses_graph = bool(getattr(mc, "use_graph", True)) and not pipeline.get("lm_only", False)
+    knowledge_text = pipeline.get("knowledge_text")  # retrieved knowledge as text: the graph matters, also LM only
+    splits = metrics.get("splits") or {}
+    tags = ["kgfuse", "multiple-choice", "knowledge-graph" if uses_graph else "lm-only"]
+    if uses_graph and getattr(mc, "graph_encoder", None):
+        tags.append(str(mc.graph_encoder))
+    lines = ["---", "library_name: kgfuse", "pipeline_tag: multiple-choice", "tags:"] + [f"- {t}" for t in tags]
+    results = [(k, m) for k, m in splits.items() if m.get("accuracy") is not None]
+    if results:
+        lines += ["model-index:", f"- name: {json.dumps(name or model_dir.parent.name)}", "  results:"]
+        for k, m in results:
+            lines += ["  - task: {type: multiple-choice}",
+                      f"    dataset: {{name: {json.dumps(str(Path(str(data.get(k) or k)).name))}, type: {json.dumps(str(data.get('format', 'auto')))}, split: {k}}}",
+                      f"    metrics: [{{type: accuracy, value: {m['accuracy']:.4f}}}]"]
+    lines += ["---", "", f"# {name or model_dir.parent.name}", ""]
+    lines += [f"A `KGFusedForMultipleChoice` model trained with kgfuse: {_model_kind(mc)}.", ""]
+
+    lines += ["## Model", "", "| | |", "| --- | --- |"]
+    te = getattr(mc, "text_encoder_name", None) or (config.get("model") or {}).get("text_encoder")
+    te_shape = ""
+    if tc is not None:
+        te_shape = (f" ({getattr(tc, 'model_type', '?')}, {getattr(tc, 'num_hidden_layers', '?')} layers, "
+                    f"hidden size {getattr(tc, 'hidden_size', '?')})")
+    lines.append(f"| text encoder | `{te}`{te_shape} |")
+    if uses_graph:
+        kw = getattr(mc, "graph_encoder_kwargs", None) or {}
+        lines.append(f"| graph encoder | `{getattr(mc, 'graph_encoder', '?')}`"
+                     + (" (no message passing: static KG embeddings)" if not getattr(mc, "use_gnn", True) else "")
+                     + f", hidden size {getattr(mc, 'graph_hidden_dim', '?')}" + (f", {json.dumps(kw)}" if kw else "") + " |")
+        lines.append(f"| node features | {getattr(mc, 'node_feature_kind', '?')}, size {getattr(mc, 'node_dim', '?')}"
+                     + (f", own rows for {mc.node_vocab_size} concepts" if getattr(mc, "node_vocab_size", 0) else "") + " |")
+        m = int(getattr(mc, "fused_layers", getattr(mc, "num_fusion_layers", 0)) or 0)
+        lines.append(f"| fusion layers | {m} ERNIE layer{'s' if m != 1 else ''}"
+                     + (" (replacing the top text layers)" if m else " (late fusion only)") + " |")
+    if num_parameters is not None:
+        lines.append(f"| parameters | {num_parameters:,} |")
+    lines.append("")
+
+    if knowledge_text:
+        lines += [f"Retrieved knowledge is also written into the input as text (`knowledge_text`: "
+                  f"{json.dumps(knowledge_text.get('options'))}).", ""]
+    if uses_graph or knowledge_text:
+        lines += ["## Knowledge graph", "", "| | |", "| --- | --- |",
+                  f"| path | `{graph.get('path')}` |",
+                  f"| format | {graph.get('format')}" + (f", options {json.dumps(graph.get('options'))}" if graph.get("options") else "") + " |",
+                  f"| content hash | `{graph.get('hash')}` |",
+                  f"| size | {graph.get('num_concepts')} concepts, {graph.get('num_relations')} relations |",
+                  f"| linker | {json.dumps((pipeline.get('linker') or {}).get('options')) if (pipeline.get('linker') or {}).get('options') else 'defaults'} |",
+                  f"| retriever | {json.dumps((pipeline.get('retriever') or {}).get('options')) if (pipeline.get('retriever') or {}).get('options') else 'defaults'} |",
+                  "",
+                  "Use the model with this graph: its hash is checked when the model is loaded for prediction.", ""]
+
+    reports = metrics.get("data") or {}
+    lines += ["## Data", "", f"Format: `{data.get('format', 'auto')}`.", "",
+              "| split | file | questions used | skipped | without label |", "| --- | --- | --- | --- | --- |"]
+    for k in ("train", "dev", "test"):
+        if not data.get(k) and k not in reports:
+            continue
+        r = reports.get(k) or {}
+        lines.append(f"| {k} | `{data.get(k) or r.get('path', '')}` | {_fmt(r.get('used'))} | {_fmt(r.get('skipped'))} | "
+                     f"{_fmt(r.get('unlabeled'))} |")
+    if data.get("inhouse_qids"):
+        lines.append(f"\nIn-house split ids: `{data['inhouse_qids']}`.")
+    lines.append("")
+
+    keys = ("epochs", "batch_size", "grad_accum", "lr_lm", "lr_gnn", "lr_fusion", "weight_decay", "warmup_ratio",
+            "freeze_lm_epochs", "max_length", "mixed_precision", "seed", "metric")
+    lines += ["## Training", "", "| setting | value |", "| --- | --- |"]
+    lines += [f"| {k} | {_fmt(train.get(k))} |" for k in keys if k in train]
+    if (config.get("model") or {}).get("init_from"):
+        lines.append(f"| initialised from | `{config['model']['init_from']}` |")
+    lines.append("")
+
+    lines += ["## Results", "", "| split | accuracy | correct / labelled |", "| --- | --- | --- |"]
+    for k, m in splits.items():
+        lines.append(f"| {k} | {_fmt(m.get('accuracy'))} | {m.get('correct')} / {m.get('count')} |")
+    if metrics.get("best_epoch") is not None:
+        lines += ["", f"Weights of epoch {metrics['best_epoch']} (best {metrics.get('selection_metric')} = "
+                      f"{_fmt(metrics.get('best_metric'))}). The run folder above this one holds `report.md`, "
+                      "`metrics.json` and the predictions."]
+    lines.append("")
+
+    lines += ["## Use", "", "```python", "import kgfuse  # registers the \"kgfuse\" model type with transformers' Auto classes",
+              "from transformers import AutoModelForMultipleChoice", "",
+              "from kgfuse.tasks.inference import KGFusePredictor", "",
+              f"model = AutoModelForMultipleChoice.from_pretrained({json.dumps(str(model_dir))})",
+              'KGFusePredictor.for_loaded_model(model).predict("Where would you put a plate after drying it?", '
+              '["cupboard", "oven", "roof"])',
+              "```", "",
+              "or `kgfuse predict --model <this folder> --question ... --choices ...`; "
+              "`kgfuse.tasks.inference.KGFusePredictor.from_pretrained(<this folder>)` gives the same with its "
+              "graph, linker and retriever" + (" (from the path above, or `graph=`)" if uses_graph or knowledge_text else "")
+              + ".", ""]
+    path = model_dir / "README.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
 
 
 # --------------------------------------------------------------------------------------
@@ -330,16 +623,7 @@ def evaluate_predictor(predictor: Any, examples: Sequence[Any], *, batch_size: i
     import torch
     from tqdm.auto import tqdm
 
-    from .pipeline import MCFeatureDataset, TextOnlyDataset, preprocess
-
-    if predictor.uses_graph:
-        from .config import default_home
-
-        cache = Path(cache_dir) if cache_dir is not None else default_home() / "cache"
-        pre = preprocess(examples, predictor.graph, predictor.linker, predictor.retriever, cache)
-        ds: Any = MCFeatureDataset(examples, pre, predictor.tokenizer, max_length=predictor.max_length)
-    else:
-        ds = TextOnlyDataset(examples, predictor.tokenizer, max_length=predictor.max_length)
+    ds = predictor.dataset(examples, cache_dir=cache_dir)
     scores = []
     model = predictor.model
     with torch.no_grad():
@@ -352,15 +636,16 @@ def evaluate_predictor(predictor: Any, examples: Sequence[Any], *, batch_size: i
     labels = np.asarray([-1 if e.label is None else e.label for e in examples])
 
     def explain(i: int, j: int) -> list[str]:
-        return predictor.explain_pair(ds.pairs(i)[j], top_k=top_k)
+        return explain_answer(ds.pairs(i)[j], predictor.retriever, predictor.graph, top_k=top_k)
 
-    recs = _records("eval", examples, ds, sc, explain)
+    recs = _records(examples, ds, sc, explain)
     from .train import accuracy
 
     return accuracy(sc, labels), recs
 
 
-def run_evaluations(config_path: str | os.PathLike, overrides: Sequence[str] = (), *, progress: bool = True, log=print) -> list[dict[str, Any]]:
+def run_evaluations(config_path: str | os.PathLike, overrides: Sequence[str] = (), *, progress: bool = True,
+                    log: Callable[[str], Any] | None = None) -> list[dict[str, Any]]:
     """Run the (model, dataset, graph) combinations of a comparison file; write one table.
 
     Each entry of ``runs`` has ``name``, ``model`` (a trained model folder), ``data``
@@ -368,12 +653,15 @@ def run_evaluations(config_path: str | os.PathLike, overrides: Sequence[str] = (
     :func:`~kgfuse.tasks.datasets.load_examples`, default ``"auto"``) and optional ``graph``
     (a path; default: the graph recorded with the model). Paths are relative to the file. Writes
     ``comparison.md``, ``comparison.csv`` and ``predictions-<name>.jsonl`` into
-    ``output_dir``.
+    ``output_dir``, ``<name>`` made a plain file name by :func:`safe_file_name` (the
+    ``predictions`` column names the file). Progress lines go to ``log`` (default: the
+    ``kgfuse`` logger at info level).
     """
     from .config import apply_overrides, read_config_file, resolve_path
     from .datasets import load_examples
     from .inference import KGFusePredictor
 
+    log = log or logger.info
     config_path = Path(config_path).expanduser().resolve()
     cfg = apply_overrides(read_config_file(config_path), overrides)
     base = config_path.parent
@@ -384,6 +672,7 @@ def run_evaluations(config_path: str | os.PathLike, overrides: Sequence[str] = (
     out.mkdir(parents=True, exist_ok=True)
     cache = resolve_path(cfg.get("cache_dir"), base) if cfg.get("cache_dir") else None
     rows = []
+    used: set[str] = set()
     predictors: dict[tuple[str, str], Any] = {}
     for k, r in enumerate(runs):
         where = f"{config_path}: runs[{k}]"
@@ -403,7 +692,8 @@ def run_evaluations(config_path: str | os.PathLike, overrides: Sequence[str] = (
         if data.get("max_examples"):
             exs = exs[: int(data["max_examples"])]
         m, recs = evaluate_predictor(pred, exs, cache_dir=cache, progress=progress)
-        write_predictions(out / f"predictions-{name}.jsonl", recs)
+        pred_file = f"predictions-{safe_file_name(name, used)}.jsonl"
+        write_predictions(out / pred_file, recs)
         row = {
             "name": name,
             "model": str(model_dir),
@@ -415,6 +705,7 @@ def run_evaluations(config_path: str | os.PathLike, overrides: Sequence[str] = (
             "labelled": m["count"],
             "accuracy": m["accuracy"],
             "seconds": round(time.time() - t, 2),
+            "predictions": pred_file,
         }
         rows.append(row)
         if progress:

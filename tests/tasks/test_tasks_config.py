@@ -97,7 +97,7 @@ def test_shipped_configs_load(name):
         ("retriever: {type: subgraph, max_node: 50}\n",
          r"unknown key 'retriever\.max_node'; valid keys: \['bridge', 'max_nodes', 'ranking'\]; did you mean 'max_nodes'\?"),
         ("retriever: {type: path, max_node: 50}\n", r"unknown key 'retriever\.max_node'.*'max_hops'"),
-        ("retriever: {type: star}\n", "retriever.type must be 'path' or 'subgraph'"),
+        ("retriever: {type: star}\n", "retriever.type must be one of"),
         ("model: {options: {num_fusion_layer: 1}}\n", "unknown key 'model.options.num_fusion_layer'.*did you mean 'num_fusion_layers'"),
         ("model: {options: {node_dim: 32.5}}\n", "model.options.node_dim must be an integer"),
         ("linker: {blacklist: plate}\n", "linker.blacklist must be a list, got 'plate'"),
@@ -149,3 +149,27 @@ def test_cli_config_error_exit_code_2(tmp_path, capsys):
     assert main(["train", "--config", str(p)]) == 2
     err = capsys.readouterr().err
     assert "did you mean 'max_nodes'" in err and "Traceback" not in err
+
+
+def test_a_registered_retriever_is_a_config_type(tiny_kg):
+    from kgfuse.kg.retrieval import RETRIEVERS, SubgraphRetriever, register_retriever
+    from kgfuse.tasks.pipeline import build_retriever
+
+    @register_retriever("star_test")
+    class Star(SubgraphRetriever):
+        def __init__(self, graph, max_nodes: int = 8, *, hops: int = 1) -> None:
+            super().__init__(graph, max_nodes)
+            self.hops = hops
+
+    try:
+        cfg = TrainConfig.from_dict({"retriever": {"type": "star_test", "hops": 2}})
+        with pytest.raises(ConfigError, match="did you mean 'hops'"):
+            TrainConfig.from_dict({"retriever": {"type": "star_test", "hop": 2}})
+        r = build_retriever(tiny_kg, cfg.retriever)
+        assert isinstance(r, Star) and r.hops == 2 and r.max_nodes == 8
+        with pytest.raises(ValueError, match="already registered"):
+            register_retriever("star_test")(SubgraphRetriever)
+    finally:
+        RETRIEVERS.pop("star_test")
+    with pytest.raises(ConfigError, match="retriever.type must be one of"):
+        TrainConfig.from_dict({"retriever": {"type": "star_test"}})

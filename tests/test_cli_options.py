@@ -1,0 +1,103 @@
+"""The `kgfuse` command's everyday options: --version, help on everything, --quiet / --verbose
+and messages through the `kgfuse` logger."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from importlib.metadata import version
+
+import pytest
+
+from kgfuse.tasks.cli import build_parser, cli_logging, main
+
+
+def _parsers(parser: argparse.ArgumentParser, path: str = "kgfuse"):
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, f"{path} {name}")
+
+
+def test_version_is_the_installed_package_version(capsys):
+    import kgfuse
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"kgfuse {version('kgfuse')}"
+    assert kgfuse.__version__ == version("kgfuse")
+
+
+def test_every_option_and_command_has_help():
+    """Fails when an option, argument or command is added without a help text."""
+    missing = []
+    seen = 0
+    for path, parser in _parsers(build_parser()):
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:
+                continue
+            seen += 1
+            label = "/".join(action.option_strings) or action.dest
+            if not (action.help or "").strip():
+                missing.append(f"{path}: {label}")
+            if isinstance(action, argparse._SubParsersAction):
+                missing += [f"{path} {c.dest}: command" for c in action._choices_actions if not (c.help or "").strip()]
+    assert seen > 50
+    assert not missing, "options without help:\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize("argv, quiet, verbose", [
+    (["graph", "info", "g"], False, 0),
+    (["-q", "graph", "info", "g"], True, 0),
+    (["graph", "info", "g", "--quiet"], True, 0),
+    (["-v", "graph", "info", "g"], False, 1),
+    (["train", "--config", "c.yaml", "-vv"], False, 2),
+])
+def test_quiet_and_verbose_before_or_after_the_command(argv, quiet, verbose):
+    args = build_parser().parse_args(argv)
+    assert (args.quiet, args.verbose) == (quiet, verbose)
+
+
+def test_quiet_silences_transformers_and_verbose_shows_more():
+    import huggingface_hub.utils as hub
+    from transformers.utils import logging as tlog
+
+    before = (tlog.get_verbosity(), tlog.is_progress_bar_enabled(), hub.are_progress_bars_disabled(),
+              logging.getLogger("kgfuse").level)
+    with cli_logging(-1, transformers=True):
+        assert tlog.get_verbosity() == logging.ERROR
+        assert not tlog.is_progress_bar_enabled() and hub.are_progress_bars_disabled()
+        assert logging.getLogger("kgfuse").getEffectiveLevel() == logging.WARNING
+    assert (tlog.get_verbosity(), tlog.is_progress_bar_enabled(), hub.are_progress_bars_disabled(),
+            logging.getLogger("kgfuse").level) == before
+    with cli_logging(1, transformers=True):
+        assert tlog.get_verbosity() == logging.INFO
+        assert logging.getLogger("kgfuse.tasks.evaluate").isEnabledFor(logging.DEBUG)
+    assert tlog.get_verbosity() == before[0]
+
+
+def test_messages_go_to_stderr_through_the_kgfuse_logger(capsys):
+    log = logging.getLogger("kgfuse.tasks.evaluate")
+    with cli_logging(0):
+        log.info("an info line")
+        log.debug("a debug line")
+    err = capsys.readouterr().err
+    assert "an info line" in err and "a debug line" not in err
+    with cli_logging(-1):
+        log.info("hidden")
+        log.warning("a warning")
+    err = capsys.readouterr().err
+    assert "hidden" not in err and "a warning" in err
+    with cli_logging(1):
+        log.debug("a debug line")
+    assert "DEBUG kgfuse.tasks.evaluate: a debug line" in capsys.readouterr().err
+    log.warning("after the command")  # the handler is gone again
+    assert "after the command" not in capsys.readouterr().err
+
+
+def test_errors_are_logged_even_when_quiet(tmp_path, capsys):
+    assert main(["-q", "graph", "info", str(tmp_path / "missing")]) == 2
+    out = capsys.readouterr()
+    assert "kgfuse graph: error:" in out.err and out.out == ""
