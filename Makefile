@@ -8,7 +8,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kgfuse-installed
 
