@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     out = Path(args.out).resolve()
     data_root = Path(args.data)
-    wn_dir = Path(args.wordnet) if args.wordnet else Path(kg_loaders._DEFAULT_WORDNET)
+    wn_dir = Path(args.wordnet) if args.wordnet else Path(kg_loaders.DEFAULT_WORDNET)
     names = [d.strip() for d in args.datasets.split(",") if d.strip()]
     for d in names:
         if d not in DATASETS:
