@@ -39,6 +39,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -175,11 +176,23 @@ def main(argv=None) -> None:
                     "num_edges": kg.num_edges, "rss_mb": round(rss_mb() - rss0, 1)}
     kg.concept_id(kg.concept_name(0))  # build the graph's name index (counted with the graph)
     rss1 = rss_mb()
-    t = time.perf_counter()
-    linker = EntityLinker(kg)
-    res["linker_build"] = {"seconds": round(time.perf_counter() - t, 2), "patterns": linker.num_patterns,
+    EntityLinker(kg, pattern_cache=False).nlp  # spaCy's import and pipeline: not the linker's build
+    t, c = time.perf_counter(), time.process_time()
+    linker = EntityLinker(kg, pattern_cache=False).build()  # built on first use: force it here
+    res["linker_build"] = {"seconds": round(time.perf_counter() - t, 2), "cpu_s": round(time.process_time() - c, 2),
+                           "patterns": linker.num_patterns,
                            "lemma_keys": len(linker._lemma_index), "rss_mb": round(rss_mb() - rss1, 1),
                            "name_index_and_graph_rss_mb": round(rss1 - rss0, 1)}
+    cache_dir = args.work / "linker_cache"
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    c = time.process_time()
+    EntityLinker(kg, pattern_cache=cache_dir).build()  # builds and writes <key>.npz
+    res["linker_build"]["build_and_write_cache_cpu_s"] = round(time.process_time() - c, 2)
+    c = time.process_time()
+    cached = EntityLinker(kg, pattern_cache=cache_dir).build()
+    assert cached.patterns_source == "cache"
+    res["linker_build"]["read_cache_cpu_s"] = round(time.process_time() - c, 2)
+    res["linker_build"]["cache_file_mb"] = round(cached.pattern_cache_path.stat().st_size / 2**20, 1)
     print(json.dumps(res["linker_build"]), flush=True)
 
     dev = read_csqa(CSQA / "dev_rand_split.jsonl")

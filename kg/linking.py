@@ -33,8 +33,13 @@ The spaCy pipeline component ``"kgfuse_linker"`` lives in :mod:`kgfuse.kg.spacy_
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -53,6 +58,8 @@ __all__ = [
     "PRONOUNS",
     "MHGRN_BLACKLIST",
     "default_nlp",
+    "default_pattern_cache_dir",
+    "PatternCacheError",
 ]
 
 SOURCES = ("question", "choice")
@@ -85,6 +92,19 @@ MHGRN_BLACKLIST = frozenset(
 )
 
 _SIMPLE_WORD = re.compile(r"[a-z]+\Z")
+
+logger = logging.getLogger(__name__)
+
+#: ``nlp`` part of :attr:`EntityLinker.config` for the default pipeline (:func:`default_nlp`),
+#: known without building it.
+_DEFAULT_NLP_META = {"lang": "en", "name": "pipeline", "version": "0.0.0", "pipeline": ["lemmatizer"]}
+
+#: Format of the pattern cache files (``<key>.npz``); part of their key.
+PATTERN_CACHE_FORMAT = 1
+
+#: With ``pattern_cache="auto"`` (the default), graphs with fewer concepts build their
+#: patterns in memory only (a few milliseconds).
+PATTERN_CACHE_MIN_CONCEPTS = 20_000
 
 #: Name/text normalisation policies of :class:`EntityLinker` (``normalize=``): what is
 #: dropped before names and text are compared. Recorded in the linker's config, hence in
@@ -203,6 +223,124 @@ def _norm_name(name: str) -> str:
     return "_".join(name.lower().replace("_", " ").split())
 
 
+# --------------------------------------------------------------------------- pattern cache
+#: Attributes of the pattern index, created on first use (see ``EntityLinker._ensure``).
+_INDEX_ATTRS = frozenset(
+    ["_allowed_mask", "_surface_extra", "_lemma_index", "_max_tokens", "_names", "_rules", "_num_patterns"]
+)
+
+
+class PatternCacheError(ValueError):
+    """A linker pattern cache file is unreadable, damaged or made for other settings."""
+
+
+def default_pattern_cache_dir() -> Path:
+    """``$KGFUSE_HOME/cache/linker`` (``~/.cache/kgfuse/cache/linker`` by default)."""
+    env = os.environ.get("KGFUSE_HOME")
+    if env:
+        home = Path(env).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        home = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "kgfuse"
+    return home / "cache" / "linker"
+
+
+def _spacy_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("spacy")
+    except PackageNotFoundError:  # pragma: no cover - spaCy imported from a source tree
+        import spacy
+
+        return spacy.__version__
+
+
+def _pack_keys(keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Strings -> (UTF-8 bytes of all of them, offsets [n + 1])."""
+    enc = [k.encode("utf-8") for k in keys]
+    off = np.zeros(len(enc) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in enc], out=off[1:])
+    return np.frombuffer(b"".join(enc), dtype=np.uint8), off
+
+
+def _unpack_keys(blob: np.ndarray, off: np.ndarray) -> list[str]:
+    b = blob.tobytes()
+    o = off.tolist()
+    return [b[o[i]:o[i + 1]].decode("utf-8") for i in range(len(o) - 1)]
+
+
+def _digest(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return np.frombuffer(h.digest(), dtype=np.uint8)
+
+
+def _write_patterns(path: Path, key: str, idx: Mapping[str, Any]) -> None:
+    """Write a pattern index as ``path`` (``.npz``, no pickles; atomic replace)."""
+    se_keys, se_ids = list(idx["surface_extra"]), list(idx["surface_extra"].values())
+    li_keys, li_ids = list(idx["lemma_index"]), list(idx["lemma_index"].values())
+    se_blob, se_off = _pack_keys(se_keys)
+    li_blob, li_off = _pack_keys(li_keys)
+    arrays = {
+        "key": np.frombuffer(key.encode("ascii"), dtype=np.uint8),
+        "allowed": np.asarray(idx["allowed"], dtype=bool),
+        "max_tokens": np.asarray([idx["max_tokens"]], dtype=np.int64),
+        "surface_keys": se_blob, "surface_off": se_off, "surface_ids": np.asarray(se_ids, dtype=np.int64),
+        "lemma_keys": li_blob, "lemma_off": li_off, "lemma_ids": np.asarray(li_ids, dtype=np.int64),
+    }
+    arrays["sha256"] = _digest(arrays)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _read_patterns(path: Path, key: str, num_concepts: int) -> dict[str, Any]:
+    """Read and verify a file of :func:`_write_patterns`.
+
+    Raises:
+        PatternCacheError: unreadable, a checksum mismatch, another key or malformed arrays.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+    except Exception as e:  # a truncated zip, a bad header, an object array...
+        raise PatternCacheError(f"linker pattern cache {path} is unreadable ({type(e).__name__}: {e})") from None
+    names = {"key", "allowed", "max_tokens", "surface_keys", "surface_off", "surface_ids",
+             "lemma_keys", "lemma_off", "lemma_ids", "sha256"}
+    if set(arrays) != names:
+        raise PatternCacheError(f"linker pattern cache {path} has arrays {sorted(arrays)}, expected {sorted(names)}")
+    stored = arrays.pop("sha256")
+    if not np.array_equal(stored, _digest(arrays)):
+        raise PatternCacheError(f"linker pattern cache {path} is damaged (checksum mismatch)")
+    if arrays["key"].tobytes().decode("ascii", "replace") != key:
+        raise PatternCacheError(f"linker pattern cache {path} was written for other settings")
+    allowed = arrays["allowed"]
+    ok = allowed.dtype == bool and allowed.shape == (num_concepts,)
+    for part in ("surface", "lemma"):
+        off, ids, blob = arrays[f"{part}_off"], arrays[f"{part}_ids"], arrays[f"{part}_keys"]
+        ok = ok and off.ndim == 1 and off.size == ids.size + 1 and off[0] == 0 and int(off[-1]) == blob.size
+        ok = ok and bool((np.diff(off) >= 0).all()) and (ids.size == 0 or (ids.min() >= 0 and ids.max() < num_concepts))
+    if not ok:
+        raise PatternCacheError(f"linker pattern cache {path} has malformed arrays")
+    try:
+        surface = dict(zip(_unpack_keys(arrays["surface_keys"], arrays["surface_off"]), arrays["surface_ids"].tolist()))
+        lemma = dict(zip(_unpack_keys(arrays["lemma_keys"], arrays["lemma_off"]), arrays["lemma_ids"].tolist()))
+    except UnicodeDecodeError:
+        raise PatternCacheError(f"linker pattern cache {path} has malformed keys") from None
+    return {"allowed": allowed, "surface_extra": surface, "lemma_index": lemma,
+            "max_tokens": int(arrays["max_tokens"][0])}
+
+
 # --------------------------------------------------------------------------- the linker
 class EntityLinker:
     """Link text spans to the concepts of a :class:`~kgfuse.kg.KnowledgeGraph`.
@@ -231,6 +369,18 @@ class EntityLinker:
             concepts (``dine room`` for "dining room", ``glass water`` for "a glass of
             water"); a mention may then span stopwords inside it ("glass of water") but
             never starts or ends on one. See :data:`NORMALIZERS`.
+        pattern_cache: where the pattern index (built from every concept name: seconds on
+            ConceptNet) is kept between processes: ``"auto"`` (default) the default folder
+            (:func:`default_pattern_cache_dir`, ``$KGFUSE_HOME/cache/linker``) for graphs of
+            at least :data:`PATTERN_CACHE_MIN_CONCEPTS` concepts, ``True`` that folder always,
+            a folder, or ``False`` (never). Files are ``<key>.npz`` with ``key`` a hash of
+            the graph's content hash and :attr:`config` (spaCy and spacy-lookups-data
+            versions included); each is verified on read (SHA-256 of its arrays, key, shapes),
+            and a damaged one is rebuilt and replaced with a warning. Not used with a
+            user-given ``nlp`` (its tokenizer is not part of the key).
+
+    The spaCy pipeline and the pattern index are created on first use (linking), not in
+    the constructor: a linker whose groundings all come from a cache costs nothing.
 
     Example:
         >>> linker = EntityLinker(kg)
@@ -251,6 +401,7 @@ class EntityLinker:
         answer_fallback: bool = True,
         cache_size: int = 4096,
         normalize: str = "lemma",
+        pattern_cache: str | os.PathLike | bool = "auto",
     ) -> None:
         if normalize not in NORMALIZERS:
             raise ValueError(f"normalize must be one of {list(NORMALIZERS)}, not {normalize!r}")
@@ -260,8 +411,8 @@ class EntityLinker:
             raise ValueError(f"max_words must be >= 1, got {max_words}")
         self.graph = graph
         self._user_nlp = nlp is not None
-        self.nlp = nlp if nlp is not None else default_nlp()
-        self._table = _lookup_table(self.nlp)
+        self._nlp = nlp
+        self._table_obj = None
         self.max_words = int(max_words)
         self.blacklist = frozenset(blacklist)
         self.mhgrn_filters = bool(mhgrn_filters)
@@ -272,8 +423,105 @@ class EntityLinker:
         self._drop_stop = NORMALIZERS[normalize]["drop_stopwords"]
         self._cache_size = int(cache_size)
         self._cache: dict[tuple[str, str], list[Mention]] = {}
+        if pattern_cache is not True and pattern_cache is not False and pattern_cache != "auto":
+            pattern_cache = Path(pattern_cache)
+        self.pattern_cache = pattern_cache
+        #: how the patterns were obtained: ``None`` (not yet: they are built on first use),
+        #: ``"built"`` or ``"cache"`` (read from :attr:`pattern_cache_path`)
+        self.patterns_source: str | None = None
+        if self._user_nlp:
+            from . import spacy_component  # noqa: F401  (registers the "kgfuse_linker" factory)
+
+    # ------------------------------------------------------------------ lazy parts
+    @property
+    def nlp(self) -> "Language":
+        """The spaCy pipeline (the default one is created on first use)."""
+        if self._nlp is None:
+            self._nlp = default_nlp()
+            from . import spacy_component  # noqa: F401  (registers the "kgfuse_linker" factory)
+        return self._nlp
+
+    @property
+    def _table(self):
+        if self._table_obj is None:
+            self._table_obj = _lookup_table(self.nlp)
+        return self._table_obj
+
+    @property
+    def is_built(self) -> bool:
+        """Whether the pattern index exists (it is built, or read from the pattern cache, the
+        first time something is linked)."""
+        return self.patterns_source is not None
+
+    def build(self) -> "EntityLinker":
+        """Create the spaCy pipeline and the pattern index now (e.g. before worker processes
+        fork, so that they share them); otherwise the first link does."""
+        self._ensure()
+        return self
+
+    def _ensure(self) -> None:
+        if self.patterns_source is None:
+            self._load_or_build()
+
+    def __getattr__(self, name: str) -> Any:
+        # the pattern index (``_allowed_mask``, ``_lemma_index``, ...) appears on first use
+        if name in _INDEX_ATTRS and "patterns_source" in self.__dict__ and self.patterns_source is None:
+            self._load_or_build()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def pattern_cache_path(self) -> Path | None:
+        """``<folder>/<key>.npz`` where the patterns are cached, or ``None`` (no cache: disabled,
+        a user-given spaCy pipeline, or ``"auto"`` on a small graph)."""
+        pc = self.pattern_cache
+        if pc is False or self._user_nlp:
+            return None
+        if pc == "auto" and self.graph.num_concepts < PATTERN_CACHE_MIN_CONCEPTS:
+            return None
+        folder = default_pattern_cache_dir() if pc in (True, "auto") else Path(pc)
+        return folder / f"{self._pattern_key()}.npz"
+
+    def _pattern_key(self) -> str:
+        blob = json.dumps({"format": PATTERN_CACHE_FORMAT, "graph": self.graph.hash, "linker": self.config},
+                          sort_keys=True)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+
+    def _load_or_build(self) -> None:
+        path = self.pattern_cache_path
+        if path is not None and path.is_file():
+            try:
+                self._set_index(_read_patterns(path, self._pattern_key(), self.graph.num_concepts))
+                self.patterns_source = "cache"
+                return
+            except PatternCacheError as e:
+                logger.warning("%s; rebuilding it", e)
         self._build()
-        from . import spacy_component  # noqa: F401  (registers the "kgfuse_linker" factory)
+        self.patterns_source = "built"
+        if path is not None:
+            try:
+                _write_patterns(path, self._pattern_key(), self._index_arrays())
+            except (OSError, ValueError) as e:  # a read-only or full disk: link without the cache
+                logger.warning("linker pattern cache %s not written: %s", path, e)
+
+    def _set_index(self, idx: Mapping[str, Any]) -> None:
+        self._allowed_mask = idx["allowed"]
+        self._surface_extra = idx["surface_extra"]
+        self._lemma_index = idx["lemma_index"]
+        self._max_tokens = int(idx["max_tokens"])
+        self._rules = getattr(self.nlp.tokenizer, "rules", None) or {}
+        self._names = self.graph._names()
+        self._num_patterns = int(self._allowed_mask.sum())
+
+    def _index_arrays(self) -> dict[str, Any]:
+        return {"allowed": self._allowed_mask, "surface_extra": self._surface_extra,
+                "lemma_index": self._lemma_index, "max_tokens": self._max_tokens}
+
+    @property
+    def num_patterns(self) -> int:
+        """Concepts that can be linked (builds the pattern index if needed)."""
+        self._ensure()
+        return self._num_patterns
 
     # ------------------------------------------------------------------ building
     def _lemma(self, word: str) -> str:
@@ -353,25 +601,24 @@ class EntityLinker:
                 prev2 = lemma_index.get(lkey)
                 if prev2 is None or cand < prev2:
                     lemma_index[lkey] = cand
-        self._allowed_mask = allowed
-        self._surface_extra = surface_extra
-        self._lemma_index = {k: v[1] for k, v in lemma_index.items()}
-        self._max_tokens = max_tokens
-        self._names = g._names()
-        self.num_patterns = int(allowed.sum())
+        self._set_index({"allowed": allowed, "surface_extra": surface_extra,
+                         "lemma_index": {k: v[1] for k, v in lemma_index.items()}, "max_tokens": max_tokens})
 
     @property
     def config(self) -> dict[str, Any]:
         """JSON-able configuration (part of every preprocessing cache key)."""
-        import spacy
+        from importlib.metadata import version
 
         try:
-            from importlib.metadata import version
-
             lookups_version = version("spacy-lookups-data")
         except Exception:  # pragma: no cover
             lookups_version = None
-        nlp = self.nlp
+        if self._nlp is None:  # the default pipeline, described without creating it
+            nlp_meta = dict(_DEFAULT_NLP_META)
+        else:
+            nlp = self._nlp
+            nlp_meta = {"lang": nlp.lang, "name": nlp.meta.get("name"), "version": nlp.meta.get("version"),
+                        "pipeline": list(nlp.pipe_names)}
         return {
             "class": "EntityLinker",
             "version": 1,
@@ -382,14 +629,8 @@ class EntityLinker:
             "prefer": self.prefer,
             "answer_fallback": self.answer_fallback,
             "normalize": self.normalize,
-            "nlp": {
-                "lang": nlp.lang,
-                "name": nlp.meta.get("name"),
-                "version": nlp.meta.get("version"),
-                "pipeline": list(nlp.pipe_names),
-                "user": self._user_nlp,
-            },
-            "spacy": spacy.__version__,
+            "nlp": {**nlp_meta, "user": self._user_nlp},
+            "spacy": _spacy_version(),
             "spacy_lookups_data": lookups_version,
         }
 
@@ -445,6 +686,7 @@ class EntityLinker:
 
     def link_doc(self, doc: "Doc", source: str = "question") -> list[Mention]:
         """Longest non-overlapping matches in an already processed Doc."""
+        self._ensure()
         lows, lems, ws, ok, starts, ends = self._doc_tokens(doc)
         text = doc.text
         n = len(lows)
@@ -592,6 +834,7 @@ class EntityLinker:
 
     def _fallback_id(self, key: str) -> int:
         """A concept by exact normalised name, with the blacklist and stopword pruning only."""
+        self._ensure()
         i = self._names.get(key)
         if i is None:
             i = self._surface_extra.get(key, -1)
@@ -621,4 +864,5 @@ class EntityLinker:
         return Grounding(qc, answer, qm + cm)
 
     def __repr__(self) -> str:
-        return f"EntityLinker(graph={self.graph!r}, patterns={self.num_patterns}, max_words={self.max_words})"
+        patterns = self._num_patterns if self.is_built else "not built"
+        return f"EntityLinker(graph={self.graph!r}, patterns={patterns}, max_words={self.max_words})"

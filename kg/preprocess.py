@@ -325,6 +325,10 @@ def preprocess_dataset(
         return pre
 
     t0 = time.perf_counter()
+    # a cache miss: build the linker's and the retriever's indexes before workers fork
+    for part in (linker, retriever):
+        if callable(getattr(part, "build", None)):
+            part.build()
     n = len(ids)
     statements = sum(len(c) for c in choices)
     mode = _edge_mode(retriever)
@@ -443,6 +447,7 @@ def _finish(tmp: Path, target: Path, key: str, ids, choices, sink: _Sink, graph,
         "statements": int(choice_ptr[-1]),
         "no_question_concept": sum(1 for rows in groundings for g in rows if not g["question_concepts"]),
         "no_answer_concept": sum(1 for rows in groundings for g in rows if not g["answer_concepts"]),
+        "linked": sum(1 for rows in groundings for g in rows if g["question_concepts"] or g["answer_concepts"]),
         "seconds": round(seconds, 3),
         "workers": workers,
     }
@@ -603,6 +608,15 @@ class PreprocessedDataset:
     @property
     def num_statements(self) -> int:
         return int(self._arrays["choice_ptr"][-1])
+
+    @property
+    def num_linked(self) -> int:
+        """Statements with at least one question or answer concept (``meta["stats"]["linked"]``,
+        counted when the cache was built; counted from the groundings for older caches)."""
+        n = (self.meta.get("stats") or {}).get("linked")
+        if isinstance(n, int):
+            return n
+        return sum(1 for rows in self._groundings for g in rows if g.get("question_concepts") or g.get("answer_concepts"))
 
     @property
     def has_subgraphs(self) -> bool:

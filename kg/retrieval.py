@@ -30,11 +30,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
-import torch
-from torch_geometric.data import Data
 
 if TYPE_CHECKING:  # pragma: no cover
+    from torch_geometric.data import Data
+
     from .graph import KnowledgeGraph
+    from .kgdata import KGData
     from .linking import Grounding
 
 __all__ = [
@@ -63,33 +64,23 @@ _I64 = np.int64
 
 
 # --------------------------------------------------------------------------- data
-class KGData(Data):
-    """A retrieved subgraph (``torch_geometric.data.Data``).
+def __getattr__(name: str) -> Any:
+    # KGData (a torch_geometric Data) is defined in .kgdata, so that importing this module
+    # (the retriever registry, the search) does not import torch and torch_geometric
+    if name == "KGData":
+        from .kgdata import KGData
 
-    Attributes:
-        concept_ids: ``[n]`` global concept ids (question concepts, answer concepts, others).
-        node_type: ``[n]`` :data:`NODE_QUESTION` / :data:`NODE_ANSWER` / :data:`NODE_OTHER`.
-        edge_index: ``[2, e]`` local node indices (row 0 = head of the graph edge).
-        edge_type: ``[e]`` relation ids of the graph.
-        paths: ``[P, max_hops + 1]`` local node indices of each path (PathRetriever only),
-            padded by repeating the last real node.
-        path_rels: ``[P, max_hops]`` relation id ``r`` when the edge was followed forward,
-            ``r + num_relations`` when followed backward; padding 0.
-        path_len: ``[P]`` number of edges of each path.
-
-    ``Batch.from_data_list`` offsets ``paths`` by the number of nodes, like ``edge_index``.
-    """
-
-    def __inc__(self, key: str, value: Any, *args, **kwargs) -> Any:
-        if key == "paths":
-            return self.num_nodes
-        if key in ("path_rels", "path_len"):
-            return 0
-        return super().__inc__(key, value, *args, **kwargs)
+        globals()["KGData"] = KGData
+        return KGData
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def arrays_to_kgdata(arrays: Mapping[str, np.ndarray]) -> KGData:
     """Wrap the numpy arrays of ``retrieve_arrays`` into a :class:`KGData`."""
+    import torch
+
+    from .kgdata import KGData
+
     kw = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=_I64)) for k, v in arrays.items()}
     n = int(kw["concept_ids"].shape[0])
     return KGData(num_nodes=n, **kw)
@@ -151,6 +142,30 @@ LOOKUP_FACTOR = 8
 #: Edge cost of the first window of the 3-edge path search (then doubling); see
 #: ``PathRetriever`` (Search). Results do not depend on it, only the work done.
 PATH_WINDOW = 4096
+
+
+def _run_flags(x: np.ndarray) -> np.ndarray:
+    """``True`` where a run of equal values starts in ``x``."""
+    d = np.empty(x.size, dtype=bool)
+    if x.size:
+        d[0] = True
+        np.not_equal(x[1:], x[:-1], out=d[1:])
+    return d
+
+
+def _run_start_of(x: np.ndarray) -> np.ndarray:
+    """For every element of ``x``, the index where its run of equal values starts."""
+    return np.maximum.accumulate(np.where(_run_flags(x), np.arange(x.size, dtype=_I64), 0))
+
+
+def _pad_columns(a: np.ndarray, width: int, fill: Any) -> np.ndarray:
+    """``a`` [P, k] widened to ``width`` columns with ``fill`` (``"edge"``: the last column)."""
+    if a.shape[1] == width:
+        return a
+    out = np.empty((a.shape[0], width), dtype=a.dtype)
+    out[:, : a.shape[1]] = a
+    out[:, a.shape[1]:] = a[:, -1:] if fill == "edge" else fill
+    return out
 
 
 class _Adjacency:
@@ -546,12 +561,34 @@ class PathRetriever(_Retriever):
         self.max_expansion = int(max_expansion)
         self.max_candidates = int(max_candidates)
         self.edges = edges
-        self._adj = _Adjacency(graph)
-        if not self.directed:
-            self._adj.in_nbr  # built here, before worker processes fork
-        self._mask = self._adj._mask
-        self._edges = EdgeRebuilder(graph)
+        self._adj_obj: _Adjacency | None = None
+        self._edges_obj: EdgeRebuilder | None = None
         self.truncated = False
+
+    # the search structures are made on first use (a cache hit never needs them)
+    @property
+    def _adj(self) -> _Adjacency:
+        if self._adj_obj is None:
+            self._adj_obj = _Adjacency(self.graph)
+            if not self.directed:
+                self._adj_obj.in_nbr  # noqa: B018  (built once, shared by forked workers)
+        return self._adj_obj
+
+    @property
+    def _mask(self) -> np.ndarray:
+        return self._adj._mask
+
+    @property
+    def _edges(self) -> EdgeRebuilder:
+        if self._edges_obj is None:
+            self._edges_obj = EdgeRebuilder(self.graph)
+        return self._edges_obj
+
+    def build(self) -> "PathRetriever":
+        """Make the search structures now (before worker processes fork); otherwise the
+        first search does."""
+        self._adj, self._edges  # noqa: B018
+        return self
 
     @property
     def config(self) -> dict[str, Any]:
@@ -640,8 +677,6 @@ class PathRetriever(_Retriever):
         mask[f.end] = False
         if not fk.any():
             return ()
-        if not fk.all():
-            f = f.take(np.flatnonzero(fk))
         # b's rows sorted by (source, end) through an index (no copy of the half-paths);
         # generation order within equal keys
         N = np.int64(self.graph.num_concepts)
@@ -649,32 +684,45 @@ class PathRetriever(_Retriever):
         bkey = b.src[bsel] * N + b.end[bsel]
         o = np.argsort(bkey, kind="stable")
         bidx, bkey = bsel[o], bkey[o]
-        # f is sorted by source: matches of one pair are contiguous along f
-        first = np.flatnonzero(np.r_[True, f.src[1:] != f.src[:-1]])
-        group_start = np.repeat(first, np.diff(np.r_[first, f.size]))
+        # Per answer concept ai: only the rows of f ending where one of ai's half-paths ends
+        # (found with the scratch mask) are searched in ai's slice of bkey. f is sorted by
+        # source, so the matches of one pair are contiguous along those rows.
         outs = []
         bsrc = b.src[bidx]  # ascending
-        for ai in bsrc[np.flatnonzero(np.r_[True, bsrc[1:] != bsrc[:-1]])].tolist():
-            fq = ai * N + f.end
-            lo = np.searchsorted(bkey, fq, "left")
-            cnt_all = np.searchsorted(bkey, fq, "right") - lo
-            want = quota[f.src * n_a + ai]
+        a_first = np.flatnonzero(_run_flags(bsrc))
+        a_stop = np.append(a_first[1:], bsrc.size)
+        f_end, f_src = f.end, f.src
+        nsrc = int(f_src.max()) + 1
+        for ai, s0, s1 in zip(bsrc[a_first].tolist(), a_first.tolist(), a_stop.tolist()):
+            keys = bkey[s0:s1]
+            ends = b.end[bidx[s0:s1]]
+            mask[ends] = True
+            rows = np.flatnonzero(mask[f_end])
+            mask[ends] = False
+            if rows.size == 0:
+                continue
+            fsrc = f_src[rows]
+            fq = ai * N + f_end[rows]
+            lo = np.searchsorted(keys, fq, "left")
+            cnt_all = np.searchsorted(keys, fq, "right") - lo
+            lo += s0
+            want = quota[fsrc * n_a + ai]
             csum = np.cumsum(cnt_all)
-            before = csum - cnt_all - (csum - cnt_all)[group_start]
+            before = csum - cnt_all
+            before -= before[_run_start_of(fsrc)]
             margin = 2
             while True:
                 take = np.clip(np.minimum(want * margin, self.max_candidates) - before, 0, cnt_all)
-                j = self._materialise(f, b, bidx, lo, take)
-                got = np.bincount(j[0] if j else np.zeros(0, _I64), minlength=int(f.src.max()) + 1)
-                short = (got[f.src] < want) & (take < cnt_all)
+                j = self._materialise(f, b, bidx, lo, take, rows)
+                got = np.bincount(j[0] if j else np.zeros(0, _I64), minlength=nsrc)
+                short = (got[fsrc] < want) & (take < cnt_all)
                 if not short.any() or margin >= 1 << 20:
                     break
                 margin *= 8
             if j:
                 # first `want` valid paths per pair, in enumeration order
                 qsrc = j[0]
-                firstq = np.flatnonzero(np.r_[True, qsrc[1:] != qsrc[:-1]])
-                rank = np.arange(qsrc.size) - np.repeat(firstq, np.diff(np.r_[firstq, qsrc.size]))
+                rank = np.arange(qsrc.size) - _run_start_of(qsrc)
                 keep = rank < quota[qsrc * n_a + ai]
                 outs.append(tuple(x[keep] for x in j))
         if not outs:
@@ -720,10 +768,12 @@ class PathRetriever(_Retriever):
         return out
 
     def _materialise(self, f: _Half, b: _Half, bidx: np.ndarray, lo: np.ndarray,
-                     take: np.ndarray) -> tuple[np.ndarray, ...]:
+                     take: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Joined paths of f's ``rows`` (``take`` of them from ``bidx[lo:]`` each), simple ones only."""
         bi, fi = _concat_ranges(lo, take)
         if fi.size == 0:
             return ()
+        fi = rows[fi]
         bi = bidx[bi]
         fn, bn = f.nodes[fi], b.nodes[bi]
         # simple: nodes before the meeting point on both halves are disjoint
@@ -780,9 +830,9 @@ class PathRetriever(_Retriever):
         qi = np.concatenate([x[0] for x in found])
         ai = np.concatenate([x[1] for x in found])
         length = np.concatenate([np.full(x[0].size, x[2].shape[1] - 1, _I64) for x in found])
-        nodes = np.concatenate([np.pad(x[2], ((0, 0), (0, H + 1 - x[2].shape[1])), mode="edge") for x in found])
-        edges = np.concatenate([np.pad(x[3], ((0, 0), (0, H - x[3].shape[1])), constant_values=-1) for x in found])
-        fwd = np.concatenate([np.pad(x[4], ((0, 0), (0, H - x[4].shape[1])), constant_values=True) for x in found])
+        nodes = np.concatenate([_pad_columns(x[2], H + 1, "edge") for x in found])
+        edges = np.concatenate([_pad_columns(x[3], H, -1) for x in found])
+        fwd = np.concatenate([_pad_columns(x[4], H, True) for x in found])
         keys = [edges[:, k] for k in range(H - 1, -1, -1)] + [nodes[:, k] for k in range(H, -1, -1)]
         order = np.lexsort(keys + [length, ai, qi])
         qi, ai, nodes, edges, fwd, length = qi[order], ai[order], nodes[order], edges[order], fwd[order], length[order]
@@ -957,13 +1007,36 @@ class SubgraphRetriever(_Retriever):
         self.graph = graph
         self.max_nodes = int(max_nodes)
         self.bridge = bridge
-        self._adj = _Adjacency(graph)
-        self._degree = self._adj.out_deg + self._adj.in_deg
-        self._mark = np.zeros(graph.num_concepts, dtype=np.uint8)
-        self._adj.in_nbr  # built here, before worker processes fork
-        self._edges = EdgeRebuilder(graph)
-        if graph.num_edges > 100_000:
-            graph.pair_index()  # build before worker processes fork (shared copy-on-write)
+        self._parts: tuple[_Adjacency, np.ndarray, np.ndarray, EdgeRebuilder] | None = None
+
+    def build(self) -> "SubgraphRetriever":
+        """Make the adjacency arrays and the pair index now (before worker processes fork,
+        shared copy-on-write); otherwise the first retrieval does. A cache hit needs neither."""
+        if self._parts is None:
+            graph = self.graph
+            adj = _Adjacency(graph)
+            adj.in_nbr  # noqa: B018
+            if graph.num_edges > 100_000:
+                graph.pair_index()
+            self._parts = (adj, adj.out_deg + adj.in_deg, np.zeros(graph.num_concepts, dtype=np.uint8),
+                           EdgeRebuilder(graph))
+        return self
+
+    @property
+    def _adj(self) -> _Adjacency:
+        return self.build()._parts[0]
+
+    @property
+    def _degree(self) -> np.ndarray:
+        return self.build()._parts[1]
+
+    @property
+    def _mark(self) -> np.ndarray:
+        return self.build()._parts[2]
+
+    @property
+    def _edges(self) -> EdgeRebuilder:
+        return self.build()._parts[3]
 
     @property
     def config(self) -> dict[str, Any]:

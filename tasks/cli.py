@@ -123,9 +123,29 @@ def cmd_graph_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_spacy_without_torch() -> None:
+    """Import spaCy without letting thinc import torch (2-3 CPU seconds), for commands that
+    use spaCy only to tokenise and look lemmas up (``link``).
+
+    thinc imports torch, when it is installed, to offer its PyTorch layers; kgfuse's linker
+    never uses them. torch is hidden during spaCy's import only, so it imports normally
+    afterwards (thinc then just keeps ``has_torch = False`` in this process). Nothing is
+    done when spaCy or torch is already imported.
+    """
+    if "spacy" in sys.modules or "torch" in sys.modules:
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError
+    try:
+        import spacy  # noqa: F401
+    finally:
+        if "torch" in sys.modules and sys.modules["torch"] is None:
+            del sys.modules["torch"]
+
+
 def cmd_link(args: argparse.Namespace) -> int:
     from .pipeline import build_linker
 
+    _import_spacy_without_torch()
     kg = _load_graph_arg(args.graph, args.graph_format)
     linker = build_linker(kg, {"max_words": args.max_words})
     if args.choice is None:
@@ -155,12 +175,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     cfg = _config(args)
     splits, reports = load_splits(cfg)
     graph = load_graph(cfg.graph, cfg.base_dir)
+    # both build their indexes on first use: on a cache hit, never
     linker = build_linker(graph, cfg.linker)
     retriever = build_retriever(graph, cfg.retriever)
     cache = cfg.path(cfg.cache_dir) if cfg.cache_dir else default_home() / "cache"
     for k, exs in splits.items():
         pre = preprocess(exs, graph, linker, retriever, cache, num_workers=cfg.data.preprocess_workers, progress=not args.quiet)
-        linked = sum(1 for i in range(len(pre)) for g, _ in pre[i] if g.question_concepts or g.answer_concepts)
+        linked = pre.num_linked
         total = sum(len(e.choices) for e in exs)
         print(f"{k}: {len(exs)} questions, {linked}/{total} statements with linked concepts, "
               f"cache {'hit' if getattr(pre, 'cache_hit', False) else 'written'}: {getattr(pre, 'path', cache)}")

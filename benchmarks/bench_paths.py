@@ -1,0 +1,77 @@
+"""Benchmark: PathRetriever and SubgraphRetriever node-set search (``retrieve_nodes``) on the
+ConceptNet-scale graph of ``bench_grounding.py --prepare``, over the statements of the real
+CommonsenseQA dev set, one process, CPU time (``time.process_time``: the machine's cores are
+shared, so wall time is noise).
+
+With ``--save FILE`` the paths found (every array of every statement) are written to an
+``.npz``; ``--compare FILE`` checks that this run finds exactly the same ones (an
+optimisation must not change a single path).
+
+Usage::
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_grounding.py --prepare   # once: the graph
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_paths.py [--limit N] [--save F | --compare F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_grounding import CSQA, read_csqa  # noqa: E402
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--work", type=Path, default=REPO / "benchmarks" / "_work" / "grounding")
+    ap.add_argument("--limit", type=int, default=300, help="dev questions (5 statements each)")
+    ap.add_argument("--save", type=Path)
+    ap.add_argument("--compare", type=Path)
+    ap.add_argument("--skip-subgraph", action="store_true")
+    args = ap.parse_args(argv)
+
+    from kgfuse.kg import KnowledgeGraph
+    from kgfuse.kg.linking import EntityLinker
+    from kgfuse.kg.retrieval import PathRetriever, SubgraphRetriever
+
+    kg = KnowledgeGraph.load(args.work / "graph")
+    linker = EntityLinker(kg, pattern_cache=False)
+    dev = read_csqa(CSQA / "dev_rand_split.jsonl")[: args.limit]
+    groundings = [linker.ground(ex.question, c) for ex in dev for c in ex.choices]
+    res = {"statements": len(groundings)}
+    retrievers = {"paths": PathRetriever(kg, max_hops=3, max_paths=100).build()}
+    if not args.skip_subgraph:
+        retrievers["subgraph"] = SubgraphRetriever(kg, max_nodes=200).build()
+    out = {}
+    for name, r in retrievers.items():
+        c = time.process_time()
+        sets = [r.retrieve_nodes(g) for g in groundings]
+        cpu = time.process_time() - c
+        res[name] = {"cpu_s": round(cpu, 2), "stmt_per_cpu_s": round(len(groundings) / cpu, 1),
+                     "mean_nodes": round(float(np.mean([s["concept_ids"].size for s in sets])), 1)}
+        if name == "paths":
+            res[name]["mean_paths"] = round(float(np.mean([s["path_len"].size for s in sets])), 1)
+            for i, s in enumerate(sets):
+                for k, v in s.items():
+                    out[f"{i}/{k}"] = v
+        print(name, json.dumps(res[name]), flush=True)
+    if args.save:
+        np.savez_compressed(args.save, **out)
+    if args.compare:
+        with np.load(args.compare) as ref:
+            same = set(ref.files) == set(out) and all(np.array_equal(ref[k], out[k]) for k in ref.files)
+        res["same_paths_as"] = {str(args.compare): same}
+        print("same paths as", args.compare, ":", same, flush=True)
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
