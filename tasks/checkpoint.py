@@ -4,7 +4,8 @@ A checkpoint is a folder::
 
     <name>/
       model/                     model.save_pretrained(...) (config.json + model.safetensors),
-                                 or model.safetensors for a plain torch module
+                                 or model.safetensors for a plain torch module (absent from a
+                                 record saved with ``model=None``, such as a run's ``best/``)
       optimizer.safetensors      optimizer state tensors, keys "state.<param index>.<name>"
       optimizer.json             param_groups and non-tensor state
       scheduler.json             scheduler.state_dict() (JSON)
@@ -21,8 +22,13 @@ is renamed into place, so a crash never leaves a half-written folder under the f
 Every read is verified: :func:`load_checkpoint` refuses (:class:`CheckpointError`, naming
 the file) a folder without the marker or the manifest (an interrupted write or a partial
 copy), and a file that is missing, truncated or whose content hash differs from the manifest
-(a damaged disk or copy). Files added to the folder later (``export_extra`` adds the
-tokenizer to ``best/model``) are not in the manifest and are not checked.
+(a damaged disk or copy). Files added to the folder later are not in the manifest and are
+not checked.
+
+:func:`drop_optimizer_state` removes the optimiser and scheduler state from a finished
+checkpoint (a run's ``last/`` once the run is over): the manifest is rewritten first, so
+the folder verifies at every moment. :func:`save_model_folder` writes a model folder
+atomically (a run's exported ``model/``), :func:`folder_sizes` measures a run folder.
 
 :func:`latest_checkpoint` (``--resume auto``) takes the newest ``checkpoint-<step>`` that
 verifies. A newer one that is unfinished or does not verify is skipped with a warning naming
@@ -58,6 +64,10 @@ __all__ = [
     "CheckpointError",
     "save_checkpoint",
     "load_checkpoint",
+    "has_optimizer_state",
+    "drop_optimizer_state",
+    "save_model_folder",
+    "folder_sizes",
     "load_model_weights",
     "is_complete",
     "verify_checkpoint",
@@ -333,7 +343,7 @@ def _write_json(path: Path, obj: Any) -> None:
 def save_checkpoint(
     path: str | Path,
     *,
-    model: torch.nn.Module,
+    model: torch.nn.Module | None,
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any | None = None,
     trainer_state: dict[str, Any] | None = None,
@@ -344,7 +354,7 @@ def save_checkpoint(
 
     Args:
         path: the final folder; replaced if it exists.
-        model: the (unwrapped) model.
+        model: the (unwrapped) model; ``None`` writes a record without weights.
         optimizer, scheduler: saved when given.
         trainer_state: JSON-able trainer state (epoch, step, best metric, ...).
         accelerator: an ``accelerate.Accelerator`` in a multi-process run: every process
@@ -373,7 +383,8 @@ def save_checkpoint(
     if accelerator is not None:
         accelerator.wait_for_everyone()
     if main:
-        _save_model(model, tmp / "model")
+        if model is not None:
+            _save_model(model, tmp / "model")
         if optimizer is not None:
             ot, oj = _optimizer_to_files(optimizer)
             save_file(ot, str(tmp / "optimizer.safetensors"))
@@ -397,6 +408,80 @@ def save_checkpoint(
     if accelerator is not None:
         accelerator.wait_for_everyone()
     return path
+
+
+_OPTIMIZER_FILES = ("optimizer.safetensors", "optimizer.json", "scheduler.json")
+
+
+def has_optimizer_state(path: str | Path) -> bool:
+    """Whether the checkpoint folder ``path`` holds optimiser and scheduler state."""
+    return all((Path(path) / n).is_file() for n in _OPTIMIZER_FILES)
+
+
+def drop_optimizer_state(path: str | Path) -> int:
+    """Remove the optimiser and scheduler state of a finished checkpoint; returns the bytes freed.
+
+    The manifest is rewritten without those files before they are deleted, so the folder
+    verifies at every moment (a file left behind by a crash is not in the manifest and is
+    not checked). The checkpoint can then be loaded without ``optimizer``/``scheduler``.
+    """
+    path = Path(path)
+    present = [path / n for n in _OPTIMIZER_FILES if (path / n).is_file()]
+    if not present:
+        return 0
+    verify_checkpoint(path, hashes=False)
+    files = [f for f in list_files(path, exclude=(MANIFEST, COMPLETE, *_OPTIMIZER_FILES))]
+    write_manifest(path, files, MANIFEST, kind=_KIND)
+    freed = 0
+    for f in present:
+        freed += f.stat().st_size
+        f.unlink()
+    return freed
+
+
+def save_model_folder(model: torch.nn.Module, dst: str | Path, extra: Any | None = None) -> Path:
+    """Write ``model`` (``save_pretrained``, or ``model.safetensors`` for a plain module) to
+    ``dst`` atomically: into a temporary sibling folder, ``extra(folder)`` adds more files
+    (tokenizer, pipeline description), then the folder is renamed into place."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.parent / f".tmp-{dst.name}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    _save_model(model, tmp)
+    if extra is not None:
+        extra(tmp)
+    old = None
+    if dst.exists():
+        old = dst.parent / f".old-{dst.name}-{uuid.uuid4().hex[:8]}"
+        os.replace(dst, old)
+    os.replace(tmp, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return dst
+
+
+def folder_sizes(run_dir: str | Path) -> dict[str, int]:
+    """Bytes on disk per part of a run folder: each sub-folder by name (all
+    ``checkpoint-<step>`` together as ``checkpoints``), the loose files as ``files``, and
+    ``total``."""
+    run_dir = Path(run_dir)
+    sizes: dict[str, int] = {}
+    if not run_dir.is_dir():
+        return {"total": 0}
+    for p in sorted(run_dir.iterdir()):
+        if p.name.startswith((".tmp-", ".old-")):
+            continue
+        if p.is_dir():
+            key = "checkpoints" if p.name.startswith("checkpoint-") else p.name
+            n = sum(f.stat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink())
+        elif p.is_file():
+            key, n = "files", p.stat().st_size
+        else:
+            continue
+        sizes[key] = sizes.get(key, 0) + n
+    sizes["total"] = sum(sizes.values())
+    return sizes
 
 
 def load_checkpoint(

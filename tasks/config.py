@@ -199,7 +199,9 @@ class OptimConfig:
 
     ``save_steps`` also writes a resumable ``checkpoint-<step>/`` every this many optimiser
     steps (``--resume auto`` picks the newest); ``save_total_limit`` keeps only that many of
-    them (the epoch-end ``last/`` and ``best/`` are kept regardless).
+    them (the epoch-end ``last/`` and ``best/`` are kept regardless). Once a run has finished,
+    ``last/`` drops its optimiser and scheduler state (twice the model's size with AdamW)
+    unless ``keep_optimizer_state`` is true: keep it to continue the run with more epochs.
     """
 
     epochs: int = 3
@@ -224,6 +226,7 @@ class OptimConfig:
     max_steps: int | None = None
     save_steps: int | None = None
     save_total_limit: int | None = 1
+    keep_optimizer_state: bool = False
 
 
 @dataclass

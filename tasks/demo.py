@@ -12,14 +12,17 @@ equal); it lives in code because ``configs/`` is not installed with the package.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .config import TrainConfig, apply_overrides, default_home
 
 __all__ = ["DEMO_CONFIG", "demo_config", "run_demo"]
+
+logger = logging.getLogger(__name__)
 
 DEMO_CONFIG: dict[str, Any] = {
     "data": {"format": "csqa", "train": "bundled:sample_csqa/train.jsonl", "dev": "bundled:sample_csqa/dev.jsonl"},
@@ -54,18 +57,23 @@ def demo_config(output: str | os.PathLike | None = None, overrides: Sequence[str
     return TrainConfig.from_dict(d, base_dir=out.parent, source="demo config")
 
 
-def run_demo(output: str | os.PathLike | None = None, overrides: Sequence[str] = (), *, progress: bool = True, log=print):
-    """Train + evaluate the demo; returns the :class:`~kgfuse.tasks.train.TrainResult`."""
+def run_demo(output: str | os.PathLike | None = None, overrides: Sequence[str] = (), *, progress: bool = True,
+             log: Callable[[str], None] = print):
+    """Train + evaluate the demo; returns the :class:`~kgfuse.tasks.train.TrainResult`.
+
+    Progress goes to the ``kgfuse.tasks.demo`` logger; the final result lines (accuracy,
+    wall time, folder size, where the report and the model are) go to ``log`` (stdout).
+    """
     import torch
 
-    from .train import train
+    from .train import format_sizes, train
 
     cfg = demo_config(output, overrides)
     if torch.get_num_threads() > (os.cpu_count() or 1):
         torch.set_num_threads(os.cpu_count() or 1)
     t0 = time.time()
-    log(f"kgfuse demo: sample graph + sample CommonsenseQA questions, text encoder {cfg.model.text_encoder}")
-    log(f"output: {cfg.output_dir}")
+    logger.info("kgfuse demo: sample graph + sample CommonsenseQA questions, text encoder %s", cfg.model.text_encoder)
+    logger.info("output: %s", cfg.output_dir)
     res = train(cfg, progress=progress, overwrite=True)
     wall = time.time() - t0
     dev = res.metrics.get("splits", {}).get("dev", {})
@@ -76,6 +84,7 @@ def run_demo(output: str | os.PathLike | None = None, overrides: Sequence[str] =
     if train_m.get("accuracy") is not None:
         log(f"train accuracy: {train_m['accuracy']:.4f}; best epoch {res.best_epoch}")
     log(f"wall time: {wall:.0f} s")
+    log(f"run folder: {format_sizes(res.metrics.get('disk', {}))}")
     log(f"report: {Path(cfg.output_dir) / 'report.md'}")
     log(f"model: {Path(cfg.output_dir) / 'model'}  (kgfuse predict --model <that folder> --question ... --choices ...)")
     return res

@@ -399,13 +399,15 @@ def _records(examples, dataset, scores: np.ndarray, explain: Callable[[int, int]
 def evaluate_run(run: Any, result: Any, *, accelerator: Any = None, progress: bool = True, top_k: int = 3) -> dict[str, Any]:
     """Evaluate the best model of a finished run on every split and write metrics, predictions and the report.
 
-    Loads ``best/model`` weights into ``run.model``, exports it with the tokenizer and
-    pipeline description to ``<run>/model``, writes the model card (``<run>/model/README.md``,
-    :func:`write_model_card`) once the results are known, and returns the metrics per split.
+    Loads the best weights (``result.model_dir``, the run's ``model/`` that :func:`fit`
+    exported) into ``run.model`` (without a best model, the trained model is exported there
+    now), writes the model card (``<run>/model/README.md``, :func:`write_model_card`) once the
+    results are known, and returns the metrics per split. ``metrics["disk"]`` holds the run
+    folder's size per part (:func:`~kgfuse.tasks.checkpoint.folder_sizes`).
     """
     from torch.utils.data import DataLoader
 
-    from .checkpoint import load_model_weights
+    from .checkpoint import folder_sizes, load_model_weights, save_model_folder
     from .pipeline import export_model
     from .train import accuracy, make_accelerator, predict_scores
 
@@ -414,11 +416,10 @@ def evaluate_run(run: Any, result: Any, *, accelerator: Any = None, progress: bo
     model = result.model if getattr(result, "model", None) is not None else run.model
     if result.model_dir is not None and Path(result.model_dir).is_dir():
         load_model_weights(model, result.model_dir)
-        if acc.is_main_process:
+        if acc.is_main_process and Path(result.model_dir).resolve() != (out / "model").resolve():
             export_model(result.model_dir, out / "model")
     elif acc.is_main_process:
-        model.save_pretrained(str(out / "model"))
-        run.export_extra(out / "model")
+        save_model_folder(model, out / "model", run.export_extra)
     acc.wait_for_everyone()
     pmodel = acc.prepare(model)
     splits: dict[str, Any] = {}
@@ -461,11 +462,12 @@ def evaluate_run(run: Any, result: Any, *, accelerator: Any = None, progress: bo
         },
     }
     if acc.is_main_process:
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
         write_report(out, metrics, title=f"kgfuse run: {out.name}", samples=samples)
         write_model_card(out / "model", metrics=metrics, model_config=model.config, pipeline=run.pipeline_info(),
                          config=run.config.resolved().to_dict(), num_parameters=sum(p.numel() for p in model.parameters()),
                          name=out.name)
+        metrics["disk"] = folder_sizes(out)  # measured last: metrics.json itself adds a few kB
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
 
 

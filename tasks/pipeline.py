@@ -19,12 +19,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .config import ConfigError, GraphConfig, KnowledgeTextConfig, TrainConfig, default_home, text_encoder_source
 from .datasets import MCExample, examples_hash, load_csqa_inhouse, load_examples
@@ -38,12 +39,16 @@ __all__ = [
     "preprocess",
     "MCFeatureDataset",
     "build_model",
+    "model_tokenizer",
+    "MODEL_HEADS",
     "load_splits",
     "Run",
     "build_run",
     "write_pipeline_files",
     "seed_everything",
 ]
+
+logger = logging.getLogger(__name__)
 
 PIPELINE_FILE = "kgfuse_pipeline.json"
 
@@ -245,52 +250,101 @@ def _empty_kgdata():
 # model
 
 
-def build_model(model_cfg, graph, *, base_dir: str | os.PathLike | None = None):
+#: The heads :func:`build_model` puts on the fused model.
+MODEL_HEADS = ("multiple_choice", "pretraining")
+
+
+def model_tokenizer(model_cfg, base_dir: str | os.PathLike | None = None):
+    """The tokenizer of a :class:`~kgfuse.tasks.config.ModelConfig`: the ``init_from``
+    folder's (or, when it has none, that model's text encoder's), else ``text_encoder``'s."""
+    from kgfuse.encoders.text import load_tokenizer
+
+    from .config import resolve_path
+
+    if model_cfg.init_from:
+        path = resolve_path(model_cfg.init_from, base_dir)
+        if (Path(path) / "tokenizer_config.json").is_file():
+            return load_tokenizer(str(path))
+        from kgfuse.fusion.modeling import KGFusedConfig
+
+        return load_tokenizer(KGFusedConfig.from_pretrained(str(path)).text_encoder_name)
+    return load_tokenizer(text_encoder_source(model_cfg.text_encoder, base_dir))
+
+
+def build_model(model_cfg, graph, *, base_dir: str | os.PathLike | None = None, head: str = "multiple_choice"):
     """The model of a :class:`~kgfuse.tasks.config.ModelConfig` (and its tokenizer).
 
-    ``init_from`` loads a trained kgfuse model folder; ``options.text_config`` (a dict)
-    builds a randomly initialised text encoder of that config (tests, probes) with the
-    tokenizer of ``text_encoder``; otherwise the pretrained ``text_encoder`` is used.
-    ``lm_only`` sets ``use_graph=False``.
+    ``head`` is ``"multiple_choice"`` (:class:`~kgfuse.fusion.KGFusedForMultipleChoice`,
+    fine-tuning) or ``"pretraining"`` (:class:`~kgfuse.fusion.pretraining.KGFusedForPreTraining`:
+    MLM + dEA heads, :mod:`kgfuse.tasks.pretrain`).
+
+    ``init_from`` loads a saved kgfuse model folder (pre-trained or fine-tuned): on the same
+    graph every weight that fits the head is kept; on another graph only the graph-independent
+    ones (text encoder, fusion layers; see :func:`kgfuse.fusion.pretraining.load_for_finetuning`).
+    ``options.text_config`` (a dict) builds a randomly initialised text encoder of that config
+    (tests, probes) with the tokenizer of ``text_encoder`` and, unless given, a vocabulary of
+    ``len(tokenizer)`` (added tokens included); otherwise the pretrained ``text_encoder`` is
+    used. ``lm_only`` sets ``use_graph=False``.
 
     Returns:
         ``(model, tokenizer)``.
     """
-    from kgfuse.encoders.text import load_tokenizer
     from kgfuse.fusion import KGFusedForMultipleChoice
+    from kgfuse.fusion.pretraining import KGFusedForPreTraining
 
     from .config import resolve_path
 
+    if head not in MODEL_HEADS:
+        raise ValueError(f"unknown model head {head!r}; valid heads: {list(MODEL_HEADS)}")
+    cls = KGFusedForPreTraining if head == "pretraining" else KGFusedForMultipleChoice
     opts = dict(model_cfg.options)
     if model_cfg.lm_only:
         opts["use_graph"] = False
+    tokenizer = model_tokenizer(model_cfg, base_dir)
     if model_cfg.init_from:
         path = resolve_path(model_cfg.init_from, base_dir)
-        # A checkpoint trained (or pre-trained) on another graph must not index its node
-        # table with this graph's concept ids: load_for_finetuning keeps only the
-        # graph-independent weights in that case.
-        from kgfuse.fusion.pretraining import load_for_finetuning
+        if head == "multiple_choice":
+            # A checkpoint trained (or pre-trained) on another graph must not index its node
+            # table with this graph's concept ids: load_for_finetuning keeps only the
+            # graph-independent weights in that case.
+            from kgfuse.fusion.pretraining import load_for_finetuning
 
-        model = load_for_finetuning(str(path), graph)
-        tok_src = path if (Path(path) / "tokenizer_config.json").is_file() else model.config.text_encoder_name
-        return model, load_tokenizer(str(tok_src))
+            return load_for_finetuning(str(path), graph), tokenizer
+        return _pretraining_from(path, graph), tokenizer
     te = model_cfg.text_encoder
     te_path = text_encoder_source(te, base_dir)
-    tokenizer = load_tokenizer(te_path)
     text_config = opts.pop("text_config", None)
     if text_config is not None:
         from transformers import BertConfig
 
         tc = dict(text_config)
-        tc.setdefault("vocab_size", tokenizer.vocab_size)
-        model = KGFusedForMultipleChoice.from_text_config(
+        tc.setdefault("vocab_size", len(tokenizer))
+        model = cls.from_text_config(
             BertConfig(**tc) if "model_type" not in tc else tc,
             num_concepts=graph.num_concepts, num_relations=graph.num_relations, graph_hash=graph.hash,
             text_encoder_name=te, **opts,
         )
     else:
-        model = KGFusedForMultipleChoice.from_text_pretrained(te_path, graph=graph, **opts)
+        model = cls.from_text_pretrained(te_path, graph=graph, **opts)
     return model, tokenizer
+
+
+def _pretraining_from(path: str | os.PathLike, graph):
+    """A :class:`KGFusedForPreTraining` continuing from a saved kgfuse model: every weight on
+    the same graph; on another graph a fresh node table and the text encoder, entity
+    projection, fusion layers and MLM head of the saved model."""
+    from kgfuse.fusion.modeling import KGFusedConfig
+    from kgfuse.fusion.pretraining import KGFusedForPreTraining, transfer_pretrained_weights
+
+    cfg = KGFusedConfig.from_pretrained(str(path))
+    if cfg.graph_hash in (None, graph.hash):
+        return KGFusedForPreTraining.from_pretrained(str(path))
+    d = {k: v for k, v in cfg.to_dict().items() if k not in ("architectures", "transformers_version", "model_type")}
+    d.update(num_concepts=graph.num_concepts, num_relations=graph.num_relations, graph_hash=graph.hash,
+             node_feature_kind="learned")
+    model = KGFusedForPreTraining(KGFusedConfig(**d))
+    transfer_pretrained_weights(path, model, prefixes=("text_encoder.", "entity_proj.", "fusion_layers.", "mlm_head."))
+    return model
 
 
 # --------------------------------------------------------------------------------------
@@ -420,8 +474,13 @@ def apply_node_vocab(model, node_vocab: str, datasets: Mapping[str, Any]) -> int
     return model.restrict_node_table(train.pre.concepts())
 
 
-def build_run(config: TrainConfig, *, progress: bool = True, log=print) -> Run:
-    """Load the data and graph, build linker, retriever and model, preprocess every split."""
+def build_run(config: TrainConfig, *, progress: bool = True, log: Callable[[str], None] | None = None) -> Run:
+    """Load the data and graph, build linker, retriever and model, preprocess every split.
+
+    With ``progress``, what was built is reported through ``log`` (default: the
+    ``kgfuse.tasks.pipeline`` logger at INFO level).
+    """
+    log = log if log is not None else logger.info
     from .features import MultipleChoiceCollator
     from .graph_input import graph_input_view
 

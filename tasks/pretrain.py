@@ -39,13 +39,13 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from .config import ConfigError, GraphConfig, _check_type, ModelConfig, OptimConfig, apply_overrides, default_home, read_config_file, resolve_path, text_encoder_source
+from .config import ConfigError, GraphConfig, _check_type, ModelConfig, OptimConfig, apply_overrides, default_home, read_config_file, resolve_path
 
 __all__ = [
     "ObjectiveConfig",
@@ -55,7 +55,6 @@ __all__ = [
     "LinkedTextDataset",
     "PretrainingCollator",
     "load_pretrain_graph",
-    "build_pretraining_model",
     "PretrainResult",
     "pretrain",
     "LinkedCorpus",
@@ -64,7 +63,7 @@ __all__ = [
     "tokenizer_fingerprint",
 ]
 
-logger = logging.getLogger("kgfuse")
+logger = logging.getLogger(__name__)
 
 _NODE_TYPE_TEXT = 0  # nodes of pre-training sequences are typed like question concepts
 KIND_KEPT, KIND_MASKED, KIND_REPLACED = 0, 1, 2
@@ -244,65 +243,6 @@ def load_pretrain_graph(cfg: GraphConfig, base_dir: str | os.PathLike | None = N
     from .pipeline import load_graph
 
     return load_graph(cfg, base_dir)
-
-
-def pretraining_tokenizer(model_cfg: ModelConfig, base_dir: str | os.PathLike | None = None):
-    """The tokenizer :func:`build_pretraining_model` uses: the ``init_from`` folder's (or, when
-    it has none, that model's text encoder's), else ``text_encoder``'s."""
-    from kgfuse.encoders.text import load_tokenizer
-
-    if model_cfg.init_from:
-        path = resolve_path(model_cfg.init_from, base_dir)
-        if (Path(path) / "tokenizer_config.json").is_file():
-            return load_tokenizer(str(path))
-        from kgfuse.fusion.modeling import KGFusedConfig
-
-        return load_tokenizer(KGFusedConfig.from_pretrained(str(path)).text_encoder_name)
-    return load_tokenizer(text_encoder_source(model_cfg.text_encoder, base_dir))
-
-
-def build_pretraining_model(model_cfg: ModelConfig, graph, *, base_dir: str | os.PathLike | None = None):
-    """``(KGFusedForPreTraining, tokenizer)`` for a :class:`ModelConfig` (as
-    :func:`kgfuse.tasks.pipeline.build_model` does for fine-tuning).
-
-    ``init_from`` continues from a saved kgfuse model (a pre-training or fine-tuning
-    checkpoint): on the same graph every weight is kept; on another graph only the
-    text encoder and fusion layers are (see :func:`kgfuse.fusion.pretraining.load_for_finetuning`).
-    """
-    from kgfuse.encoders.text import load_tokenizer
-    from kgfuse.fusion.modeling import KGFusedConfig
-    from kgfuse.fusion.pretraining import KGFusedForPreTraining, transfer_pretrained_weights
-
-    opts = dict(model_cfg.options)
-    if model_cfg.lm_only:
-        opts["use_graph"] = False
-    if model_cfg.init_from:
-        path = resolve_path(model_cfg.init_from, base_dir)
-        cfg = KGFusedConfig.from_pretrained(str(path))
-        tok = pretraining_tokenizer(model_cfg, base_dir)
-        if cfg.graph_hash in (None, graph.hash):
-            return KGFusedForPreTraining.from_pretrained(str(path)), tok
-        d = {k: v for k, v in cfg.to_dict().items() if k not in ("architectures", "transformers_version", "model_type")}
-        d.update(num_concepts=graph.num_concepts, num_relations=graph.num_relations, graph_hash=graph.hash,
-                 node_feature_kind="learned")
-        model = KGFusedForPreTraining(KGFusedConfig(**d))
-        transfer_pretrained_weights(path, model, prefixes=("text_encoder.", "entity_proj.", "fusion_layers.", "mlm_head."))
-        return model, tok
-    te = model_cfg.text_encoder
-    te_path = text_encoder_source(te, base_dir)
-    tokenizer = load_tokenizer(te_path)
-    text_config = opts.pop("text_config", None)
-    kw = dict(num_concepts=graph.num_concepts, num_relations=graph.num_relations, graph_hash=graph.hash)
-    if text_config is not None:
-        from transformers import BertConfig
-
-        tc = dict(text_config)
-        tc.setdefault("vocab_size", len(tokenizer))
-        model = KGFusedForPreTraining.from_text_config(BertConfig(**tc) if "model_type" not in tc else tc,
-                                                       text_encoder_name=te, **kw, **opts)
-    else:
-        model = KGFusedForPreTraining.from_text_pretrained(te_path, graph=graph, **opts)
-    return model, tokenizer
 
 
 # --------------------------------------------------------------------------------------
@@ -563,7 +503,8 @@ class LinkedCorpus:
                     raise ValueError(f"{source}: {split} record {i} ({ft.get('id')}): concept id {bad[0]} outside the graph's {n}")
 
 
-def link_corpus(config: "PretrainConfig", *, graph=None, tokenizer=None, progress: bool = True, log=print) -> LinkedCorpus:
+def link_corpus(config: "PretrainConfig", *, graph=None, tokenizer=None, progress: bool = True,
+                log: Callable[[str], None] | None = None) -> LinkedCorpus:
     """Link and tokenise ``config.corpus`` once, as :func:`pretrain` would on the fly: the
     training records (corpus order; :func:`pretrain` shuffles them per epoch) and at most
     ``data.max_eval`` held-out records, with the linking statistics and corpus reports."""
@@ -575,7 +516,9 @@ def link_corpus(config: "PretrainConfig", *, graph=None, tokenizer=None, progres
     if graph is None:
         graph = load_pretrain_graph(config.graph, config.base_dir)
     if tokenizer is None:
-        tokenizer = pretraining_tokenizer(config.model, config.base_dir)
+        from .pipeline import model_tokenizer
+
+        tokenizer = model_tokenizer(config.model, config.base_dir)
     linker = build_linker(graph, config.linker)
     opt, dc = config.train, config.data
     train_ds, eval_ds = _linked_text_datasets(config, linker, tokenizer, shuffle_buffer=0)
@@ -588,7 +531,7 @@ def link_corpus(config: "PretrainConfig", *, graph=None, tokenizer=None, progres
         "corpus_reports": [r.to_dict() for r in train_ds.reports], "seconds": round(time.time() - t0, 2),
     }
     if progress:
-        log(f"linked corpus: {len(train)} training and {len(ev)} held-out sequences, "
+        (log or logger.info)(f"linked corpus: {len(train)} training and {len(ev)} held-out sequences, "
             f"{train_ds.stats.mentions} mentions ({time.time() - t0:.1f}s)")
     return LinkedCorpus(train, ev, meta)
 
@@ -932,7 +875,8 @@ def _count_steps(ds: LinkedTextDataset, cfg: PretrainConfig) -> int:
 
 
 def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str | os.PathLike | None" = None,
-             progress: bool = True, accelerator: Any | None = None, log=print) -> PretrainResult:
+             progress: bool = True, accelerator: Any | None = None,
+             log: Callable[[str], None] | None = None) -> PretrainResult:
     """Run ERNIE pre-training as configured; see the module docstring.
 
     Args:
@@ -946,15 +890,17 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
             tokenizer and ``train.max_length``.
 
     The number of optimiser steps is ``train.max_steps`` when set, else ``train.epochs``
-    passes over the (non-held-out) corpus.
+    passes over the (non-held-out) corpus. Accelerator, optimiser and schedule, the
+    accumulation / clipping step and ``log.jsonl`` are those of fine-tuning
+    (:mod:`kgfuse.tasks.train`); progress lines go to ``log`` (default: this module's logger).
     """
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
 
-    from .pipeline import build_linker
-    from .train import build_param_groups
+    from .pipeline import build_linker, build_model
+    from .train import _RunLog, make_accelerator, make_optimizer, optimizer_step
 
+    log = log if log is not None else logger.info
     t0 = time.time()
     opt, ob, dc = config.train, config.objective, config.data
     if linked is None and dc.linked:
@@ -966,7 +912,8 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
     if linked is None and not config.corpus:
         raise ConfigError("corpus is empty: give at least one corpus spec (e.g. {type: wordnet_glosses}) or data.linked")
     ob.validate()
-    acc = accelerator if accelerator is not None else _make_accelerator(opt)
+    # the entity output of the last fusion layer feeds no pre-training loss: DDP must allow it
+    acc = accelerator if accelerator is not None else make_accelerator(opt, find_unused_parameters=True)
     set_seed(opt.seed)
     out = config.path(config.output_dir) if config.output_dir else default_home() / "pretrain" / _config_hash(config)
     is_main = acc.is_main_process
@@ -984,7 +931,7 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
         log(f"graph: {graph.num_concepts} concepts, {graph.num_relations} relations, {graph.num_edges} edges; "
             + (f"linker ready ({time.time() - t:.1f}s)" if linker is not None else
                f"pre-linked corpus: {len(linked.train)} training / {len(linked.eval)} held-out sequences"))
-    model, tokenizer = build_pretraining_model(config.model, graph, base_dir=config.base_dir)
+    model, tokenizer = build_model(config.model, graph, base_dir=config.base_dir, head="pretraining")
     if linked is not None:
         linked.check(graph, tokenizer, opt.max_length, source=linked_source or "linked corpus")
     if ob.dea_weight > 0 and getattr(model, "dea_head", None) is None:
@@ -1005,9 +952,7 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
     collator = PretrainingCollator(tokenizer, graph, ob, seed=opt.seed + 17)
     eval_collator = PretrainingCollator(tokenizer, graph, ob, seed=opt.seed + 1234)
     loader = DataLoader(train_ds, batch_size=opt.batch_size, collate_fn=collator, num_workers=0)
-    groups = build_param_groups(model, opt)
-    optimizer = torch.optim.AdamW(groups, lr=opt.lr_fusion)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(round(opt.warmup_ratio * total_steps)), total_steps)
+    optimizer, scheduler = make_optimizer(model, opt, total_steps)
     model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
 
     def evaluate(step: int) -> dict[str, Any]:
@@ -1019,12 +964,13 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
         return r
 
     result = PretrainResult(output_dir=out, model_dir=out / "model")
-    log_file = (out / "log.jsonl").open("w", encoding="utf-8") if is_main else None
+    if is_main:
+        (out / "log.jsonl").unlink(missing_ok=True)
+    run_log = _RunLog(out, is_main)
     initial = evaluate(0)
     if initial:
         result.history.append(initial)
-        if log_file:
-            log_file.write(json.dumps({"eval": initial}) + "\n")
+        run_log.log({"eval": initial}, 0)
     step = 0
     meter = _Meter()
     accum = max(1, opt.grad_accum)
@@ -1041,12 +987,7 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
                 batch = {k: v.to(acc.device) for k, v in batch.items()}
                 with acc.accumulate(model):
                     o = model(**_model_inputs(batch, ob))
-                    acc.backward(o.loss)
-                    if acc.sync_gradients and opt.max_grad_norm:
-                        acc.clip_grad_norm_(model.parameters(), opt.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
+                    optimizer_step(acc, model, optimizer, scheduler, o.loss, opt)
                 meter.update(o, batch)
                 micro += 1
                 if micro % accum:
@@ -1057,17 +998,14 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
                     rec = {"step": step, **{f"train_{k}": v for k, v in meter.result().items()},
                            "lr": scheduler.get_last_lr()[0], "seconds": time.time() - t0}
                     result.train_log.append(rec)
-                    if log_file:
-                        log_file.write(json.dumps(rec) + "\n")
-                        log_file.flush()
+                    run_log.log({k: v for k, v in rec.items() if k != "step"}, step)
                     pbar.set_postfix(mlm=f"{rec['train_mlm_loss'] or 0:.3f}", dea=f"{rec['train_dea_accuracy'] or 0:.3f}")
                     meter = _Meter()
                 if dc.eval_every and step % dc.eval_every == 0 and step < total_steps:
                     r = evaluate(step)
                     if r:
                         result.history.append(r)
-                        if log_file:
-                            log_file.write(json.dumps({"eval": r}) + "\n")
+                        run_log.log({"eval": r}, step)
                 if step >= total_steps:
                     break
             if seen == 0:
@@ -1075,8 +1013,7 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
             epoch += 1
     finally:
         pbar.close()
-        if log_file:
-            log_file.close()
+        run_log.close()
     final = evaluate(step)
     if final:
         result.history.append(final)
@@ -1101,33 +1038,12 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
     return result
 
 
-def _make_accelerator(opt: OptimConfig):
-    """As :func:`kgfuse.tasks.train.make_accelerator`, with DDP's ``find_unused_parameters``: the
-    entity output of the last fusion layer feeds no pre-training loss."""
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs
-
-    from .train import resolve_mixed_precision
-
-    return Accelerator(gradient_accumulation_steps=max(1, opt.grad_accum),
-                       mixed_precision=resolve_mixed_precision(opt.mixed_precision),
-                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-
-
 def _config_hash(config: PretrainConfig) -> str:
     return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------------------
 # report
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return str(v)
 
 
 def write_curves(result: PretrainResult, path: Path) -> None:
@@ -1174,6 +1090,7 @@ def write_curves(result: PretrainResult, path: Path) -> None:
 
 def write_report(result: PretrainResult, config: PretrainConfig, graph) -> None:
     """``report.md`` and ``curves.png`` in the output folder."""
+    from .evaluate import _fmt
     out = result.output_dir
     try:
         write_curves(result, out / "curves.png")

@@ -15,7 +15,13 @@ The loop follows QA-GNN (Yasunaga et al., 2021):
 - gradient accumulation (``accelerator.accumulate``), gradient clipping, bf16/fp16 autocast
   on a GPU (``Accelerator(mixed_precision=...)``);
 - evaluation on every eval split after every epoch (``gather_for_metrics``), the best
-  model (by ``metric``) kept, the last full state kept for resuming.
+  model (by ``metric``) exported once to ``model/`` (``best/`` records its epoch and metric,
+  without a second copy of the weights), the last full state kept in ``last/`` for resuming.
+
+A run folder stays small: the optimiser state (twice the model's size with AdamW) is kept
+only while it can serve a resume. Once a run has finished, ``last/`` drops it (unless
+``train.keep_optimizer_state``); the ``checkpoint-<step>/`` folders of ``save_steps`` keep
+theirs and are limited to the ``save_total_limit`` newest.
 
 It runs unchanged under ``accelerate launch --num_processes N``: data loaders, model and
 optimiser go through ``accelerator.prepare``, the shuffling order is a pure function of
@@ -29,6 +35,7 @@ an uninterrupted one.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -41,7 +48,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (CheckpointError, drop_optimizer_state, has_optimizer_state, latest_checkpoint, load_checkpoint,
+                         save_checkpoint, save_model_folder)
 from .config import ConfigError, OptimConfig, TrainConfig, default_home
 
 __all__ = [
@@ -49,14 +57,19 @@ __all__ = [
     "SeededShuffleSampler",
     "build_param_groups",
     "make_accelerator",
+    "make_optimizer",
+    "optimizer_step",
     "fit",
     "train",
     "evaluate_accuracy",
+    "format_sizes",
 ]
 
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "LayerNorm.bias", "norm.weight", "ln.weight")
 LM_PREFIXES = ("text_encoder.", "lm.", "bert.", "roberta.", "electra.", "encoder.", "embeddings.")
 GNN_PREFIXES = ("gnn.", "graph_encoder.", "concept_emb", "node_emb", "kg_emb")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -199,12 +212,23 @@ def resolve_mixed_precision(value: str) -> str:
     return "no"
 
 
-def make_accelerator(opt: OptimConfig, *, cpu: bool | None = None):
-    """An ``accelerate.Accelerator`` for this optimiser config."""
+def make_accelerator(opt: OptimConfig, *, cpu: bool | None = None, find_unused_parameters: bool = False):
+    """An ``accelerate.Accelerator`` for this optimiser config (fine-tuning and pre-training).
+
+    Args:
+        opt: gradient accumulation and mixed precision come from it.
+        cpu: force the CPU (default: when no GPU is present).
+        find_unused_parameters: DDP's option, for a model with parameters that feed no loss
+            (pre-training: the entity output of the last fusion layer).
+    """
     from accelerate import Accelerator
 
     mp = resolve_mixed_precision(opt.mixed_precision)
     kwargs: dict[str, Any] = {"gradient_accumulation_steps": max(1, opt.grad_accum), "mixed_precision": mp}
+    if find_unused_parameters:
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        kwargs["kwargs_handlers"] = [DistributedDataParallelKwargs(find_unused_parameters=True)]
     if cpu is None:
         # Without a GPU, cpu=True is what makes Accelerate join the processes of
         # `accelerate launch --multi_gpu --num_processes N` (MULTI_CPU, gloo); without it each
@@ -213,6 +237,40 @@ def make_accelerator(opt: OptimConfig, *, cpu: bool | None = None):
     if cpu:
         kwargs["cpu"] = True
     return Accelerator(**kwargs)
+
+
+# --------------------------------------------------------------------------------------
+# optimiser, schedule and one step: shared by fit and kgfuse.tasks.pretrain
+
+
+def make_optimizer(model: nn.Module, opt: OptimConfig, total_steps: int):
+    """AdamW over :func:`build_param_groups` and the linear warm-up / decay schedule over
+    ``total_steps`` optimiser steps (``warmup_ratio`` of them warming up); returns
+    ``(optimizer, scheduler)``."""
+    from transformers import get_linear_schedule_with_warmup
+
+    optimizer = torch.optim.AdamW(build_param_groups(model, opt), lr=opt.lr_fusion)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(round(opt.warmup_ratio * total_steps)), max(total_steps, 1))
+    return optimizer, scheduler
+
+
+def optimizer_step(acc, model: nn.Module, optimizer, scheduler, loss: torch.Tensor, opt: OptimConfig, *,
+                   drop_grads: Sequence[nn.Parameter] = ()) -> None:
+    """Backward of one micro-batch inside ``acc.accumulate(model)``; on the micro-batch that
+    completes an accumulation, gradients are clipped to ``opt.max_grad_norm`` and the
+    optimiser and schedule step (Accelerate skips the steps in between).
+
+    ``drop_grads``: parameters whose gradients are discarded after backward (a frozen text
+    encoder under DDP, where ``requires_grad`` may not change).
+    """
+    acc.backward(loss)
+    for p in drop_grads:
+        p.grad = None
+    if acc.sync_gradients and opt.max_grad_norm:
+        acc.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], opt.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
 
 
 # --------------------------------------------------------------------------------------
@@ -278,6 +336,7 @@ def _truncate_log(path: Path, last_step: int) -> None:
 #: Settings that do not change a run's trajectory: they may differ when resuming.
 RESUME_FREE = {"output_dir", "cache_dir", "base_dir", "train.eval_batch_size", "train.log_every", "train.num_workers",
                "train.save_steps", "train.save_total_limit", "train.save_best", "train.save_last", "train.metric",
+               "train.keep_optimizer_state",
                "data.preprocess_workers", "data.max_eval", "data.test"}
 
 
@@ -308,7 +367,7 @@ class ResumeError(ConfigError):
     """Resuming a run with settings that change its trajectory (see :func:`resume_differences`)."""
 
 
-class _Logger:
+class _RunLog:
     """JSON-lines log (always) and TensorBoard (when installed), main process only."""
 
     def __init__(self, output_dir: Path | None, enabled: bool, tensorboard: bool = True) -> None:
@@ -369,6 +428,11 @@ def _prune_step_checkpoints(out: Path | None, keep: int | None) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+def _finished(state: Mapping[str, Any], opt: OptimConfig) -> bool:
+    """Whether a trainer state is the end of a run with these settings."""
+    return int(state.get("epoch", 0)) >= opt.epochs or (opt.max_steps is not None and int(state.get("global_step", 0)) >= opt.max_steps)
+
+
 def fit(
     model: nn.Module,
     train_dataset: Dataset,
@@ -395,8 +459,8 @@ def fit(
             with no eval data the last epoch is kept).
         collate_fn: list of items → dict of tensors.
         opt: optimisation settings.
-        output_dir: where ``best/``, ``last/``, ``log.jsonl`` and ``tensorboard/`` go; ``None``
-            writes nothing.
+        output_dir: where ``model/`` (the best model), ``best/`` (its epoch and metric),
+            ``last/``, ``log.jsonl`` and ``tensorboard/`` go; ``None`` writes nothing.
         accelerator: an ``accelerate.Accelerator`` (made from ``opt`` when None).
         resume_from: a checkpoint folder (``last/`` or ``checkpoint-<step>/``), or ``"auto"``
             for the latest complete one in ``output_dir``.
@@ -407,11 +471,10 @@ def fit(
         on_best: called (main process) with the unwrapped model and the epoch record when the
             selection metric improves.
         progress: tqdm progress bars on the main process.
-        export_extra: called with the ``best/model`` folder after it is written (main process),
-            to add tokenizer and pipeline files.
+        export_extra: called with the exported model folder before it is moved into place
+            as ``model/`` (main process), to add tokenizer and pipeline files.
     """
     from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
 
     t0 = time.time()
     acc = accelerator if accelerator is not None else make_accelerator(opt)
@@ -438,12 +501,9 @@ def fit(
     total_steps = steps_per_epoch * opt.epochs
     if opt.max_steps is not None:
         total_steps = min(total_steps, opt.max_steps)
-    warmup = int(round(opt.warmup_ratio * total_steps))
 
-    groups = build_param_groups(model, opt)
-    lm_params = [p for g in groups if g["name"].startswith("lm") for p in g["params"]]
-    optimizer = torch.optim.AdamW(groups, lr=opt.lr_fusion)
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, max(total_steps, 1))
+    optimizer, scheduler = make_optimizer(model, opt, total_steps)
+    lm_params = [p for g in optimizer.param_groups if g["name"].startswith("lm") for p in g["params"]]
 
     model, optimizer, train_loader, scheduler = acc.prepare(model, optimizer, train_loader, scheduler)
     eval_loaders = {k: acc.prepare(v) for k, v in eval_loaders.items()}
@@ -456,26 +516,33 @@ def fit(
         if ck is None and out is not None and resume_from == "auto" and (out / "last").is_dir():
             ck = out / "last"
         if ck is not None:
-            state = load_checkpoint(ck, model=acc.unwrap_model(model), optimizer=raw_optimizer, scheduler=raw_scheduler,
-                                    process_index=acc.process_index)
+            with_optim = has_optimizer_state(ck)
+            state = load_checkpoint(ck, model=acc.unwrap_model(model), optimizer=raw_optimizer if with_optim else None,
+                                    scheduler=raw_scheduler if with_optim else None, process_index=acc.process_index)
+            if not with_optim and not _finished(state, opt):
+                raise CheckpointError(
+                    f"{ck} holds no optimiser state (a finished run drops it) and the run is not over with these "
+                    f"settings (epoch {state['epoch']} of {opt.epochs}): start a new run, or keep the state with "
+                    "train.keep_optimizer_state: true")
             if is_main:
-                print(f"resumed from {ck}: epoch {state['epoch']}, step {state['global_step']}")
+                logger.info("resumed from %s: epoch %s, step %s", ck, state["epoch"], state["global_step"])
         elif is_main:
-            print(f"--resume auto: no checkpoint in {out}: starting a new run")
+            logger.info("--resume auto: no checkpoint in %s: starting a new run", out)
 
     if is_main and out is not None:
         # log.jsonl holds each step once: records written after the checkpoint we resume from
         # (or by an earlier run, when starting afresh) are dropped
         _truncate_log(out / "log.jsonl", state["global_step"])
-    logger = _Logger(out, is_main)
+    run_log = _RunLog(out, is_main)
     metric_name = opt.metric
     result = TrainResult(output_dir=out if out is not None else Path("."))
 
-    def _save(name: str, with_optim: bool = True) -> None:  # noqa: E306
+    def _save(name: str, with_optim: bool = True, with_model: bool = True) -> None:  # noqa: E306
         if out is None:
             return
-        save_checkpoint(out / name, model=acc.unwrap_model(model), optimizer=raw_optimizer if with_optim else None,
-                        scheduler=raw_scheduler if with_optim else None, trainer_state=state, accelerator=acc)
+        save_checkpoint(out / name, model=acc.unwrap_model(model) if with_model else None,
+                        optimizer=raw_optimizer if with_optim else None, scheduler=raw_scheduler if with_optim else None,
+                        trainer_state=state, accelerator=acc, extra_json=None if with_model else {"model.json": {"folder": "../model"}})
 
     stopped = False
     try:
@@ -509,15 +576,8 @@ def fit(
                     if loss is None:
                         raise ValueError("a training batch has no labels: every training example needs one "
                                          "(load the training file with labels='required')")
-                    acc.backward(loss)
-                    if frozen and distributed:
-                        for p in lm_params:
-                            p.grad = None
-                    if acc.sync_gradients and opt.max_grad_norm:
-                        acc.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], opt.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad()
+                    optimizer_step(acc, model, optimizer, scheduler, loss, opt,
+                                   drop_grads=lm_params if (frozen and distributed) else ())
                 micro += 1
                 loss_sum += loss.detach().double().cpu()
                 n_batches += 1
@@ -529,7 +589,7 @@ def fit(
                     if progress and is_main:
                         pbar.set_postfix(loss=f"{loss_sum.item() / n_batches:.4f}")
                     if opt.log_every and state["global_step"] % opt.log_every == 0:
-                        logger.log({"train/loss": float(loss.detach()), "train/lr_lm": raw_scheduler.get_last_lr()[0]}, state["global_step"])
+                        run_log.log({"train/loss": float(loss.detach()), "train/lr_lm": raw_scheduler.get_last_lr()[0]}, state["global_step"])
                     if save_steps and state["global_step"] % save_steps == 0:
                         _save(f"checkpoint-{state['global_step']}")
                         if is_main:
@@ -555,7 +615,7 @@ def fit(
             state["epoch"] = epoch + 1
             state["step_in_epoch"] = 0
             state["epoch_loss_sum"], state["epoch_batches"] = 0.0, 0
-            logger.log({k: v for k, v in record.items() if k != "epoch"} | {"epoch": epoch + 1}, state["global_step"])
+            run_log.log({k: v for k, v in record.items() if k != "epoch"} | {"epoch": epoch + 1}, state["global_step"])
             value = record.get(metric_name)
             improved = False
             if value is None and metric_name not in record:
@@ -565,28 +625,35 @@ def fit(
             if improved:
                 state["best_metric"] = value
                 state["best_epoch"] = epoch + 1
-                if opt.save_best:
-                    _save("best", with_optim=False)
-                    if is_main and out is not None and export_extra is not None:
-                        export_extra(out / "best" / "model")
+                if opt.save_best and out is not None:
+                    # the weights go once into model/; best/ records which epoch they are
+                    if is_main:
+                        save_model_folder(acc.unwrap_model(model), out / "model", export_extra)
+                    _save("best", with_optim=False, with_model=False)
                 if on_best is not None and is_main:
                     on_best(acc.unwrap_model(model), record)
             if opt.save_last:
                 _save("last")
             if is_main and progress:
                 accs = ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k.endswith("_accuracy") and v is not None)
-                print(f"epoch {epoch + 1}/{opt.epochs}: train_loss={train_loss:.4f}{', ' + accs if accs else ''} ({record['seconds']:.1f}s)")
+                logger.info("epoch %d/%d: train_loss=%.4f%s (%.1fs)", epoch + 1, opt.epochs, train_loss,
+                            ", " + accs if accs else "", record["seconds"])
         if stopped and not (save_steps and state["global_step"] % save_steps == 0):
             _save(f"checkpoint-{state['global_step']}")
+            if is_main:
+                _prune_step_checkpoints(out, keep=opt.save_total_limit)
+        if not stopped and is_main and out is not None and not opt.keep_optimizer_state and (out / "last").is_dir():
+            # the run is over: last/ no longer needs what only a resume uses
+            drop_optimizer_state(out / "last")
     finally:
-        logger.close()
+        run_log.close()
     acc.wait_for_everyone()
     result.best_metric = state["best_metric"]
     result.best_epoch = state["best_epoch"]
     result.history = list(state["history"])
     result.global_step = state["global_step"]
     result.wall_time = time.time() - t0
-    result.model_dir = (out / "best" / "model") if (out is not None and opt.save_best and state["best_epoch"] is not None) else None
+    result.model_dir = (out / "model") if (out is not None and opt.save_best and state["best_epoch"] is not None) else None
     result.model = acc.unwrap_model(model)
     result.is_main_process = is_main
     return result
@@ -633,10 +700,12 @@ def train(config: TrainConfig, *, resume_from: str | os.PathLike | None = None, 
     """Train and evaluate the model described by ``config``; see :mod:`kgfuse.tasks.pipeline`.
 
     Writes into ``config.output_dir`` (default ``$KGFUSE_HOME/runs/<name>``): ``config.yaml``
-    (resolved), ``best/`` and ``last/`` checkpoints, ``model/`` (the exported best model with
-    its tokenizer and pipeline description, loadable by
-    :class:`kgfuse.tasks.inference.KGFusePredictor`), ``log.jsonl``, ``tensorboard/``,
-    ``metrics.json``, ``predictions-<split>.jsonl`` and ``report.md``.
+    (resolved), ``model/`` (the best model with its tokenizer and pipeline description,
+    loadable by :class:`kgfuse.tasks.inference.KGFusePredictor`; the only copy of its
+    weights), ``best/`` (its epoch and metric), ``last/`` (the last epoch, for resuming;
+    without optimiser state once the run is over unless ``train.keep_optimizer_state``),
+    ``log.jsonl``, ``tensorboard/``, ``metrics.json`` (with ``disk``: bytes per part of the
+    folder), ``predictions-<split>.jsonl`` and ``report.md``.
 
     An output folder that already holds a run is refused unless the run is resumed
     (``resume_from``) or ``overwrite`` is set (its checkpoints and logs are then removed).
@@ -683,4 +752,14 @@ def train(config: TrainConfig, *, resume_from: str | os.PathLike | None = None, 
     res.wall_time = time.time() - run.t0
     if acc.is_main_process:
         (out / "train_result.json").write_text(json.dumps(res.to_dict(), indent=1))
+        logger.info("run folder %s: %s", out, format_sizes(res.metrics.get("disk", {})))
     return res
+
+
+def format_sizes(sizes: Mapping[str, int]) -> str:
+    """``"212.0 MB (model 90.1 MB, last 90.2 MB, ...)"`` from :func:`~kgfuse.tasks.checkpoint.folder_sizes`."""
+    def mb(n: int) -> str:
+        return f"{n / 1e6:.1f} MB"
+
+    parts = ", ".join(f"{k} {mb(v)}" for k, v in sorted(sizes.items(), key=lambda kv: -kv[1]) if k != "total")
+    return f"{mb(sizes.get('total', 0))} ({parts})" if parts else mb(sizes.get("total", 0))

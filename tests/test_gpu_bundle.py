@@ -36,7 +36,7 @@ def _module(name: str):
 def _wordnet_dir() -> Path:
     from kgfuse.kg import loaders
 
-    return Path(loaders._DEFAULT_WORDNET)
+    return Path(loaders.DEFAULT_WORDNET)
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,13 @@ from kgfuse.tasks.checkpoint import (
     COMPLETE,
     MANIFEST,
     CheckpointError,
+    drop_optimizer_state,
+    folder_sizes,
+    has_optimizer_state,
     is_complete,
     latest_checkpoint,
     load_checkpoint,
+    verify_checkpoint,
     load_model_weights,
     record_manifest,
     save_checkpoint,
@@ -288,6 +292,22 @@ def _trained_checkpoint(path, step=1):
     sch.step()
     return model, save_checkpoint(path, model=model, optimizer=opt, scheduler=sch,
                                   trainer_state={"epoch": 0, "global_step": step})
+
+
+def test_dropping_the_optimizer_state_keeps_a_verified_checkpoint(tmp_path):
+    model, ck = _trained_checkpoint(tmp_path / "last")
+    before = folder_sizes(tmp_path)["last"]
+    assert has_optimizer_state(ck)
+    freed = drop_optimizer_state(ck)
+    assert freed > 0 and not has_optimizer_state(ck) and drop_optimizer_state(ck) == 0
+    verify_checkpoint(ck)
+    after = folder_sizes(tmp_path)
+    assert after["last"] == sum(f.stat().st_size for f in ck.rglob("*") if f.is_file()) < before - freed / 2
+    assert after["total"] == after["last"]
+    m2, opt2, sch2 = _training_objects(1)
+    load_checkpoint(ck, model=m2)  # weights and state load without the optimiser
+    with pytest.raises(CheckpointError, match="no optimizer state"):
+        load_checkpoint(ck, model=m2, optimizer=opt2)
 
 
 def test_checkpoint_manifest_and_happy_path(tmp_path):

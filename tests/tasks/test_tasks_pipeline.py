@@ -56,6 +56,11 @@ def test_run_folder(trained):
     assert "| dev |" in report and "![learning curves](learning_curves.png)" in report
     info = json.loads((out / "model/kgfuse_pipeline.json").read_text())
     assert info["graph"]["hash"] == res.model.config.graph_hash and info["retriever"]["options"]["type"] == "path"
+    # the model is written once; the finished run keeps no optimiser state; sizes per part are recorded
+    assert not (out / "best" / "model").exists() and not (out / "last" / "optimizer.safetensors").exists()
+    disk = m["disk"]
+    assert disk["model"] > disk["best"] and disk["total"] == sum(v for k, v in disk.items() if k != "total")
+    assert disk["model"] >= (out / "model" / "model.safetensors").stat().st_size
 
 
 def test_predictions_have_scores_and_paths(trained):

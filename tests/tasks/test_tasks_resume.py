@@ -54,9 +54,10 @@ def test_one_run_per_folder_and_checked_resume(tmp_path, capsys):
     assert losses == [1, 2] and not (out / "config-changes.jsonl").exists()
 
 
-def test_resume_auto_without_checkpoint_says_so(tmp_path, capsys):
-    train(_cfg(tmp_path / "fresh", tmp_path / "cache"), resume_from="auto", progress=True)
-    assert "no checkpoint in" in capsys.readouterr().out
+def test_resume_auto_without_checkpoint_says_so(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="kgfuse"):
+        train(_cfg(tmp_path / "fresh", tmp_path / "cache"), resume_from="auto", progress=True)
+    assert any("no checkpoint in" in r.getMessage() and r.name == "kgfuse.tasks.train" for r in caplog.records)
 
 
 def test_truncate_log_keeps_each_step_once(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForMultipleChoice
 
+from kgfuse.tasks.checkpoint import CheckpointError, verify_checkpoint
 from kgfuse.tasks.config import OptimConfig
 from kgfuse.tasks.train import SeededShuffleSampler, build_param_groups, fit
 
@@ -83,8 +84,29 @@ def test_fit_learns_keeps_best_and_logs(tmp_path):
     assert res.best_metric == max(accs) and res.history[res.best_epoch - 1]["dev_accuracy"] == res.best_metric
     assert (tmp_path / "best" / "COMPLETE").is_file() and (tmp_path / "last" / "COMPLETE").is_file()
     assert not (tmp_path / "best" / "optimizer.safetensors").exists()
+    # the best weights are written once, to model/; best/ only records their epoch
+    assert res.model_dir == tmp_path / "model" and (tmp_path / "model" / "model.safetensors").is_file()
+    assert not (tmp_path / "best" / "model").exists()
+    # the run is over: last/ keeps its weights but not the optimiser state, and still verifies
+    assert not (tmp_path / "last" / "optimizer.safetensors").exists() and not (tmp_path / "last" / "scheduler.json").exists()
+    verify_checkpoint(tmp_path / "last")
     lines = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert any("dev_accuracy" in l for l in lines) and any("train/loss" in l for l in lines)
+
+
+def test_optimizer_state_kept_on_request_and_finished_runs_resume(tmp_path):
+    keep = fit(_model(), _Toy(16, 0), {"dev": _Toy(8, 1)}, _collate, _opt(epochs=1, keep_optimizer_state=True), tmp_path / "k",
+               progress=False)
+    assert (tmp_path / "k" / "last" / "optimizer.safetensors").is_file()
+    fit(_model(), _Toy(16, 0), {"dev": _Toy(8, 1)}, _collate, _opt(epochs=1), tmp_path / "d", progress=False)
+    # a finished run without optimiser state resumes as finished...
+    again = fit(_model(5), _Toy(16, 0), {"dev": _Toy(8, 1)}, _collate, _opt(epochs=1), tmp_path / "d", resume_from="auto",
+                progress=False)
+    assert again.global_step == keep.global_step
+    # ...but cannot be continued exactly: the error says so
+    with pytest.raises(CheckpointError, match="no optimiser state"):
+        fit(_model(), _Toy(16, 0), {"dev": _Toy(8, 1)}, _collate, _opt(epochs=2), tmp_path / "d", resume_from="auto",
+            progress=False)
 
 
 def test_lm_freeze_keeps_lm_weights(tmp_path):
