@@ -216,7 +216,7 @@ def load_relation_preset(name: str) -> dict[str, Any]:
         text = resources.files("kgfuse.kg").joinpath("presets", f"{name}.json").read_text("utf-8")
     except (FileNotFoundError, OSError):
         presets = sorted(p.name[:-5] for p in resources.files("kgfuse.kg").joinpath("presets").iterdir()
-                         if p.name.endswith(".json"))
+                         if p.name.endswith(".json") and '"mapping"' in p.read_text("utf-8"))
         raise ValueError(f"unknown relation preset {name!r}{_closest(name, presets + ['raw'])}; known presets: "
                          f"{presets} (or 'raw', or a dict mapping relation -> merged relation)") from None
     preset = json.loads(text)
