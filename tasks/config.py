@@ -442,11 +442,23 @@ def model_options_schema() -> dict[str, Any]:
     schema = _signature_schema(KGFusedConfig.__init__, ("num_concepts", "num_relations", "graph_hash", "text_config",
                                                        "text_encoder_name", "node_vocab_size"))
     for name, typ in MODEL_BUILD_OPTIONS.items():
-        schema[name] = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=f"{typ.__name__} | None")
+        ann = "str | dict | None" if name == "node_features" else f"{typ.__name__} | None"
+        schema[name] = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)
     return schema
 
 
 _PRECISIONS = ("auto", "no", "fp16", "bf16")
+
+
+def _check_kge_spec(spec: Mapping[str, Any], source: str) -> None:
+    """``model.options.node_features: {kge: ..., <train_kg_embeddings keyword>: ...}``."""
+    from kgfuse.kg.embeddings import train_kg_embeddings
+
+    if spec.get("kge") not in ("transe", "distmult", "rotate"):
+        raise ConfigError(f"{source}: model.options.node_features.kge must be transe, distmult or rotate, "
+                          f"got {spec.get('kge')!r}")
+    schema = _signature_schema(train_kg_embeddings, ("graph", "model", "callback", "device", "log_every"))
+    _check_kwargs("model.options.node_features", {k: v for k, v in spec.items() if k != "kge"}, schema, source)
 
 
 def validate_config(cfg: "TrainConfig", source: str = "<dict>") -> None:
@@ -463,6 +475,12 @@ def validate_config(cfg: "TrainConfig", source: str = "<dict>") -> None:
     _check_kwargs("retriever", ret, retriever_schema(kind), source)
     if cfg.model.options:
         _check_kwargs("model.options", cfg.model.options, model_options_schema(), source)
+        nf = cfg.model.options.get("node_features")
+        if isinstance(nf, dict):
+            _check_kge_spec(nf, source)
+        elif isinstance(nf, str) and nf not in ("learned", "name"):
+            raise ConfigError(f"{source}: model.options.node_features must be learned, name or "
+                              f"{{kge: transe | distmult | rotate, ...}}, got {nf!r}")
     from .graph_input import GRAPH_INPUTS
 
     if cfg.model.graph_input not in GRAPH_INPUTS:

@@ -313,20 +313,47 @@ def build_model(model_cfg, graph, *, base_dir: str | os.PathLike | None = None, 
         return _pretraining_from(path, graph), tokenizer
     te = model_cfg.text_encoder
     te_path = text_encoder_source(te, base_dir)
+    if isinstance(opts.get("node_features"), Mapping):
+        opts["node_features"] = kge_node_features(graph, opts["node_features"])
     text_config = opts.pop("text_config", None)
     if text_config is not None:
         from transformers import BertConfig
 
         tc = dict(text_config)
         tc.setdefault("vocab_size", len(tokenizer))
+        features = opts.pop("node_features", None)
+        table = None
+        if features is not None and not isinstance(features, str):
+            table = features.entity_embeddings() if hasattr(features, "entity_embeddings") else features
+            opts.update(node_dim=int(table.shape[1]), node_feature_kind="kge")
         model = cls.from_text_config(
             BertConfig(**tc) if "model_type" not in tc else tc,
             num_concepts=graph.num_concepts, num_relations=graph.num_relations, graph_hash=graph.hash,
             text_encoder_name=te, **opts,
         )
+        if table is not None and model.config.use_graph:
+            import torch
+
+            with torch.no_grad():
+                model.node_embeddings.weight.copy_(torch.as_tensor(table, dtype=torch.float32))
     else:
         model = cls.from_text_pretrained(te_path, graph=graph, **opts)
     return model, tokenizer
+
+
+def kge_node_features(graph, spec: Mapping[str, Any]):
+    """``model.options.node_features: {kge: transe, dim: 100, epochs: 20, ...}``: KG embeddings
+    (:func:`kgfuse.kg.embeddings.train_kg_embeddings` with the other keys) trained on ``graph``
+    and cached under ``$KGFUSE_HOME/cache/kge`` by graph hash and settings, as the model's
+    initial node table."""
+    from kgfuse.kg.embeddings import train_kg_embeddings
+
+    spec = dict(spec)
+    kind = spec.pop("kge", None)
+    if kind is None:
+        raise ConfigError("model.options.node_features as a mapping needs 'kge: transe | distmult | rotate'")
+    spec.setdefault("cache_dir", str(default_home() / "cache" / "kge"))
+    return train_kg_embeddings(graph, model=kind, **spec)
 
 
 def _pretraining_from(path: str | os.PathLike, graph):

@@ -57,3 +57,31 @@ def test_graph_inputs(tmp_path):
 def test_graph_input_is_checked():
     with pytest.raises(ConfigError, match="model.graph_input must be one of"):
         TrainConfig.from_dict({"model": {"graph_input": "edges_only"}})
+
+
+def test_kge_node_features_from_a_config(tmp_path, monkeypatch):
+    """model.options.node_features: {kge: ...} trains TransE on the graph (cached) and starts the
+    node table from it."""
+    from kgfuse.kg.embeddings import train_kg_embeddings
+    from kgfuse.tasks.pipeline import build_model, load_graph
+
+    monkeypatch.setenv("KGFUSE_HOME", str(tmp_path / "home"))
+    d = data_dir()
+    spec = {"kge": "transe", "dim": 12, "epochs": 2, "batch_size": 64}
+    cfg = TrainConfig.from_dict({
+        "graph": {"path": str(d / "sample_kg/assertions.csv")},
+        "model": {"options": {"text_config": TINY, "num_fusion_layers": 1, "graph_hidden_dim": 16,
+                              "node_features": spec}},
+    })
+    graph = load_graph(cfg.graph)
+    model, _ = build_model(cfg.model, graph)
+    ref = train_kg_embeddings(graph, model="transe", dim=12, epochs=2, batch_size=64,
+                              cache_dir=str(tmp_path / "home" / "cache" / "kge"))
+    assert model.config.node_feature_kind == "kge" and model.config.node_dim == 12
+    assert torch.equal(model.node_embeddings.weight.detach(), ref.entity_embeddings())
+    with pytest.raises(ConfigError, match="node_features.kge must be transe"):
+        TrainConfig.from_dict({"model": {"options": {"node_features": {"kge": "complex"}}}})
+    with pytest.raises(ConfigError, match="did you mean 'epochs'"):
+        TrainConfig.from_dict({"model": {"options": {"node_features": {"kge": "transe", "epoch": 2}}}})
+    with pytest.raises(ConfigError, match="must be learned, name or"):
+        TrainConfig.from_dict({"model": {"options": {"node_features": "transe"}}})
