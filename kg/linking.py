@@ -414,6 +414,9 @@ class EntityLinker:
         self._nlp = nlp
         self._table_obj = None
         self.max_words = int(max_words)
+        if isinstance(blacklist, (str, bytes)):
+            raise TypeError(f"blacklist must be a list of concept names, not the string {blacklist!r} "
+                            f"(write [{blacklist!r}] for one name)")
         self.blacklist = frozenset(blacklist)
         self.mhgrn_filters = bool(mhgrn_filters)
         self.drop_stopword_concepts = bool(drop_stopword_concepts)

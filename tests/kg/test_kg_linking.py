@@ -224,3 +224,11 @@ def test_normalisation_is_in_the_config_and_checked():
     assert EntityLinker(kg, normalize="conceptnet4").config["normalize"] == "conceptnet4"
     with pytest.raises(ValueError, match="normalize must be one of"):
         EntityLinker(kg, normalize="stem")
+
+
+def test_blacklist_string_is_refused():
+    from kgfuse.kg import EntityLinker
+
+    with pytest.raises(TypeError, match="not the string 'plate'"):
+        EntityLinker(_cn4_style_graph(), blacklist="plate")
+    assert "plate" in EntityLinker(_cn4_style_graph(), blacklist=["plate"]).blacklist
