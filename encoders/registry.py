@@ -9,27 +9,20 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
+from kgfuse.registry import registrar
+
 __all__ = ["GRAPH_ENCODERS", "register_graph_encoder", "build_graph_encoder", "graph_encoder_names"]
 
 #: name -> encoder class. Built-ins are registered when their module is imported.
 GRAPH_ENCODERS: dict[str, type] = {}
+_register = registrar(GRAPH_ENCODERS, "graph encoder", "encoder_name")
 
 _BUILTIN_MODULES = {"rgcn": "rgcn", "qagnn": "qagnn", "kagnet": "kagnet"}
 
 
 def register_graph_encoder(name: str) -> Callable[[type], type]:
     """Class decorator registering a graph encoder under ``name`` (lower-case)."""
-    key = name.lower()
-
-    def deco(cls: type) -> type:
-        other = GRAPH_ENCODERS.get(key)
-        if other is not None and other is not cls:
-            raise ValueError(f"graph encoder name {key!r} is already registered by {other.__qualname__}")
-        GRAPH_ENCODERS[key] = cls
-        cls.encoder_name = key
-        return cls
-
-    return deco
+    return _register(name)
 
 
 def _load_builtins() -> None:

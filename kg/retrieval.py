@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
+from kgfuse.registry import registrar
+
 if TYPE_CHECKING:  # pragma: no cover
     from torch_geometric.data import Data
 
@@ -405,22 +407,13 @@ class _Half:
 #: ``retrieve_nodes`` / ``add_edges`` (or ``retrieve_arrays``), ``config`` and ``explain``, and
 #: one :func:`register_retriever` decorator.
 RETRIEVERS: dict[str, type] = {}
+_register_retriever = registrar(RETRIEVERS, "retriever", "retriever_name")
 
 
 def register_retriever(name: str) -> Callable[[type], type]:
     """Class decorator registering a retriever under ``name`` (``retriever: {type: name}``);
     its constructor takes the graph first, then keyword options."""
-    key = name.lower()
-
-    def deco(cls: type) -> type:
-        other = RETRIEVERS.get(key)
-        if other is not None and other is not cls:
-            raise ValueError(f"retriever name {key!r} is already registered by {other.__qualname__}")
-        RETRIEVERS[key] = cls
-        cls.retriever_name = key
-        return cls
-
-    return deco
+    return _register_retriever(name)
 
 
 def build_retriever(graph: "KnowledgeGraph", kind: str = "path", **options: Any):

@@ -57,6 +57,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from kgfuse.registry import registrar
+
 if TYPE_CHECKING:  # pragma: no cover
     from .graph import KnowledgeGraph
     from .linking import Grounding
@@ -271,6 +273,7 @@ class RelationTemplates:
 # --------------------------------------------------------------------------- definition sources
 #: name -> definition source class (:func:`register_definition_source`).
 DEFINITION_SOURCES: dict[str, type] = {}
+_register_definition_source = registrar(DEFINITION_SOURCES, "definition source", "source_name")
 
 
 def register_definition_source(name: str) -> Callable[[type], type]:
@@ -284,17 +287,7 @@ def register_definition_source(name: str) -> Callable[[type], type]:
             def __init__(self, path): ...
             def __call__(self, concept): return self.table.get(concept)
     """
-    key = name.lower()
-
-    def deco(cls: type) -> type:
-        other = DEFINITION_SOURCES.get(key)
-        if other is not None and other is not cls:
-            raise ValueError(f"definition source name {key!r} is already registered by {other.__qualname__}")
-        DEFINITION_SOURCES[key] = cls
-        cls.source_name = key
-        return cls
-
-    return deco
+    return _register_definition_source(name)
 
 
 def definition_source_names() -> list[str]:

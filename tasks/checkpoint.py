@@ -340,6 +340,17 @@ def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=1, sort_keys=True), encoding="utf-8")
 
 
+def _replace_folder(tmp: Path, dst: Path) -> None:
+    """Move the finished folder ``tmp`` to ``dst``, replacing an existing one atomically."""
+    old = None
+    if dst.exists():
+        old = dst.parent / f".old-{dst.name}-{uuid.uuid4().hex[:8]}"
+        os.replace(dst, old)
+    os.replace(tmp, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def save_checkpoint(
     path: str | Path,
     *,
@@ -398,13 +409,7 @@ def save_checkpoint(
         for name, obj in (extra_json or {}).items():
             _write_json(tmp / name, obj)
         record_manifest(tmp)  # manifest.json, then COMPLETE: last
-        old = None
-        if path.exists():
-            old = path.parent / f".old-{path.name}-{uuid.uuid4().hex[:8]}"
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _replace_folder(tmp, path)
     if accelerator is not None:
         accelerator.wait_for_everyone()
     return path
@@ -451,13 +456,7 @@ def save_model_folder(model: torch.nn.Module, dst: str | Path, extra: Any | None
     _save_model(model, tmp)
     if extra is not None:
         extra(tmp)
-    old = None
-    if dst.exists():
-        old = dst.parent / f".old-{dst.name}-{uuid.uuid4().hex[:8]}"
-        os.replace(dst, old)
-    os.replace(tmp, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    _replace_folder(tmp, dst)
     return dst
 
 

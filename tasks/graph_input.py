@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["GRAPH_INPUTS", "drop_edges", "qa_nodes_only", "MappedSubgraphs", "graph_input_view"]
+__all__ = ["GRAPH_INPUTS", "SUBGRAPH_VIEWS", "drop_edges", "qa_nodes_only", "MappedSubgraphs", "graph_input_view"]
 
 GRAPH_INPUTS = ("full", "no_edges", "qa_only", "none")
 
@@ -77,13 +77,15 @@ class MappedSubgraphs:
         return self.pre.concepts()
 
 
+#: ``mode -> fn(subgraph)`` for the modes that change a subgraph (``full`` keeps it; ``none``
+#: gives the model no graph at all, handled by the caller with text-only features).
+SUBGRAPH_VIEWS: dict[str, Callable] = {"no_edges": drop_edges, "qa_only": qa_nodes_only}
+
+
 def graph_input_view(pre: Any, mode: str) -> Any:
-    """``pre`` seen through ``mode`` (``full``, ``no_edges``, ``qa_only``); ``none`` is handled
-    by the caller (text-only features)."""
+    """``pre`` seen through ``mode`` (``full``, ``no_edges``, ``qa_only``)."""
     if mode == "full":
         return pre
-    if mode == "no_edges":
-        return MappedSubgraphs(pre, drop_edges)
-    if mode == "qa_only":
-        return MappedSubgraphs(pre, qa_nodes_only)
-    raise ValueError(f"graph_input must be one of {list(GRAPH_INPUTS)}, not {mode!r}")
+    if mode not in SUBGRAPH_VIEWS:
+        raise ValueError(f"graph_input must be one of {list(GRAPH_INPUTS)}, not {mode!r}")
+    return MappedSubgraphs(pre, SUBGRAPH_VIEWS[mode])

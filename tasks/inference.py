@@ -250,10 +250,9 @@ class KGFusePredictor:
 
             model_pairs = _empty_pairs(len(pairs))
         elif mode != "full":  # the view the model was trained on (model.graph_input)
-            from .graph_input import drop_edges, qa_nodes_only
+            from .graph_input import SUBGRAPH_VIEWS
 
-            view = {"no_edges": drop_edges, "qa_only": qa_nodes_only}[mode]
-            model_pairs = [(g, view(d)) for g, d in pairs]
+            model_pairs = [(g, SUBGRAPH_VIEWS[mode](d)) for g, d in pairs]
         feats = build_features(question, choices, [g for g, _ in model_pairs], [d for _, d in model_pairs],
                                self.tokenizer, max_length=self.max_length, knowledge=knowledge)
         batch = {k: v.to(self.device) for k, v in self.collator([feats]).items()}

@@ -45,7 +45,6 @@ __all__ = [
     "Run",
     "build_run",
     "write_pipeline_files",
-    "seed_everything",
 ]
 
 logger = logging.getLogger(__name__)
@@ -526,7 +525,9 @@ def build_run(config: TrainConfig, *, progress: bool = True, log: Callable[[str]
     # The model's random initialisation (node table, GNN, fusion layers, head, a text encoder
     # built from a config) must depend on the run's seed only, not on what this process drew
     # before: seed every generator right before building it.
-    seed_everything(config.train.seed)
+    from accelerate.utils import set_seed
+
+    set_seed(config.train.seed)
     model, tokenizer = build_model(config.model, graph, base_dir=config.base_dir)
     lm_only = config.model.lm_only
     text_only = lm_only or config.model.graph_input == "none"
@@ -564,18 +565,6 @@ def build_run(config: TrainConfig, *, progress: bool = True, log: Callable[[str]
     return Run(config=config, graph=graph, linker=linker, retriever=retriever, tokenizer=tokenizer, model=model,
                collator=collator, examples=splits, datasets=datasets, reports=reports, output_dir=out, cache_dir=cache,
                t0=t0, timings=timings, verbalizer=verbalizer)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, numpy's and torch's generators (all devices) from ``seed``."""
-    import random
-
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def export_model(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
