@@ -1,5 +1,8 @@
 """Dataset-level grounding and retrieval, in parallel, cached on disk without pickle.
 
+One module because the cache's writer, reader and validator are three views of one on-disk
+format (field lists, dtypes, manifest, key) that must change together.
+
 :func:`preprocess_dataset` grounds every (question, choice) statement of a dataset with an
 :class:`~kgfuse.kg.EntityLinker` and cuts its subgraph with a retriever
 (:class:`~kgfuse.kg.PathRetriever` or :class:`~kgfuse.kg.SubgraphRetriever`), in several

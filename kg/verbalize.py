@@ -1,5 +1,8 @@
 """Knowledge as text: the retrieved knowledge of a (question, choice) statement as sentences.
 
+One module because templates, definition sources and the verbaliser share the concept-name,
+relation-name and file helpers, and each is short; split it where one of them grows.
+
 DEKCOR (Xu et al., 2021) and KEAR (Xu et al., 2022) feed a text encoder the knowledge itself,
 written out, after the (question, choice) pair: the graph triples that join question concepts
 to answer concepts, and dictionary definitions of the concepts. :class:`Verbalizer` builds

@@ -1,102 +1,29 @@
-"""The optimised join of PathRetriever returns exactly the paths of the straightforward join
-it replaced (kept here as the reference): same paths, same order, same caps."""
+"""The indexed join and chunked 3-edge search of PathRetriever return exactly the paths of the
+previous search (kept verbatim in ``reference_paths.py``): same paths, same order, same caps,
+same budget cuts, on the sample graph and on random multigraphs."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference_paths import ReferencePathRetriever
 
-from kgfuse.kg import KnowledgeGraph
+import kgfuse.kg.retrieval.paths as paths_module
+from kgfuse.kg import GraphBuilder, KnowledgeGraph
 from kgfuse.kg.linking import Grounding
-from kgfuse.kg.retrieval import PathRetriever, _concat_ranges, _Half
-
-_I64 = np.int64
+from kgfuse.kg.retrieval import PathRetriever
 
 
-class ReferencePathRetriever(PathRetriever):
-    """PathRetriever with the previous join: every answer concept searched over all of f."""
-
-    def _join(self, f: _Half, b: _Half, quota: np.ndarray, n_a: int) -> tuple[np.ndarray, ...]:
-        """Paths q .. m .. a from forward half ``f`` and backward half ``b`` meeting at m.
-
-        At most ``quota[q * n_a + a]`` paths per pair: the first ones in the order of
-        (forward half-path, backward half-path), both in generation order (``f`` comes
-        grouped by source); only those are materialised, so hub pairs with millions of
-        candidates cost what they keep.
-        """
-        if f.size == 0 or b.size == 0:
-            return ()
-        # only half-paths ending where the other side ends can meet (order kept)
-        mask = self._mask
-        mask[b.end] = True
-        fk = mask[f.end]
-        mask[b.end] = False
-        mask[f.end] = True
-        bk = mask[b.end]
-        mask[f.end] = False
-        if not fk.any():
-            return ()
-        if not fk.all():
-            f = f.take(np.flatnonzero(fk))
-        # b's rows sorted by (source, end) through an index (no copy of the half-paths);
-        # generation order within equal keys
-        N = np.int64(self.graph.num_concepts)
-        bsel = np.flatnonzero(bk)
-        bkey = b.src[bsel] * N + b.end[bsel]
-        o = np.argsort(bkey, kind="stable")
-        bidx, bkey = bsel[o], bkey[o]
-        # f is sorted by source: matches of one pair are contiguous along f
-        first = np.flatnonzero(np.r_[True, f.src[1:] != f.src[:-1]])
-        group_start = np.repeat(first, np.diff(np.r_[first, f.size]))
-        outs = []
-        bsrc = b.src[bidx]  # ascending
-        for ai in bsrc[np.flatnonzero(np.r_[True, bsrc[1:] != bsrc[:-1]])].tolist():
-            fq = ai * N + f.end
-            lo = np.searchsorted(bkey, fq, "left")
-            cnt_all = np.searchsorted(bkey, fq, "right") - lo
-            want = quota[f.src * n_a + ai]
-            csum = np.cumsum(cnt_all)
-            before = csum - cnt_all - (csum - cnt_all)[group_start]
-            margin = 2
-            while True:
-                take = np.clip(np.minimum(want * margin, self.max_candidates) - before, 0, cnt_all)
-                j = self._materialise_all(f, b, bidx, lo, take)
-                got = np.bincount(j[0] if j else np.zeros(0, _I64), minlength=int(f.src.max()) + 1)
-                short = (got[f.src] < want) & (take < cnt_all)
-                if not short.any() or margin >= 1 << 20:
-                    break
-                margin *= 8
-            if j:
-                # first `want` valid paths per pair, in enumeration order
-                qsrc = j[0]
-                firstq = np.flatnonzero(np.r_[True, qsrc[1:] != qsrc[:-1]])
-                rank = np.arange(qsrc.size) - np.repeat(firstq, np.diff(np.r_[firstq, qsrc.size]))
-                keep = rank < quota[qsrc * n_a + ai]
-                outs.append(tuple(x[keep] for x in j))
-        if not outs:
-            return ()
-        return tuple(np.concatenate(x) for x in zip(*outs))
-
-    def _materialise_all(self, f: _Half, b: _Half, bidx: np.ndarray, lo: np.ndarray,
-                     take: np.ndarray) -> tuple[np.ndarray, ...]:
-        bi, fi = _concat_ranges(lo, take)
-        if fi.size == 0:
-            return ()
-        bi = bidx[bi]
-        fn, bn = f.nodes[fi], b.nodes[bi]
-        # simple: nodes before the meeting point on both halves are disjoint
-        ok = np.ones(fi.size, dtype=bool)
-        for x in range(fn.shape[1] - 1):
-            for y in range(bn.shape[1] - 1):
-                ok &= fn[:, x] != bn[:, y]
-        fi, bi, fn, bn = fi[ok], bi[ok], fn[ok], bn[ok]
-        if fi.size == 0:
-            return ()
-        nodes = np.concatenate((fn, bn[:, -2::-1]), axis=1) if bn.shape[1] > 1 else fn
-        edges = np.concatenate((f.edges[fi], b.edges[bi][:, ::-1]), axis=1)
-        fwd = np.concatenate((f.fwd[fi], ~b.fwd[bi][:, ::-1]), axis=1)
-        return f.src[fi], b.src[bi], nodes, edges, fwd
+def assert_same(kg, grounding, **opts):
+    new, ref = PathRetriever(kg, **opts), ReferencePathRetriever(kg, **opts)
+    got, want = new.retrieve_arrays(grounding), ref.retrieve_arrays(grounding)
+    assert got.keys() == want.keys()
+    for k in want:
+        assert got[k].dtype == want[k].dtype and np.array_equal(got[k], want[k]), k
+    assert new.truncated == ref.truncated
+    return got
 
 
 @st.composite
@@ -109,32 +36,78 @@ def dense_graphs(draw):
     return KnowledgeGraph([f"c{i}" for i in range(n)], [f"r{i}" for i in range(r)], h, rel, t)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(kg=dense_graphs(), directed=st.sampled_from([None, False, True]), hops=st.integers(1, 4),
-       cap=st.integers(1, 8), candidates=st.sampled_from([1, 3, 1_000_000]), data=st.data())
-def test_optimised_join_returns_the_reference_paths(kg, directed, hops, cap, candidates, data):
+       cap=st.integers(1, 8), candidates=st.sampled_from([1, 3, 1_000_000]),
+       expansion=st.sampled_from([3, 10, 200_000]), data=st.data())
+def test_search_returns_the_reference_paths(kg, directed, hops, cap, candidates, expansion, data):
     n = kg.num_concepts
     qs = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=3, unique=True))
     As = data.draw(st.lists(st.integers(0, n - 1).filter(lambda x: x not in qs), min_size=1, max_size=3, unique=True))
-    g = Grounding(qs, As, [])
-    opts = dict(max_hops=hops, max_paths=cap, directed=directed, max_candidates=candidates)
-    new = PathRetriever(kg, **opts).retrieve_arrays(g)
-    ref = ReferencePathRetriever(kg, **opts).retrieve_arrays(g)
-    assert new.keys() == ref.keys()
-    for k in ref:
-        assert np.array_equal(new[k], ref[k]), k
+    assert_same(kg, Grounding(qs, As, []), max_hops=hops, max_paths=cap, directed=directed,
+                max_candidates=candidates, max_expansion=expansion)
 
 
-def test_reference_is_exercised():
-    """A graph with many parallel paths: caps cut them, and both joins agree."""
+@settings(max_examples=40, deadline=None)
+@given(kg=dense_graphs(), directed=st.sampled_from([False, True]), data=st.data())
+def test_question_side_kept_across_statements(kg, directed, data):
+    """One retriever over several statements (the question side is reused while the
+    question concepts stay the same) finds what a fresh reference finds for each."""
+    n = kg.num_concepts
+    new = PathRetriever(kg, max_paths=3, directed=directed)
+    for _ in range(3):
+        qs = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=2, unique=True))
+        for _ in range(2):
+            As = data.draw(st.lists(st.integers(0, n - 1).filter(lambda x: x not in qs), min_size=1, max_size=2,
+                                    unique=True))
+            g = Grounding(qs, As, [])
+            got = new.retrieve_arrays(g)
+            want = ReferencePathRetriever(kg, max_paths=3, directed=directed).retrieve_arrays(g)
+            for k in want:
+                assert np.array_equal(got[k], want[k]), k
+
+
+@pytest.mark.parametrize("directed", [None, True, False])
+def test_random_graph_with_hubs(directed):
+    """A graph with parallel paths and hubs: caps cut every pair, small chunks and a small
+    budget change the work; the paths are the reference's."""
     rng = np.random.default_rng(0)
-    n, m = 40, 400
-    kg = KnowledgeGraph([f"c{i}" for i in range(n)], ["r0", "r1"], rng.integers(0, n, m).tolist(),
-                        rng.integers(0, 2, m).tolist(), rng.integers(0, n, m).tolist())
-    g = Grounding([0, 1, 2], [3, 4], [])
-    for directed in (True, False):
-        new = PathRetriever(kg, max_paths=7, directed=directed).retrieve_arrays(g)
-        ref = ReferencePathRetriever(kg, max_paths=7, directed=directed).retrieve_arrays(g)
-        assert new["path_len"].size == 6 * 7  # every pair capped
-        for k in ref:
-            assert np.array_equal(new[k], ref[k]), k
+    n, m = 60, 900
+    head = np.minimum(rng.zipf(1.6, m) - 1, n - 1)
+    tail = rng.integers(0, n, m)
+    rel = rng.integers(0, 3, m)
+    kg = KnowledgeGraph([f"c{i}" for i in range(n)], ["r0", "r1", "r2"], head.tolist(), rel.tolist(), tail.tolist())
+    g = Grounding([0, 1, 2, 7], [3, 4], [])
+    saved = paths_module.PATH_CHUNK
+    try:
+        for chunk in (1, 64, saved):
+            paths_module.PATH_CHUNK = chunk
+            d = assert_same(kg, g, max_paths=7, directed=directed)
+            assert d["path_len"].size == 8 * 7  # every pair capped
+            assert_same(kg, g, max_paths=50, directed=directed, max_expansion=150)
+            assert_same(kg, g, max_paths=50, max_hops=4, directed=directed, max_expansion=400)
+    finally:
+        paths_module.PATH_CHUNK = saved
+
+
+def test_sample_graph_paths_are_the_reference_paths():
+    b = GraphBuilder()
+    for h, r, t in [
+        ("plate", "AtLocation", "cupboard"),
+        ("kitchen", "HasA", "cupboard"),
+        ("plate", "AtLocation", "kitchen"),
+        ("dish", "RelatedTo", "plate"),
+        ("dish", "AtLocation", "cupboard"),
+        ("cupboard", "PartOf", "kitchen"),
+        ("fork", "AtLocation", "kitchen"),
+        ("dish", "RelatedTo", "fork"),
+    ]:
+        b.add(h, r, t)
+    kg = b.build()
+    ids = [kg.concept_id(x) for x in ("plate", "dish", "fork")]
+    for answers in (["cupboard"], ["kitchen", "cupboard"]):
+        g = Grounding(ids, [kg.concept_id(x) for x in answers], [])
+        for hops in (1, 2, 3, 4):
+            for directed in (None, True, False):
+                d = assert_same(kg, g, max_hops=hops, directed=directed)
+                assert d["path_len"].size > 0

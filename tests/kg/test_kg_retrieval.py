@@ -15,7 +15,8 @@ from torch_geometric.data import Batch
 
 from kgfuse.kg import GraphBuilder, KnowledgeGraph
 from kgfuse.kg.linking import Grounding
-import kgfuse.kg.retrieval as retrieval
+import kgfuse.kg.retrieval.adjacency as adjacency
+import kgfuse.kg.retrieval.paths as paths_module
 from kgfuse.kg.retrieval import (
     NODE_ANSWER,
     NODE_OTHER,
@@ -270,13 +271,13 @@ def test_induced_edges_lookup_matches_csr_scan(kg, data):
     nodes = np.asarray(data.draw(st.lists(st.integers(0, kg.num_concepts - 1), max_size=8, unique=True)), np.int64)
     ref = kg.induced_edges(nodes)
     rb = EdgeRebuilder(kg)
-    saved = retrieval.LOOKUP_FACTOR
+    saved = adjacency.LOOKUP_FACTOR
     try:
         for factor in (0, 1, saved, 10**9):  # all lookups, mixed, default, all scans
-            retrieval.LOOKUP_FACTOR = factor
+            adjacency.LOOKUP_FACTOR = factor
             assert rb._adj.induced(nodes).tolist() == ref.tolist(), factor
     finally:
-        retrieval.LOOKUP_FACTOR = saved
+        adjacency.LOOKUP_FACTOR = saved
     ei, et = rb.induced(nodes)
     assert [(int(nodes[h]), r, int(nodes[t])) for (h, t), r in zip(ei.T.tolist(), et.tolist())] == [
         (int(kg.head[e]), int(kg.relation[e]), int(kg.tail[e])) for e in ref
@@ -349,23 +350,24 @@ def test_auto_direction_explains_once():
 @settings(max_examples=40, deadline=None)
 @given(kg=multigraphs(max_nodes=8, max_edges=24), directed=st.sampled_from([None, False, True]),
        cap=st.integers(1, 6), data=st.data())
-def test_path_windows_change_work_not_result(kg, directed, cap, data):
-    """The windowed 3-edge search (early stop once every pair has its quota) returns what
-    one window over all half-paths returns."""
+def test_path_chunks_and_windows_change_work_not_result(kg, directed, cap, data):
+    """The chunked 3-edge search (early stop once every pair has its quota) returns what
+    one chunk over all half-paths returns, whatever the window size (with the default
+    ``max_candidates``)."""
     n = kg.num_concepts
     qs = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=3, unique=True))
     As = data.draw(st.lists(st.integers(0, n - 1).filter(lambda x: x not in qs), min_size=1, max_size=2, unique=True))
     g = Grounding(qs, As, [])
-    saved = retrieval.PATH_WINDOW
+    saved = paths_module.PATH_CHUNK, paths_module.PATH_WINDOW
     try:
         outs = []
-        for window in (1, 2, 10**9):
-            retrieval.PATH_WINDOW = window
+        for chunk, window in ((1, 1), (2, 10**9), (10**9, 2), (10**9, 10**9)):
+            paths_module.PATH_CHUNK, paths_module.PATH_WINDOW = chunk, window
             d = PathRetriever(kg, max_hops=3, max_paths=cap, directed=directed).retrieve_arrays(g)
             outs.append({k: v.tolist() for k, v in d.items()})
     finally:
-        retrieval.PATH_WINDOW = saved
-    assert outs[0] == outs[1] == outs[2]
+        paths_module.PATH_CHUNK, paths_module.PATH_WINDOW = saved
+    assert outs[0] == outs[1] == outs[2] == outs[3]
 
 
 @pytest.mark.parametrize("directed", [True, False])
@@ -387,3 +389,21 @@ def test_three_hop_paths_grown_from_the_answer_side(directed):
         [("q", "x", True), ("x", "y", True), ("a", "y", False)]
     ]
     assert pr.explain(pr(Grounding([q], [a], []))) == ["q --R--> x --R--> y <--R-- a"]
+
+
+def test_every_module_of_the_package_is_imported_and_names_stay_importable():
+    """A retriever is one module of ``kgfuse.kg.retrieval`` with one decorator: importing the
+    package imports every module (so its decorator runs); the names of the former single
+    module still import from the package."""
+    import pkgutil
+    import sys
+
+    import kgfuse.kg.retrieval as pkg
+
+    names = [m.name for m in pkgutil.iter_modules(pkg.__path__)]
+    assert {"base", "adjacency", "registry", "paths", "subgraph"} <= set(names)
+    assert all(f"kgfuse.kg.retrieval.{n}" in sys.modules for n in names)
+    assert pkg.RETRIEVERS["path"] is PathRetriever and pkg.RETRIEVERS["subgraph"] is SubgraphRetriever
+    for name in pkg.__all__ + ["LOOKUP_FACTOR", "PATH_WINDOW", "_Adjacency", "_Half", "_concat_ranges",
+                               "_grounded", "_node_layout", "_callable_name"]:
+        assert hasattr(pkg, name), name

@@ -1,0 +1,172 @@
+"""What every retriever shares: node types, the array layout of a retrieved subgraph, the
+:class:`_Retriever` base (``retrieve_arrays``, ``__call__``, ``explain``) and rendering.
+
+Importing it imports numpy only (``KGData``, a torch_geometric ``Data``, is imported when a
+subgraph is wrapped)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch_geometric.data import Data
+
+    from ..graph import KnowledgeGraph
+    from ..kgdata import KGData
+    from ..linking import Grounding
+
+NODE_QUESTION = 0
+NODE_ANSWER = 1
+NODE_OTHER = 2
+
+_I64 = np.int64
+
+
+def arrays_to_kgdata(arrays: Mapping[str, np.ndarray]) -> KGData:
+    """Wrap the numpy arrays of ``retrieve_arrays`` into a :class:`KGData`."""
+    import torch
+
+    from ..kgdata import KGData
+
+    kw = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=_I64)) for k, v in arrays.items()}
+    n = int(kw["concept_ids"].shape[0])
+    return KGData(num_nodes=n, **kw)
+
+
+def _empty_arrays(max_hops: int | None) -> dict[str, np.ndarray]:
+    out = {
+        "concept_ids": np.zeros(0, _I64),
+        "node_type": np.zeros(0, _I64),
+        "edge_index": np.zeros((2, 0), _I64),
+        "edge_type": np.zeros(0, _I64),
+    }
+    if max_hops is not None:
+        out["paths"] = np.zeros((0, max_hops + 1), _I64)
+        out["path_rels"] = np.zeros((0, max_hops), _I64)
+        out["path_len"] = np.zeros(0, _I64)
+    return out
+
+
+def _grounded(grounding: "Grounding") -> tuple[np.ndarray, np.ndarray]:
+    """Question and answer concept arrays: deduplicated, order kept, answers removed from
+    the question side."""
+    a = list(dict.fromkeys(int(c) for c in grounding.answer_concepts))
+    aset = set(a)
+    q = [c for c in dict.fromkeys(int(c) for c in grounding.question_concepts) if c not in aset]
+    return np.asarray(q, dtype=_I64), np.asarray(a, dtype=_I64)
+
+
+def _node_layout(q: np.ndarray, a: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    nodes = np.concatenate((q, a, others)).astype(_I64, copy=False)
+    types = np.concatenate(
+        (np.full(q.size, NODE_QUESTION, _I64), np.full(a.size, NODE_ANSWER, _I64), np.full(others.size, NODE_OTHER, _I64))
+    )
+    return nodes, types
+
+
+def _localise(nodes: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Local positions in ``nodes`` (unique, any order) of global ids ``x`` (all present)."""
+    sorter = np.argsort(nodes, kind="stable")
+    return sorter[np.searchsorted(nodes, x, sorter=sorter)]
+
+
+def _concat_ranges(starts: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``concat(arange(s, s + l))`` for each (s, l) and the index of the range of each item."""
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, _I64), np.zeros(0, _I64)
+    owner = np.repeat(np.arange(lens.size, dtype=_I64), lens)
+    offs = np.repeat(starts - (np.cumsum(lens) - lens), lens)
+    return np.arange(total, dtype=_I64) + offs, owner
+
+
+def _run_flags(x: np.ndarray) -> np.ndarray:
+    """``True`` where a run of equal values starts in ``x``."""
+    d = np.empty(x.size, dtype=bool)
+    if x.size:
+        d[0] = True
+        np.not_equal(x[1:], x[:-1], out=d[1:])
+    return d
+
+
+def _run_start_of(x: np.ndarray) -> np.ndarray:
+    """For every element of ``x``, the index where its run of equal values starts."""
+    return np.maximum.accumulate(np.where(_run_flags(x), np.arange(x.size, dtype=_I64), 0))
+
+
+def _pad_columns(a: np.ndarray, width: int, fill: Any) -> np.ndarray:
+    """``a`` [P, k] widened to ``width`` columns with ``fill`` (``"edge"``: the last column)."""
+    if a.shape[1] == width:
+        return a
+    out = np.empty((a.shape[0], width), dtype=a.dtype)
+    out[:, : a.shape[1]] = a
+    out[:, a.shape[1]:] = a[:, -1:] if fill == "edge" else fill
+    return out
+
+
+class _Retriever:
+    """What both retrievers share: ``retrieve_nodes`` (the node set, cached by
+    :func:`~kgfuse.kg.preprocess.preprocess_dataset`) then ``add_edges`` (rebuilt on read)."""
+
+    graph: "KnowledgeGraph"
+
+    def retrieve_nodes(self, grounding: "Grounding") -> dict[str, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def add_edges(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def retrieve_arrays(self, grounding: "Grounding") -> dict[str, np.ndarray]:
+        """The retrieved subgraph as numpy arrays (fields of :class:`KGData`)."""
+        return self.add_edges(self.retrieve_nodes(grounding))
+
+    def __call__(self, grounding: "Grounding") -> KGData:
+        return arrays_to_kgdata(self.retrieve_arrays(grounding))
+
+    def explain(self, data: KGData, graph: "KnowledgeGraph | None" = None, limit: int | None = None) -> list[str]:
+        """Readable lines: one per path (``plate --AtLocation--> cupboard <--IsA-- kitchen``)
+        where the data holds paths, else one per edge."""
+        return explain(data, graph or self.graph, limit=limit)
+
+
+def explain(data: Data, graph: "KnowledgeGraph", limit: int | None = None) -> list[str]:
+    """Readable lines for a retrieved subgraph.
+
+    With ``paths`` (PathRetriever): one line per path, backward steps drawn ``<--r--``:
+    ``plate --AtLocation--> cupboard <--IsA-- kitchen_cupboard``. Without: one line per
+    edge, ``head --relation--> tail``.
+    """
+    names = [graph.concept_name(c) for c in data.concept_ids.tolist()]
+    R = graph.num_relations
+    lines: list[str] = []
+    paths = getattr(data, "paths", None)
+    if paths is not None:
+        for nodes, rels, L in zip(paths.tolist(), data.path_rels.tolist(), data.path_len.tolist()):
+            parts = [names[nodes[0]]]
+            for k in range(L):
+                r = rels[k]
+                if r >= R:
+                    parts.append(f"<--{graph.relation_name(r - R)}--")
+                else:
+                    parts.append(f"--{graph.relation_name(r)}-->")
+                parts.append(names[nodes[k + 1]])
+            lines.append(" ".join(parts))
+            if limit is not None and len(lines) >= limit:
+                break
+        return lines
+    for (h, t), r in zip(data.edge_index.t().tolist(), data.edge_type.tolist()):
+        lines.append(f"{names[h]} --{graph.relation_name(r)}--> {names[t]}")
+        if limit is not None and len(lines) >= limit:
+            break
+    return lines
+
+
+def _callable_name(fn: Any) -> str:
+    name = getattr(fn, "config_name", None)
+    if isinstance(name, str):
+        return name
+    mod = getattr(fn, "__module__", type(fn).__module__)
+    qual = getattr(fn, "__qualname__", type(fn).__qualname__)
+    return f"{mod}.{qual}"
