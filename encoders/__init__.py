@@ -7,6 +7,9 @@ transformers until a name is used. Graph encoders are registered by name
 - ``"rgcn"``   relational GCN with basis decomposition (Schlichtkrull et al., 2018)
 - ``"qagnn"``  QA-GNN's relation-aware GAT with a context node (Yasunaga et al., 2021)
 - ``"kagnet"`` KagNet's GCN-LSTM-HPA path encoder (Lin et al., 2019)
+
+:class:`TextRelevanceScorer` scores concepts against a statement with the text encoder
+(QA-GNN's node relevance) for ``SubgraphRetriever(ranking="relevance")``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ _EXPORTS = {
     "load_text_encoder": "text",
     "load_tokenizer": "text",
     "concept_name_embeddings": "names",
+    "TextRelevanceScorer": "relevance",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

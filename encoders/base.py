@@ -39,6 +39,9 @@ class GraphInputs:
         paths: optional ``[P, H+1]`` batch-global node indices (KagNet paths).
         path_rels: optional ``[P, H]`` relation ids (``r + num_relations`` = followed backward).
         path_len: optional ``[P]`` number of edges of each path.
+        node_score: optional ``[N]`` float relevance of each node to its statement
+            (``SubgraphRetriever(ranking="relevance")``); read by
+            ``QAGNNEncoder(use_node_score=True)``, ignored by the other encoders.
     """
 
     edge_index: Tensor
@@ -49,6 +52,7 @@ class GraphInputs:
     paths: Tensor | None = None
     path_rels: Tensor | None = None
     path_len: Tensor | None = None
+    node_score: Tensor | None = None
 
     @property
     def num_nodes(self) -> int:

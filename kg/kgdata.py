@@ -26,6 +26,9 @@ class KGData(Data):
         path_rels: ``[P, max_hops]`` relation id ``r`` when the edge was followed forward,
             ``r + num_relations`` when followed backward; padding 0.
         path_len: ``[P]`` number of edges of each path.
+        node_score: optional ``[n]`` float32 relevance of each node to the statement
+            (``SubgraphRetriever(ranking="relevance")``), aligned with ``concept_ids``;
+            absent for the other rankings and retrievers.
 
     ``Batch.from_data_list`` offsets ``paths`` by the number of nodes, like ``edge_index``.
     """

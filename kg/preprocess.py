@@ -29,7 +29,11 @@ format version -- rebuilds. The layout:
     (int8) and, for paths, ``paths`` (local node indices: int16 when all fit, else int32),
     ``path_rels`` (int8 for graphs of fewer than 64 relations, else int16), ``path_len``
     (int8), with CSR-style offsets ``node_ptr`` / ``path_ptr`` per statement
-    and ``choice_ptr`` per example. Read with ``mmap_mode="r"``; no pickle anywhere.
+    and ``choice_ptr`` per example. With a relevance-ranked
+    :class:`~kgfuse.kg.SubgraphRetriever` also ``node_score`` (float32, one per node, aligned
+    with ``concept_ids``; ``meta.json`` says ``"has_node_score": true``). A cache without
+    the field (any other retriever, or one written before it existed) reads as before.
+    Read with ``mmap_mode="r"``; no pickle anywhere.
 ``manifest.json``
     the size and content hash of every other file (:mod:`kgfuse.integrity`), written last.
 
@@ -100,12 +104,13 @@ _MANIFEST_KIND = "preprocess-cache"
 EDGE_MODES = ("induced", "paths", "stored")
 
 _NODE_FIELDS = ("concept_ids", "node_type")
+_SCORE_FIELD = "node_score"  # optional float node field (relevance-ranked subgraphs)
 _EDGE_FIELDS = ("edge_index", "edge_type")
 _PATH_FIELDS = ("paths", "path_rels", "path_len")
 # on-disk dtypes (read back as int64); preprocess_dataset widens them for huge graphs
 _DTYPES = {
     "concept_ids": np.int32, "node_type": np.int8, "edge_index": np.int32, "edge_type": np.int16,
-    "paths": np.int32, "path_rels": np.int16, "path_len": np.int8,
+    "paths": np.int32, "path_rels": np.int16, "path_len": np.int8, _SCORE_FIELD: np.float32,
 }
 
 
@@ -222,21 +227,28 @@ def _edge_mode(retriever: Any) -> str | None:
     return "stored"
 
 
+def _needs_context(retriever: Any) -> bool:
+    """Whether the retriever reads the statement text (``retrieve_nodes(g, context=...)``)."""
+    return retriever is not None and bool(getattr(retriever, "needs_context", False))
+
+
 def _work(rng: tuple[int, int]) -> list[list[tuple[dict[str, Any], dict[str, np.ndarray] | None]]]:
     linker, retriever = _STATE["linker"], _STATE["retriever"]
     questions, choices = _STATE["questions"], _STATE["choices"]
     mode, dtypes = _STATE["edge_mode"], _STATE["dtypes"]
+    with_context = _needs_context(retriever)
     out = []
     for i in range(*rng):
         rows = []
         for c in choices[i]:
             g = linker.ground(questions[i], c)
+            kw = {"context": (questions[i], c)} if with_context else {}
             arrays = None
             if mode == "stored":
-                arrays = retriever.retrieve_arrays(g)
+                arrays = retriever.retrieve_arrays(g, **kw)
                 arrays["edge_index"] = np.asarray(arrays["edge_index"]).T  # [e, 2] rows stream to disk
             elif mode is not None:
-                arrays = retriever.retrieve_nodes(g)
+                arrays = retriever.retrieve_nodes(g, **kw)
             if arrays is not None:
                 arrays = {k: np.ascontiguousarray(v, dtype=dtypes[k]) for k, v in arrays.items() if k in dtypes}
             rows.append((g.to_dict(), arrays))
@@ -291,7 +303,10 @@ def preprocess_dataset(
         retriever: a :class:`~kgfuse.kg.PathRetriever`, a
             :class:`~kgfuse.kg.SubgraphRetriever` (node sets stored, edges rebuilt on read),
             anything else with ``retrieve_arrays`` and ``config`` (edges stored), or
-            ``None`` to store groundings only.
+            ``None`` to store groundings only. A retriever with ``needs_context`` (a
+            relevance-ranked ``SubgraphRetriever``) gets each statement's ``(question,
+            choice)`` (and, first, all of them through its ``prepare``); one whose
+            ``fork_safe`` is false runs in this process whatever ``num_workers`` says.
         cache_dir: folder holding one sub-folder per cache key.
         dataset_hash: SHA-256 of the dataset file (e.g. ``hashlib.sha256(path.read_bytes())``);
             default: :func:`examples_hash`.
@@ -340,6 +355,10 @@ def preprocess_dataset(
     tasks = [(s, min(n, s + chunk_size)) for s in range(0, n, chunk_size)]
     workers = (os.cpu_count() or 1) if num_workers is None else int(num_workers)
     workers = max(1, min(workers, len(tasks)))
+    if retriever is not None and not getattr(retriever, "fork_safe", True):
+        workers = 1  # e.g. a relevance scorer: one text encoder and one memo, in this process
+    if _needs_context(retriever) and callable(getattr(retriever, "prepare", None)):
+        retriever.prepare([(q, c) for q, cs in zip(questions, choices) for c in cs])
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=root))
     sink = _Sink(tmp, state["dtypes"])
@@ -361,6 +380,8 @@ def preprocess_dataset(
                     sink.add(part)
                     bar.update(sum(len(r) for r in part))
         seconds = time.perf_counter() - t0
+        if callable(getattr(retriever, "flush", None)):
+            retriever.flush()
         _finish(tmp, target, key, ids, choices, sink, graph, linker, rconf, retriever, mode, dhash, seconds, workers)
     except BaseException:
         sink.abort()
@@ -392,6 +413,7 @@ class _Sink:
         self.streams: dict[str, _NpyStream] = {}
         self.counts: dict[str, list[int]] = {"node": [], "edge": [], "path": []}
         self.has_paths = False
+        self.has_node_score = False
         self.max_path_node = -1
 
     def _stream(self, name: str, a: np.ndarray) -> None:
@@ -409,6 +431,12 @@ class _Sink:
                 for k in _NODE_FIELDS:
                     self._stream(k, a[k])
                 self.counts["node"].append(a["concept_ids"].shape[0])
+                if _SCORE_FIELD in a:
+                    if a[_SCORE_FIELD].shape != a["concept_ids"].shape:
+                        raise ValueError(f"retriever returned {a[_SCORE_FIELD].shape[0]} node scores for "
+                                         f"{a['concept_ids'].shape[0]} nodes")
+                    self.has_node_score = True
+                    self._stream(_SCORE_FIELD, a[_SCORE_FIELD])
                 if "edge_type" in a:
                     for k in _EDGE_FIELDS:
                         self._stream(k, a[k])
@@ -461,10 +489,19 @@ def _finish(tmp: Path, target: Path, key: str, ids, choices, sink: _Sink, graph,
     max_hops = None
     if mode is not None:
         fields = list(_NODE_FIELDS) + (list(_EDGE_FIELDS) if mode == "stored" else [])
-        probe = retriever.retrieve_arrays(_empty_grounding()) if int(choice_ptr[-1]) == 0 else None
+        probe = None
+        if int(choice_ptr[-1]) == 0:
+            kw = {"context": ("", "")} if _needs_context(retriever) else {}
+            probe = retriever.retrieve_arrays(_empty_grounding(), **kw)
         if probe is not None and "paths" in probe:
             fields += list(_PATH_FIELDS)
             sink.has_paths = True
+        if probe is not None and _SCORE_FIELD in probe:
+            sink.has_node_score = True
+        if sink.has_node_score:
+            fields.append(_SCORE_FIELD)
+            if _SCORE_FIELD in sink.streams and sink.streams[_SCORE_FIELD].rows != sum(sink.counts["node"]):
+                raise ValueError("the retriever returned node_score for some statements and not for others")
         for name in fields:
             if name not in sink.streams:  # no statements
                 shape = (2,) if name == "edge_index" else (probe[name].shape[1:] if probe and name in probe else ())
@@ -495,6 +532,7 @@ def _finish(tmp: Path, target: Path, key: str, ids, choices, sink: _Sink, graph,
         "has_subgraphs": mode is not None,
         "edges": mode,
         "has_paths": sink.has_paths,
+        "has_node_score": sink.has_node_score,
         "max_hops": max_hops,
         "stats": stats,
     }
@@ -652,7 +690,8 @@ class PreprocessedDataset:
         return Grounding.from_dict(self._groundings[i][j])
 
     def arrays(self, i: int, j: int) -> dict[str, np.ndarray] | None:
-        """Stored (or, with :meth:`with_retriever`, recomputed) subgraph arrays (int64)."""
+        """Stored (or, with :meth:`with_retriever`, recomputed) subgraph arrays (int64;
+        ``node_score``, when stored, float32)."""
         if self._retriever is not None:
             return self._retriever.retrieve_arrays(self.grounding(i, j))
         if not self.meta["has_subgraphs"]:
@@ -687,15 +726,23 @@ class PreprocessedDataset:
             out["edge_index"], out["edge_type"] = self._rebuilder.induced(out["concept_ids"])
         return out
 
+    @property
+    def has_node_score(self) -> bool:
+        """Whether the stored subgraphs carry ``node_score`` (a relevance-ranked retriever)."""
+        return bool(self.meta.get("has_node_score", False))
+
     def node_arrays(self, i: int, j: int) -> dict[str, np.ndarray]:
-        """The stored node set of statement (i, j) (int64): ``concept_ids``, ``node_type``
-        and, for paths, ``paths``, ``path_rels``, ``path_len``; no edges."""
+        """The stored node set of statement (i, j) (int64): ``concept_ids``, ``node_type``,
+        ``node_score`` (float32) when stored, and, for paths, ``paths``, ``path_rels``,
+        ``path_len``; no edges."""
         if not self.meta["has_subgraphs"]:
             raise ValueError(f"{self.path}: no subgraphs stored (preprocessed with retriever=None)")
         a = self._arrays
         s = int(a["choice_ptr"][i]) + j
         n0, n1 = int(a["node_ptr"][s]), int(a["node_ptr"][s + 1])
         out = {k: np.asarray(a[k][n0:n1], dtype=np.int64) for k in _NODE_FIELDS}
+        if self.has_node_score:
+            out[_SCORE_FIELD] = np.array(a[_SCORE_FIELD][n0:n1], dtype=np.float32)  # a copy: mmap is read-only
         if self.meta["has_paths"]:
             p0, p1 = int(a["path_ptr"][s]), int(a["path_ptr"][s + 1])
             for k in _PATH_FIELDS:
@@ -730,6 +777,11 @@ class PreprocessedDataset:
                 f"{self.path}: groundings were made on graph {self.meta['graph_hash'][:12]}, "
                 f"the retriever uses graph {retriever.graph.hash[:12]}"
             )
+        if _needs_context(retriever):
+            raise ValueError(
+                f"{retriever!r} reads the statement text, which the cache does not store; give the retriever to "
+                "preprocess_dataset(examples, ...) instead"
+            )
         view = PreprocessedDataset(self.path, self.meta, self.ids, self._groundings, self._arrays, retriever.graph)
         view._retriever = retriever
         view.cache_hit = self.cache_hit
@@ -753,6 +805,11 @@ def _validate(path: Path, meta: Mapping[str, Any], g: Any, arrays: Mapping[str, 
                         ("has_subgraphs", bool), ("has_paths", bool)):
         if not isinstance(meta.get(field), kind):
             fail("meta.json", field, f"missing or not {kind.__name__}")
+    has_score = meta.get("has_node_score", False)  # absent in caches written before the field existed
+    if not isinstance(has_score, bool):
+        fail("meta.json", "has_node_score", "not bool")
+    if has_score and not meta["has_subgraphs"]:
+        fail("meta.json", "has_node_score", "node scores without stored subgraphs")
     mode = meta.get("edges")
     if meta["has_subgraphs"] and mode not in EDGE_MODES:
         fail("meta.json", "edges", f"{mode!r} is not one of {EDGE_MODES}")
@@ -809,6 +866,18 @@ def _validate(path: Path, meta: Mapping[str, Any], g: Any, arrays: Mapping[str, 
     npt = ptr("node_ptr", n_st, cid.shape[0])
     in_range("concept_ids", cid, 0, meta["num_concepts"])
     in_range("node_type", nt, 0, 3)
+    if has_score:
+        file = f"arrays/{_SCORE_FIELD}.npy"
+        if _SCORE_FIELD not in arrays:
+            fail(file, _SCORE_FIELD, "file missing")
+        sc = arrays[_SCORE_FIELD]
+        if sc.dtype.kind != "f" or sc.ndim != 1:
+            fail(file, _SCORE_FIELD, f"dtype {sc.dtype}, shape {tuple(sc.shape)}; expected a float array [n]")
+        if sc.shape != cid.shape:
+            fail(file, _SCORE_FIELD, f"{sc.shape[0]} entries, concept_ids has {cid.shape[0]}")
+        for i in range(0, sc.shape[0], _CHUNK):
+            if not np.isfinite(np.asarray(sc[i : i + _CHUNK])).all():
+                fail(file, _SCORE_FIELD, "values that are not finite")
     n_nodes = np.diff(npt)
     if mode == "stored":
         ei, et = arr("edge_index", 2, 2), arr("edge_type", 1)

@@ -241,7 +241,9 @@ class MultipleChoiceCollator:
     Returns a dict of tensors: ``input_ids``, ``attention_mask``, (``token_type_ids``),
     ``entity_index`` ``[B, C, L]``; ``node_concept_ids``, ``node_type``, ``node_batch`` ``[N]``;
     ``edge_index`` ``[2, E]``, ``edge_type`` ``[E]``; ``paths``/``path_rels``/``path_len``
-    when any subgraph has paths; ``labels`` ``[B]`` when any feature has a ``label``, with
+    when any subgraph has paths; ``node_score`` ``[N]`` float32 when the subgraphs carry
+    relevance scores (``SubgraphRetriever(ranking="relevance")``; a subgraph with nodes but
+    no scores in such a batch is an error); ``labels`` ``[B]`` when any feature has a ``label``, with
     :data:`IGNORE_INDEX` (``-100``) for the rows without one, so a row without an answer
     never changes the loss or the accuracy of the others.
     """
@@ -298,13 +300,17 @@ class MultipleChoiceCollator:
                 entity_index[b, c, :n] = torch.where(ent >= 0, ent + offset, ent)
                 offset += nn_
                 graphs.append(g)
+        scored = any(getattr(g, "node_score", None) is not None for g in graphs)
         slim = []
-        for g in graphs:
+        for k, g in enumerate(graphs):
             n = int(g.num_nodes or 0)
             ei = g.edge_index if getattr(g, "edge_index", None) is not None else torch.zeros(2, 0, dtype=torch.long)
             et = g.edge_type if getattr(g, "edge_type", None) is not None else torch.zeros(0, dtype=torch.long)
-            slim.append(Data(concept_ids=g.concept_ids.view(-1).long(), node_type=g.node_type.view(-1).long(),
-                             edge_index=ei.long(), edge_type=et.long(), num_nodes=n))
+            d = Data(concept_ids=g.concept_ids.view(-1).long(), node_type=g.node_type.view(-1).long(),
+                     edge_index=ei.long(), edge_type=et.long(), num_nodes=n)
+            if scored:
+                d.node_score = self._node_score(g, n, k, C)
+            slim.append(d)
         batch = Batch.from_data_list(slim)
         out = {
             "input_ids": input_ids,
@@ -318,6 +324,8 @@ class MultipleChoiceCollator:
         }
         if with_tt:
             out["token_type_ids"] = token_type_ids
+        if scored:
+            out["node_score"] = batch.node_score
         if any(getattr(g, "paths", None) is not None for g in graphs):
             out.update(self._paths(graphs))
         if any(f.get("label") is not None for f in feats):
@@ -334,6 +342,19 @@ class MultipleChoiceCollator:
         return build_features(f["question"], f["choices"], f["groundings"], f["subgraphs"], self.tokenizer,
                               max_length=self.max_length, label=f.get("label"), stats=self.stats,
                               knowledge=f.get("knowledge"))
+
+    @staticmethod
+    def _node_score(g: Any, n: int, k: int, C: int) -> Tensor:
+        s = getattr(g, "node_score", None)
+        if s is None:
+            if n:
+                raise ValueError(f"feature {k // C} choice {k % C}: a subgraph of {n} nodes without node_score in a "
+                                 "batch whose other subgraphs have relevance scores (one retriever for all statements)")
+            return torch.zeros(0, dtype=torch.float32)
+        s = s.view(-1).float()
+        if s.shape[0] != n:
+            raise ValueError(f"feature {k // C} choice {k % C}: {s.shape[0]} node scores for {n} nodes")
+        return s
 
     @staticmethod
     def _paths(graphs: Sequence[Any]) -> dict[str, Tensor]:

@@ -24,18 +24,21 @@ GRAPH_INPUTS = ("full", "no_edges", "qa_only", "none")
 
 
 def drop_edges(data):
-    """A copy of a retrieved subgraph with its nodes and no edges."""
+    """A copy of a retrieved subgraph with its nodes (and node scores, if any) and no edges."""
     import torch
 
     from kgfuse.kg.retrieval import KGData
 
-    return KGData(concept_ids=data.concept_ids, node_type=data.node_type, num_nodes=int(data.num_nodes),
-                  edge_index=torch.zeros(2, 0, dtype=torch.long), edge_type=torch.zeros(0, dtype=torch.long))
+    out = KGData(concept_ids=data.concept_ids, node_type=data.node_type, num_nodes=int(data.num_nodes),
+                 edge_index=torch.zeros(2, 0, dtype=torch.long), edge_type=torch.zeros(0, dtype=torch.long))
+    if getattr(data, "node_score", None) is not None:
+        out.node_score = data.node_score
+    return out
 
 
 def qa_nodes_only(data):
     """A copy of a retrieved subgraph with only its question and answer nodes (in their
-    order) and the edges among them."""
+    order, with their node scores, if any) and the edges among them."""
     import torch
 
     from kgfuse.kg.retrieval import NODE_ANSWER, NODE_QUESTION, KGData
@@ -46,8 +49,11 @@ def qa_nodes_only(data):
     remap[idx] = torch.arange(idx.numel())
     ei = data.edge_index
     emask = keep[ei[0]] & keep[ei[1]] if ei.numel() else torch.zeros(0, dtype=torch.bool)
-    return KGData(concept_ids=data.concept_ids[idx], node_type=data.node_type[idx], num_nodes=int(idx.numel()),
-                  edge_index=remap[ei[:, emask]], edge_type=data.edge_type[emask])
+    out = KGData(concept_ids=data.concept_ids[idx], node_type=data.node_type[idx], num_nodes=int(idx.numel()),
+                 edge_index=remap[ei[:, emask]], edge_type=data.edge_type[emask])
+    if getattr(data, "node_score", None) is not None:
+        out.node_score = data.node_score[idx]
+    return out
 
 
 class _MappedRecord:

@@ -7,7 +7,9 @@ Two retrievers, both vectorised over the graph's CSR arrays (numpy, no networkx)
   at most ``max_paths`` per pair.
 - :class:`SubgraphRetriever` -- MHGRN (Feng et al., 2020) / QA-GNN (Yasunaga et al., 2021):
   the grounded concepts plus the "bridging" concepts adjacent to both a question concept and
-  an answer concept, cut to ``max_nodes`` by a pluggable ranking, with all edges among them.
+  an answer concept, cut to ``max_nodes`` by a pluggable ranking, with all edges among them;
+  ``ranking="relevance"`` ranks by a language model's relevance to the statement (QA-GNN)
+  and returns the kept nodes' scores as ``node_score``.
 
 Both return :class:`KGData`, a :class:`torch_geometric.data.Data` whose nodes are the
 grounded question concepts, then the answer concepts, then the other retrieved concepts
@@ -55,10 +57,11 @@ from .base import (
     _run_start_of,
     arrays_to_kgdata,
     explain,
+    statement_text,
 )
 from .paths import PATH_WINDOW, PathRetriever, _Half
 from .registry import RETRIEVERS, build_retriever, register_retriever
-from .subgraph import RANKINGS, SubgraphRetriever, rank_connectivity, rank_degree, rank_id
+from .subgraph import RANKINGS, RELEVANCE, RelevanceScorer, SubgraphRetriever, rank_connectivity, rank_degree, rank_id
 
 __all__ = [
     "KGData",
@@ -71,6 +74,9 @@ __all__ = [
     "register_retriever",
     "build_retriever",
     "RANKINGS",
+    "RELEVANCE",
+    "RelevanceScorer",
+    "statement_text",
     "explain",
     "arrays_to_kgdata",
     "EdgeRebuilder",

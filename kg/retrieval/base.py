@@ -6,7 +6,7 @@ subgraph is wrapped)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -25,12 +25,17 @@ _I64 = np.int64
 
 
 def arrays_to_kgdata(arrays: Mapping[str, np.ndarray]) -> KGData:
-    """Wrap the numpy arrays of ``retrieve_arrays`` into a :class:`KGData`."""
+    """Wrap the numpy arrays of ``retrieve_arrays`` into a :class:`KGData` (integer fields
+    as int64, float fields such as ``node_score`` as float32)."""
     import torch
 
     from ..kgdata import KGData
 
-    kw = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=_I64)) for k, v in arrays.items()}
+    kw = {}
+    for k, v in arrays.items():
+        a = np.asarray(v)
+        dtype = np.float32 if a.dtype.kind == "f" else _I64
+        kw[k] = torch.from_numpy(np.ascontiguousarray(a, dtype=dtype))
     n = int(kw["concept_ids"].shape[0])
     return KGData(num_nodes=n, **kw)
 
@@ -56,6 +61,15 @@ def _grounded(grounding: "Grounding") -> tuple[np.ndarray, np.ndarray]:
     aset = set(a)
     q = [c for c in dict.fromkeys(int(c) for c in grounding.question_concepts) if c not in aset]
     return np.asarray(q, dtype=_I64), np.asarray(a, dtype=_I64)
+
+
+def statement_text(context: "str | tuple[str, str] | Sequence[str]") -> str:
+    """The statement a context-aware retriever scores against: a string as it is, a
+    ``(question, choice)`` pair as ``"question choice"`` (stripped, joined by one space)."""
+    if isinstance(context, str):
+        return context
+    parts = [str(p).strip() for p in context]
+    return " ".join(p for p in parts if p)
 
 
 def _node_layout(q: np.ndarray, a: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,9 +122,22 @@ def _pad_columns(a: np.ndarray, width: int, fill: Any) -> np.ndarray:
 
 class _Retriever:
     """What both retrievers share: ``retrieve_nodes`` (the node set, cached by
-    :func:`~kgfuse.kg.preprocess.preprocess_dataset`) then ``add_edges`` (rebuilt on read)."""
+    :func:`~kgfuse.kg.preprocess.preprocess_dataset`) then ``add_edges`` (rebuilt on read).
+
+    A retriever whose ``needs_context`` is true also reads the statement text: it is called
+    as ``retrieve_nodes(grounding, context=(question, choice))`` (by
+    :func:`~kgfuse.kg.preprocess.preprocess_dataset`, ``retrieve_arrays`` and ``__call__``);
+    the others are called with the grounding alone, so a retriever written without a
+    ``context`` parameter keeps working. ``fork_safe`` false makes the preprocessing run in
+    one process (a retriever that runs a torch model, or memoises across statements).
+    """
 
     graph: "KnowledgeGraph"
+
+    #: whether ``retrieve_nodes`` takes ``context=(question, choice)``
+    needs_context: bool = False
+    #: whether preprocessing may run this retriever in forked worker processes
+    fork_safe: bool = True
 
     def retrieve_nodes(self, grounding: "Grounding") -> dict[str, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -118,12 +145,16 @@ class _Retriever:
     def add_edges(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def retrieve_arrays(self, grounding: "Grounding") -> dict[str, np.ndarray]:
-        """The retrieved subgraph as numpy arrays (fields of :class:`KGData`)."""
+    def retrieve_arrays(self, grounding: "Grounding", context: "str | tuple[str, str] | None" = None
+                        ) -> dict[str, np.ndarray]:
+        """The retrieved subgraph as numpy arrays (fields of :class:`KGData`); ``context``
+        (``(question, choice)``) is passed on when the retriever ``needs_context``."""
+        if self.needs_context:
+            return self.add_edges(self.retrieve_nodes(grounding, context=context))
         return self.add_edges(self.retrieve_nodes(grounding))
 
-    def __call__(self, grounding: "Grounding") -> KGData:
-        return arrays_to_kgdata(self.retrieve_arrays(grounding))
+    def __call__(self, grounding: "Grounding", context: "str | tuple[str, str] | None" = None) -> KGData:
+        return arrays_to_kgdata(self.retrieve_arrays(grounding, context))
 
     def explain(self, data: KGData, graph: "KnowledgeGraph | None" = None, limit: int | None = None) -> list[str]:
         """Readable lines: one per path (``plate --AtLocation--> cupboard <--IsA-- kitchen``)
