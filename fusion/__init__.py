@@ -1,9 +1,10 @@
-"""kgfuse.fusion: ERNIE-style fusion layers and the multiple-choice model.
+"""kgfuse.fusion: ERNIE-style fusion layers, the fused base model and its task heads.
 
 Names are imported lazily (``import kgfuse.fusion`` loads neither torch nor
 transformers). Importing :mod:`kgfuse.fusion.modeling` (which any of the model names
-below does) registers ``"kgfuse"`` with ``AutoConfig`` and
-``AutoModelForMultipleChoice``.
+below does) registers ``"kgfuse"`` with ``AutoConfig``, ``AutoModel`` and
+``AutoModelForMultipleChoice``; :mod:`kgfuse.fusion.pretraining` with
+``AutoModelForPreTraining``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from kgfuse._lazy import lazy_exports
 # public name -> submodule that defines it
 _EXPORTS = {
     "KGFusedConfig": "modeling",
+    "KGFusedModel": "modeling",
+    "FusedEncoderOutput": "modeling",
     "KGFusedForMultipleChoice": "modeling",
     "KGFusedPreTrainedModel": "modeling",
     "KGFusedForPreTraining": "pretraining",

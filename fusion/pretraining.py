@@ -15,9 +15,10 @@ fused model's node-embedding table for the sequence's linked concepts) and :math
 token state into entity space. The loss is :math:`\lambda_{mlm} L_{mlm} + \lambda_{dEA}
 L_{dEA}` (weights in :mod:`kgfuse.tasks.pretrain`, which also does the corruption).
 
-:class:`KGFusedForPreTraining` has exactly the parameter names of
-:class:`~kgfuse.fusion.modeling.KGFusedForMultipleChoice` for the text encoder, the node
-embeddings, the graph encoder, the entity projection and the fusion layers, plus two heads:
+:class:`KGFusedForPreTraining` is a head on :class:`~kgfuse.fusion.base.KGFusedModel`, as
+:class:`~kgfuse.fusion.modeling.KGFusedForMultipleChoice` is: the text encoder, the node
+embeddings, the graph encoder, the entity projection and the fusion layers have the base's
+parameter names in both, and each adds its own head modules; this one adds two:
 
 - ``mlm_head``: BERT's prediction head (``transform.dense``, ``transform.LayerNorm``, ``bias``)
   whose decoder is tied to the text encoder's input embeddings; loaded from the checkpoint's
@@ -47,7 +48,10 @@ from transformers import AutoModelForPreTraining
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
-from .modeling import KGFusedConfig, KGFusedForMultipleChoice
+from .base import KGFusedModel
+from .configuration import KGFusedConfig
+from .loading import GRAPH_INDEPENDENT_PREFIXES, transfer_pretrained_weights
+from .modeling import KGFusedForMultipleChoice
 
 __all__ = [
     "KGFusedForPreTraining",
@@ -60,10 +64,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Parameter-name prefixes whose meaning does not depend on the graph's concept and relation
-#: ids: they transfer from a checkpoint pre-trained on another graph.
-GRAPH_INDEPENDENT_PREFIXES = ("text_encoder.", "text_layer_copies.", "entity_proj.", "fusion_layers.")
 
 # checkpoint prefix -> our prefix, for MLM heads of pretrained checkpoints
 _MLM_HEAD_KEYS = (
@@ -153,12 +153,12 @@ class KGFusedPreTrainingOutput(ModelOutput):
     last_hidden_state: Tensor | None = None
 
 
-class KGFusedForPreTraining(KGFusedForMultipleChoice):
+class KGFusedForPreTraining(KGFusedModel):
     """The fused encoder with ERNIE's pre-training heads (MLM + dEA).
 
-    Built like :class:`KGFusedForMultipleChoice` (same constructors: ``from_text_pretrained``,
-    ``from_text_config``, ``from_pretrained``; same parameter names) minus its scorer, plus
-    ``mlm_head`` and (when the model has fusion layers) ``dea_head``.
+    A head on :class:`~kgfuse.fusion.base.KGFusedModel` (same constructors:
+    ``from_text_pretrained``, ``from_text_config``, ``from_pretrained``; the base's parameter
+    names) adding ``mlm_head`` and (when the model has fusion layers) ``dea_head``.
 
     Inputs are single sequences, not (question, choice) pairs: ``input_ids`` ``[S, L]``
     (``[B, 1, L]`` is accepted too), graph fields as in contract 4 with ``node_batch`` the
@@ -176,11 +176,11 @@ class KGFusedForPreTraining(KGFusedForMultipleChoice):
 
     _keys_to_ignore_on_load_unexpected = [r"^classifier\."]
     _keys_to_ignore_on_load_missing = [r"^mlm_head\.", r"^dea_head\."]
+    # the MLM head reads token states and the word embeddings: it transfers across graphs
+    _graph_independent_heads = ("mlm_head.",)
 
     def __init__(self, config: KGFusedConfig) -> None:
         super().__init__(config)
-        del self.classifier
-        del self.dropout
         tc = self.text_encoder.config
         H = tc.hidden_size
         emb = self.text_encoder.get_input_embeddings()
@@ -191,7 +191,7 @@ class KGFusedForPreTraining(KGFusedForMultipleChoice):
             self.dea_head = EntityPredictionHead(H, config.node_dim, act, eps)
         else:
             self.dea_head = None
-        self.post_init()  # initialises the new heads only (the rest is marked initialised)
+        self.post_init()  # initialises the new heads only (the base is marked initialised)
 
     def _init_weights(self, module: nn.Module) -> None:
         from transformers import initialization as init
@@ -207,7 +207,7 @@ class KGFusedForPreTraining(KGFusedForMultipleChoice):
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_text_pretrained(cls, name_or_path: str | os.PathLike | None = None, **kwargs: Any) -> "KGFusedForPreTraining":
-        """As :meth:`KGFusedForMultipleChoice.from_text_pretrained`; the MLM head is loaded
+        """As :meth:`KGFusedModel.from_text_pretrained`; the MLM head is loaded
         from the checkpoint when it has one (see :meth:`load_mlm_head`)."""
         model = super().from_text_pretrained(name_or_path, **kwargs)
         from ..encoders.text import resolve_text_encoder
@@ -260,6 +260,7 @@ class KGFusedForPreTraining(KGFusedForMultipleChoice):
         paths: Tensor | None = None,
         path_rels: Tensor | None = None,
         path_len: Tensor | None = None,
+        node_score: Tensor | None = None,
         mlm_labels: Tensor | None = None,
         dea_token: Tensor | None = None,
         dea_candidates: Tensor | None = None,
@@ -283,7 +284,7 @@ class KGFusedForPreTraining(KGFusedForMultipleChoice):
             raise ValueError(f"input_ids must be [S, L], got shape {tuple(input_ids.shape)}")
         # The graph only matters through the ERNIE layers here (no scorer takes a graph vector).
         hidden = self.encode(input_ids, attention_mask, token_type_ids, entity_index, node_concept_ids, node_type,
-                             node_batch, edge_index, edge_type, paths, path_rels, path_len,
+                             node_batch, edge_index, edge_type, paths, path_rels, path_len, node_score,
                              use_graph=self.num_fused > 0, pool=False).last_hidden_state
         S, L, H = hidden.shape
         loss = mlm_loss = dea_loss = mlm_logits = dea_scores = None
@@ -327,43 +328,10 @@ AutoModelForPreTraining.register(KGFusedConfig, KGFusedForPreTraining, exist_ok=
 # fine-tuning from a pre-training checkpoint
 
 
-def _read_state_dict(folder: Path) -> dict[str, Tensor]:
-    from safetensors.torch import load_file
-
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"no *.safetensors weights in {folder}")
-    sd: dict[str, Tensor] = {}
-    for f in files:
-        sd.update(load_file(str(f)))
-    return sd
-
-
-def transfer_pretrained_weights(folder: str | os.PathLike, model: nn.Module,
-                                prefixes: tuple[str, ...] = GRAPH_INDEPENDENT_PREFIXES) -> dict[str, list[str]]:
-    """Copy the parameters of a saved kgfuse model whose names start with ``prefixes`` and
-    whose shapes match into ``model``.
-
-    Returns ``{"loaded": [...], "skipped": [...], "mismatched": [...]}`` (parameter names).
-    """
-    sd = _read_state_dict(Path(folder))
-    own = model.state_dict()
-    loaded, skipped, mismatched = [], [], []
-    with torch.no_grad():
-        for k, v in sd.items():
-            if not k.startswith(prefixes) or k not in own:
-                skipped.append(k)
-            elif tuple(own[k].shape) != tuple(v.shape):
-                mismatched.append(k)
-            else:
-                own[k].copy_(v)
-                loaded.append(k)
-    return {"loaded": loaded, "skipped": skipped, "mismatched": mismatched}
-
-
 def load_for_finetuning(folder: str | os.PathLike, graph: Any = None, **config_overrides: Any) -> KGFusedForMultipleChoice:
     """A :class:`KGFusedForMultipleChoice` initialised from a pre-training (or any kgfuse)
-    checkpoint, for a fine-tuning graph that may differ from the pre-training graph.
+    checkpoint, for a fine-tuning graph that may differ from the pre-training graph:
+    ``KGFusedForMultipleChoice.from_pretrained_on_graph(folder, graph, **config_overrides)``.
 
     - Same graph (``graph`` is None, or its hash equals the checkpoint's ``graph_hash``):
       ``KGFusedForMultipleChoice.from_pretrained`` — every shared weight is kept (text
@@ -379,26 +347,4 @@ def load_for_finetuning(folder: str | os.PathLike, graph: Any = None, **config_o
         **config_overrides: :class:`KGFusedConfig` fields to change (e.g.
             ``classifier_dropout``); graph-shaped fields are only allowed with a new graph.
     """
-    folder = Path(folder)
-    cfg = KGFusedConfig.from_pretrained(str(folder))
-    same = graph is None or cfg.graph_hash == graph.hash or (
-        cfg.graph_hash is None and cfg.num_concepts == graph.num_concepts and cfg.num_relations == graph.num_relations)
-    if same:
-        return KGFusedForMultipleChoice.from_pretrained(str(folder), **config_overrides)
-    d = cfg.to_dict()
-    for k in ("architectures", "transformers_version", "model_type"):
-        d.pop(k, None)
-    d.update(num_concepts=graph.num_concepts, num_relations=graph.num_relations, graph_hash=graph.hash)
-    if d.get("node_feature_kind") != "learned":
-        d["node_feature_kind"] = "learned"
-    d.update(config_overrides)
-    new_cfg = KGFusedConfig(**d)
-    model = KGFusedForMultipleChoice(new_cfg)
-    info = transfer_pretrained_weights(folder, model)
-    if info["mismatched"]:
-        raise ValueError(f"{folder}: parameters {info['mismatched'][:5]} have other shapes than the new model's "
-                         "(a different text encoder or fusion width?)")
-    logger.warning(
-        "kgfuse: %s was pre-trained on another graph (hash %s, not %s): %d text/fusion tensors copied; node "
-        "embeddings and graph encoder start fresh", folder, cfg.graph_hash, graph.hash, len(info["loaded"]))
-    return model
+    return KGFusedForMultipleChoice.from_pretrained_on_graph(folder, graph, **config_overrides)

@@ -36,10 +36,10 @@ _registered = False
 
 
 def register_auto_classes() -> None:
-    """Register ``"kgfuse"`` with ``AutoConfig``, ``AutoModelForMultipleChoice`` and
-    ``AutoModelForPreTraining`` (imports torch and transformers). Safe to call again."""
+    """Register ``"kgfuse"`` with ``AutoConfig``, ``AutoModel``, ``AutoModelForMultipleChoice``
+    and ``AutoModelForPreTraining`` (imports torch and transformers). Safe to call again."""
     global _registered
-    import kgfuse.fusion.modeling  # noqa: F401  (registers AutoConfig and AutoModelForMultipleChoice)
+    import kgfuse.fusion.modeling  # noqa: F401  (registers AutoConfig, AutoModel and AutoModelForMultipleChoice)
     import kgfuse.fusion.pretraining  # noqa: F401  (registers AutoModelForPreTraining)
 
     _registered = True

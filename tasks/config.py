@@ -1,5 +1,9 @@
 """Experiment configuration: one dataclass tree, loaded from YAML or TOML, with dotted overrides.
 
+One module because every section's dataclass, its defaults and its validation are read
+together by the one loader (:func:`load_config`) that training, pre-training and experiment
+files share; the keyword-argument schemas come from the classes they configure.
+
 A config file maps 1:1 onto :class:`TrainConfig`::
 
     data:      {format: csqa, train: train.jsonl, dev: dev.jsonl, test: null, inhouse_qids: null}
@@ -78,7 +82,9 @@ def resolve_path(value: str | os.PathLike | None, base_dir: str | os.PathLike | 
         s = s.replace("${KGFUSE_HOME}", str(default_home())).replace("$KGFUSE_HOME", str(default_home()))
     s = os.path.expandvars(s)
     if "$" in s:
-        missing = [w for w in s.replace("{", " ").replace("}", " ").replace("/", " ").split() if w.startswith("$")]
+        import re
+
+        missing = sorted({m.group(1) or m.group(2) for m in re.finditer(r"\$\{(\w+)\}|\$(\w+)", s)}) or ["$"]
         raise ConfigError(f"path {value!r} uses unset environment variable(s) {missing}: set them or edit the path")
     if s.startswith("bundled:"):
         from kgfuse.tasks.cli import data_dir
@@ -291,28 +297,36 @@ class TrainConfig:
         return TrainConfig.from_dict(d, base_dir=self.base_dir, source="overrides")
 
 
-def _from_dict(cls: type, d: dict[str, Any], source: str, prefix: str, base_dir: str | None = None) -> Any:
+def _from_dict(cls: type, d: dict[str, Any], source: str, prefix: str, base_dir: str | None = None,
+               default: Any = None) -> Any:
+    """Config dataclass ``cls`` from ``d``, every key type-checked (unknown keys: did-you-mean).
+    A field whose default is a dataclass is a section, parsed the same way from that default
+    (so a config may give a section other defaults); ``default``: the instance that keys
+    missing from ``d`` keep; ``base_dir`` fills that field of a top-level config."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in d if k not in fields]
     if unknown:
         raise ConfigError(_unknown_key(source, prefix, unknown[0], [k for k in fields if k != "base_dir"]))
     kwargs: dict[str, Any] = {}
-    hints = {
-        "data": DataConfig, "graph": GraphConfig, "model": ModelConfig, "train": OptimConfig,
-        "knowledge_text": KnowledgeTextConfig,
-    } if cls is TrainConfig else {}
     for k, v in d.items():
-        if k in hints:
+        section = _section_default(fields[k])
+        if section is not None:
             if v is None:
                 v = {}
             if not isinstance(v, dict):
                 raise ConfigError(f"{source}: {prefix}{k} must be a mapping, got {type(v).__name__}")
-            kwargs[k] = _from_dict(hints[k], v, source, f"{prefix}{k}.")
+            kwargs[k] = _from_dict(type(section), v, source, f"{prefix}{k}.", default=section)
         else:
             kwargs[k] = _check_type(cls, fields[k], v, source, prefix)
-    if cls is TrainConfig and base_dir is not None and "base_dir" not in d:
+    if "base_dir" in fields and base_dir is not None and "base_dir" not in d:
         kwargs["base_dir"] = base_dir
-    return cls(**kwargs)
+    return dataclasses.replace(default, **kwargs) if default is not None else cls(**kwargs)
+
+
+def _section_default(f: dataclasses.Field) -> Any:
+    """The default instance of a section field (one holding a config dataclass), else ``None``."""
+    value = None if f.default_factory is dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    return value if dataclasses.is_dataclass(value) else None
 
 
 def _check_type(cls: type, f: dataclasses.Field, v: Any, source: str, prefix: str) -> Any:
@@ -461,47 +475,78 @@ def _check_kge_spec(spec: Mapping[str, Any], source: str) -> None:
     _check_kwargs("model.options.node_features", {k: v for k, v in spec.items() if k != "kge"}, schema, source)
 
 
-def validate_config(cfg: "TrainConfig", source: str = "<dict>") -> None:
-    """Check the keyword sections and the value ranges of a :class:`TrainConfig`;
-    raises :class:`ConfigError` naming the key path."""
-    if cfg.linker:
+def validate_config(cfg: Any, source: str = "<dict>") -> None:
+    """Check the keyword sections and value ranges of a config (:class:`TrainConfig` or one of
+    the same sections, e.g. :class:`~kgfuse.tasks.pretrain_config.PretrainConfig`): those it
+    has of ``linker``, ``retriever``, ``model``, ``train``, ``knowledge_text``, then each
+    section's and the config's own ``validate(source)``. Raises :class:`ConfigError`."""
+    if getattr(cfg, "linker", None):
         _check_kwargs("linker", cfg.linker, linker_schema(), source)
-    from kgfuse.kg.retrieval import RETRIEVERS
+    if hasattr(cfg, "retriever"):
+        from kgfuse.kg.retrieval import RETRIEVERS
 
-    ret = dict(cfg.retriever or {})
-    kind = ret.pop("type", "path")
-    if kind not in RETRIEVERS:
-        raise ConfigError(f"{source}: retriever.type must be one of {sorted(RETRIEVERS)}, got {kind!r}")
-    _check_kwargs("retriever", ret, retriever_schema(kind), source)
-    if cfg.model.options:
-        _check_kwargs("model.options", cfg.model.options, model_options_schema(), source)
-        nf = cfg.model.options.get("node_features")
-        if isinstance(nf, dict):
-            _check_kge_spec(nf, source)
-        elif isinstance(nf, str) and nf not in ("learned", "name"):
-            raise ConfigError(f"{source}: model.options.node_features must be learned, name or "
-                              f"{{kge: transe | distmult | rotate, ...}}, got {nf!r}")
-    from .graph_input import GRAPH_INPUTS
+        ret = dict(cfg.retriever or {})
+        kind = ret.pop("type", "path")
+        if kind not in RETRIEVERS:
+            raise ConfigError(f"{source}: retriever.type must be one of {sorted(RETRIEVERS)}, got {kind!r}")
+        _check_kwargs("retriever", ret, retriever_schema(kind), source)
+    if hasattr(cfg, "model"):
+        if cfg.model.options:
+            _check_kwargs("model.options", cfg.model.options, model_options_schema(), source)
+            nf = cfg.model.options.get("node_features")
+            if isinstance(nf, dict):
+                _check_kge_spec(nf, source)
+            elif isinstance(nf, str) and nf not in ("learned", "name"):
+                raise ConfigError(f"{source}: model.options.node_features must be learned, name or "
+                                  f"{{kge: transe | distmult | rotate, ...}}, got {nf!r}")
+        from .graph_input import GRAPH_INPUTS
 
-    if cfg.model.graph_input not in GRAPH_INPUTS:
-        raise ConfigError(f"{source}: model.graph_input must be one of {list(GRAPH_INPUTS)}, got {cfg.model.graph_input!r}")
-    if cfg.model.node_vocab not in (None, "train"):
-        raise ConfigError(f"{source}: model.node_vocab must be null or 'train', got {cfg.model.node_vocab!r}")
-    t = cfg.train
-    for key in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "max_length"):
-        v = getattr(t, key)
-        if v < 1:
-            raise ConfigError(f"{source}: train.{key} must be >= 1, got {v}")
-    if t.mixed_precision not in _PRECISIONS:
-        raise ConfigError(f"{source}: train.mixed_precision must be one of {list(_PRECISIONS)}, got {t.mixed_precision!r}")
-    for key in ("save_steps", "max_steps", "save_total_limit"):
-        v = getattr(t, key)
-        if v is not None and v < 1:
-            raise ConfigError(f"{source}: train.{key} must be >= 1 or null, got {v}")
-    for key in ("lr_lm", "lr_gnn", "lr_fusion"):
-        if getattr(t, key) < 0:
-            raise ConfigError(f"{source}: train.{key} must be >= 0, got {getattr(t, key)}")
-    _validate_knowledge_text(cfg.knowledge_text, source)
+        if cfg.model.graph_input not in GRAPH_INPUTS:
+            raise ConfigError(f"{source}: model.graph_input must be one of {list(GRAPH_INPUTS)}, got {cfg.model.graph_input!r}")
+        if cfg.model.node_vocab not in (None, "train"):
+            raise ConfigError(f"{source}: model.node_vocab must be null or 'train', got {cfg.model.node_vocab!r}")
+        if hasattr(cfg, "retriever"):
+            _check_node_score(cfg, source)
+    if hasattr(cfg, "train"):
+        t = cfg.train
+        for key in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "max_length"):
+            v = getattr(t, key)
+            if v < 1:
+                raise ConfigError(f"{source}: train.{key} must be >= 1, got {v}")
+        if t.mixed_precision not in _PRECISIONS:
+            raise ConfigError(f"{source}: train.mixed_precision must be one of {list(_PRECISIONS)}, got {t.mixed_precision!r}")
+        for key in ("save_steps", "max_steps", "save_total_limit"):
+            v = getattr(t, key)
+            if v is not None and v < 1:
+                raise ConfigError(f"{source}: train.{key} must be >= 1 or null, got {v}")
+        for key in ("lr_lm", "lr_gnn", "lr_fusion"):
+            if getattr(t, key) < 0:
+                raise ConfigError(f"{source}: train.{key} must be >= 0, got {getattr(t, key)}")
+    if hasattr(cfg, "knowledge_text"):
+        _validate_knowledge_text(cfg.knowledge_text, source)
+    for f in dataclasses.fields(cfg):
+        sec = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(sec) and callable(getattr(sec, "validate", None)):
+            sec.validate(f"{source}: {f.name}")
+    if callable(getattr(cfg, "validate", None)):
+        cfg.validate(source)
+
+
+def _check_node_score(cfg: Any, source: str) -> None:
+    """Relevance scores as a QA-GNN node feature need relevance-ranked subgraphs reaching a
+    QA-GNN encoder."""
+    opts = cfg.model.options or {}
+    if not (opts.get("graph_encoder_kwargs") or {}).get("use_node_score"):
+        return
+    ret = cfg.retriever or {}
+    needs = {"model.options.graph_encoder": (opts.get("graph_encoder") == "qagnn", "qagnn"),
+             "retriever.type": (ret.get("type") == "subgraph", "subgraph"),
+             "retriever.ranking": (ret.get("ranking") == "relevance", "relevance"),
+             "model.lm_only": (not cfg.model.lm_only, "false"),
+             "model.graph_input": (cfg.model.graph_input != "none", "not none")}
+    bad = [f"{k} must be {want}" for k, (ok, want) in needs.items() if not ok]
+    if bad:
+        raise ConfigError(f"{source}: model.options.graph_encoder_kwargs.use_node_score needs " + "; ".join(bad))
 
 
 def _validate_knowledge_text(kt: "KnowledgeTextConfig", source: str) -> None:
@@ -580,12 +625,11 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     return d
 
 
-def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> TrainConfig:
-    """Load a :class:`TrainConfig` from YAML/TOML and apply dotted overrides.
-
-    Relative paths in the file are resolved against the file's folder.
-    """
+def load_config(path: str | os.PathLike, overrides: Sequence[str] = (), *, cls: type | None = None) -> Any:
+    """Load a :class:`TrainConfig` (or ``cls``, e.g.
+    :class:`~kgfuse.tasks.pretrain_config.PretrainConfig`) from YAML/TOML and apply dotted
+    overrides. Relative paths in the file are resolved against the file's folder."""
     path = Path(path).expanduser().resolve()
     d = apply_overrides(read_config_file(path), overrides)
     d.pop("base_dir", None)
-    return TrainConfig.from_dict(d, base_dir=path.parent, source=str(path))
+    return (cls or TrainConfig).from_dict(d, base_dir=path.parent, source=str(path))

@@ -41,6 +41,7 @@ __all__ = [
     "build_model",
     "model_tokenizer",
     "MODEL_HEADS",
+    "model_class",
     "load_splits",
     "Run",
     "build_run",
@@ -94,13 +95,21 @@ def build_linker(graph, options: Mapping[str, Any] | None = None):
     return EntityLinker(graph, **dict(options or {}))
 
 
-def build_retriever(graph, options: Mapping[str, Any] | None = None):
+def build_retriever(graph, options: Mapping[str, Any] | None = None, *, text_encoder: str | None = None,
+                    cache_dir: str | os.PathLike | None = None):
     """A retriever from ``{"type": <registered name>, **kwargs}`` (default type ``path``; see
-    :data:`kgfuse.kg.retrieval.RETRIEVERS`)."""
+    :data:`kgfuse.kg.retrieval.RETRIEVERS`). ``ranking: relevance`` (``subgraph``) gets a
+    :class:`~kgfuse.encoders.relevance.TextRelevanceScorer` on ``text_encoder`` (``None``: the
+    shipped MiniLM), its concept-name embeddings kept under ``cache_dir``."""
     from kgfuse.kg.retrieval import build_retriever as _build
 
     opts = dict(options or {})
-    return _build(graph, opts.pop("type", "path"), **opts)
+    kind = opts.pop("type", "path")
+    if opts.get("ranking") == "relevance" and "scorer" not in opts:
+        from kgfuse.encoders.relevance import TextRelevanceScorer
+
+        opts["scorer"] = TextRelevanceScorer(text_encoder, cache_dir=cache_dir)
+    return _build(graph, kind, **opts)
 
 
 def build_verbalizer(graph, cfg: KnowledgeTextConfig | Mapping[str, Any] | None, tokenizer: Any = None, *,
@@ -249,8 +258,24 @@ def _empty_kgdata():
 # model
 
 
-#: The heads :func:`build_model` puts on the fused model.
-MODEL_HEADS = ("multiple_choice", "pretraining")
+#: The heads :func:`build_model` puts on the fused model: ``"base"``
+#: (:class:`~kgfuse.fusion.base.KGFusedModel`, no head), ``"multiple_choice"``
+#: (:class:`~kgfuse.fusion.KGFusedForMultipleChoice`, fine-tuning) and ``"pretraining"``
+#: (:class:`~kgfuse.fusion.pretraining.KGFusedForPreTraining`, MLM + dEA).
+MODEL_HEADS = ("multiple_choice", "pretraining", "base")
+
+
+def model_class(head: str):
+    """The model class of a :data:`MODEL_HEADS` name."""
+    if head not in MODEL_HEADS:
+        raise ValueError(f"unknown model head {head!r}; valid heads: {list(MODEL_HEADS)}")
+    if head == "pretraining":
+        from kgfuse.fusion.pretraining import KGFusedForPreTraining
+
+        return KGFusedForPreTraining
+    from kgfuse.fusion.modeling import KGFusedForMultipleChoice, KGFusedModel
+
+    return KGFusedForMultipleChoice if head == "multiple_choice" else KGFusedModel
 
 
 def model_tokenizer(model_cfg, base_dir: str | os.PathLike | None = None):
@@ -273,13 +298,16 @@ def model_tokenizer(model_cfg, base_dir: str | os.PathLike | None = None):
 def build_model(model_cfg, graph, *, base_dir: str | os.PathLike | None = None, head: str = "multiple_choice"):
     """The model of a :class:`~kgfuse.tasks.config.ModelConfig` (and its tokenizer).
 
-    ``head`` is ``"multiple_choice"`` (:class:`~kgfuse.fusion.KGFusedForMultipleChoice`,
-    fine-tuning) or ``"pretraining"`` (:class:`~kgfuse.fusion.pretraining.KGFusedForPreTraining`:
-    MLM + dEA heads, :mod:`kgfuse.tasks.pretrain`).
+    ``head`` (:data:`MODEL_HEADS`) is ``"multiple_choice"``
+    (:class:`~kgfuse.fusion.KGFusedForMultipleChoice`, fine-tuning), ``"pretraining"``
+    (:class:`~kgfuse.fusion.pretraining.KGFusedForPreTraining`: MLM + dEA heads,
+    :mod:`kgfuse.tasks.pretrain`) or ``"base"`` (:class:`~kgfuse.fusion.base.KGFusedModel`).
+    Every head is built the same way, from the same options.
 
-    ``init_from`` loads a saved kgfuse model folder (pre-trained or fine-tuned): on the same
-    graph every weight that fits the head is kept; on another graph only the graph-independent
-    ones (text encoder, fusion layers; see :func:`kgfuse.fusion.pretraining.load_for_finetuning`).
+    ``init_from`` loads a saved kgfuse model folder (pre-trained or fine-tuned, any head):
+    on the same graph every weight that fits the head is kept; on another graph only the
+    graph-independent ones (text encoder, fusion layers, and the MLM head of a pre-training
+    model; see :meth:`~kgfuse.fusion.modeling.KGFusedPreTrainedModel.from_pretrained_on_graph`).
     ``options.text_config`` (a dict) builds a randomly initialised text encoder of that config
     (tests, probes) with the tokenizer of ``text_encoder`` and, unless given, a vocabulary of
     ``len(tokenizer)`` (added tokens included); otherwise the pretrained ``text_encoder`` is
@@ -288,28 +316,18 @@ def build_model(model_cfg, graph, *, base_dir: str | os.PathLike | None = None, 
     Returns:
         ``(model, tokenizer)``.
     """
-    from kgfuse.fusion import KGFusedForMultipleChoice
-    from kgfuse.fusion.pretraining import KGFusedForPreTraining
-
     from .config import resolve_path
 
-    if head not in MODEL_HEADS:
-        raise ValueError(f"unknown model head {head!r}; valid heads: {list(MODEL_HEADS)}")
-    cls = KGFusedForPreTraining if head == "pretraining" else KGFusedForMultipleChoice
+    cls = model_class(head)
     opts = dict(model_cfg.options)
     if model_cfg.lm_only:
         opts["use_graph"] = False
     tokenizer = model_tokenizer(model_cfg, base_dir)
     if model_cfg.init_from:
+        # A checkpoint trained (or pre-trained) on another graph must not index its node
+        # table with this graph's concept ids: only the graph-independent weights carry over.
         path = resolve_path(model_cfg.init_from, base_dir)
-        if head == "multiple_choice":
-            # A checkpoint trained (or pre-trained) on another graph must not index its node
-            # table with this graph's concept ids: load_for_finetuning keeps only the
-            # graph-independent weights in that case.
-            from kgfuse.fusion.pretraining import load_for_finetuning
-
-            return load_for_finetuning(str(path), graph), tokenizer
-        return _pretraining_from(path, graph), tokenizer
+        return cls.from_pretrained_on_graph(str(path), graph), tokenizer
     te = model_cfg.text_encoder
     te_path = text_encoder_source(te, base_dir)
     if isinstance(opts.get("node_features"), Mapping):
@@ -353,24 +371,6 @@ def kge_node_features(graph, spec: Mapping[str, Any]):
         raise ConfigError("model.options.node_features as a mapping needs 'kge: transe | distmult | rotate'")
     spec.setdefault("cache_dir", str(default_home() / "cache" / "kge"))
     return train_kg_embeddings(graph, model=kind, **spec)
-
-
-def _pretraining_from(path: str | os.PathLike, graph):
-    """A :class:`KGFusedForPreTraining` continuing from a saved kgfuse model: every weight on
-    the same graph; on another graph a fresh node table and the text encoder, entity
-    projection, fusion layers and MLM head of the saved model."""
-    from kgfuse.fusion.modeling import KGFusedConfig
-    from kgfuse.fusion.pretraining import KGFusedForPreTraining, transfer_pretrained_weights
-
-    cfg = KGFusedConfig.from_pretrained(str(path))
-    if cfg.graph_hash in (None, graph.hash):
-        return KGFusedForPreTraining.from_pretrained(str(path))
-    d = {k: v for k, v in cfg.to_dict().items() if k not in ("architectures", "transformers_version", "model_type")}
-    d.update(num_concepts=graph.num_concepts, num_relations=graph.num_relations, graph_hash=graph.hash,
-             node_feature_kind="learned")
-    model = KGFusedForPreTraining(KGFusedConfig(**d))
-    transfer_pretrained_weights(path, model, prefixes=("text_encoder.", "entity_proj.", "fusion_layers.", "mlm_head."))
-    return model
 
 
 # --------------------------------------------------------------------------------------
@@ -462,7 +462,8 @@ def pipeline_info(config: TrainConfig, graph, linker, retriever, verbalizer=None
         "graph": {"path": c.graph.path, "format": c.graph.format, "options": c.graph.options, "hash": graph.hash,
                   "num_concepts": graph.num_concepts, "num_relations": graph.num_relations},
         "linker": {"options": dict(config.linker), "config": linker.config if linker is not None else None},
-        "retriever": {"options": ret_opts, "config": retriever.config if retriever is not None else None},
+        "retriever": {"options": ret_opts, "config": retriever.config if retriever is not None else None,
+                      "text_encoder": config.model.text_encoder},
         "max_length": config.train.max_length,
         "lm_only": config.model.lm_only,
         "graph_input": config.model.graph_input,
@@ -541,7 +542,7 @@ def build_run(config: TrainConfig, *, progress: bool = True, log: Callable[[str]
             datasets[k] = TextOnlyDataset(exs, tokenizer, max_length=config.train.max_length)
     else:
         linker = build_linker(graph, config.linker)
-        retriever = build_retriever(graph, config.retriever)
+        retriever = build_retriever(graph, config.retriever, text_encoder=config.model.text_encoder, cache_dir=cache)
         for k, exs in splits.items():
             full = preprocess(exs, graph, linker, retriever, cache, num_workers=config.data.preprocess_workers, progress=progress)
             pre = full if text_only else graph_input_view(full, config.model.graph_input)

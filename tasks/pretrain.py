@@ -26,11 +26,19 @@ alignments, next to the chance level ``mean(1 / #candidates)``) are measured eve
 Output folder: ``model/`` (the pre-trained model with its tokenizer: give it to
 ``kgfuse train`` as ``model.init_from``), ``metrics.json``, ``report.md``, ``curves.png``
 (MLM loss and dEA accuracy), ``log.jsonl``, ``config.yaml``.
+
+The run is fine-tuning's loop (:class:`kgfuse.tasks.loop.TrainingLoop`: optimiser and
+schedule, accumulation, clipping, the log and evaluation cadence, ``log.jsonl``, the model
+export) with pre-training's objective, data and held-out metrics as its
+:class:`~kgfuse.tasks.loop.LoopTask`. The model comes from the one builder
+(:func:`kgfuse.tasks.pipeline.build_model` with ``head="pretraining"``), the configuration
+from the one loader (:mod:`kgfuse.tasks.pretrain_config`). The data (linking, held-out
+split, masking and corruption) is in :mod:`kgfuse.tasks.pretrain_data`; its names are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -39,13 +47,17 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader
 
-from .config import ConfigError, GraphConfig, _check_type, ModelConfig, OptimConfig, apply_overrides, default_home, read_config_file, resolve_path
+from .config import ConfigError, default_home
+from .loop import LoopTask, TrainingLoop, make_accelerator
+from .pretrain_config import ObjectiveConfig, PretrainConfig, PretrainDataConfig, load_pretrain_config
+from .pretrain_data import (KIND_KEPT, KIND_MASKED, KIND_NAMES, KIND_REPLACED, LinkedCorpus,  # noqa: F401  (re-exports)
+                            LinkedFeatureDataset, LinkedTextDataset, LinkingStats, PretrainingCollator, _linked_text_datasets,
+                            held_out, link_and_tokenise, link_corpus, load_pretrain_graph, tokenizer_fingerprint)
 
 __all__ = [
     "ObjectiveConfig",
@@ -57,6 +69,7 @@ __all__ = [
     "load_pretrain_graph",
     "PretrainResult",
     "pretrain",
+    "evaluate_pretraining",
     "LinkedCorpus",
     "LinkedFeatureDataset",
     "link_corpus",
@@ -64,692 +77,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_NODE_TYPE_TEXT = 0  # nodes of pre-training sequences are typed like question concepts
-KIND_KEPT, KIND_MASKED, KIND_REPLACED = 0, 1, 2
-_KIND_NAMES = {KIND_KEPT: "kept", KIND_MASKED: "masked", KIND_REPLACED: "replaced"}
-
-
-# --------------------------------------------------------------------------------------
-# configuration
-
-
-@dataclass
-class ObjectiveConfig:
-    """The pre-training objectives (section ``objective``).
-
-    Args:
-        mlm_probability: share of non-special tokens selected for MLM (BERT: 0.15).
-        mlm_mask, mlm_random: of the selected tokens, the share replaced by ``[MASK]`` (0.8)
-            and by a random token (0.1); the rest are left unchanged.
-        dea_replace: share of alignments whose entity is replaced by a random entity (ERNIE: 0.05).
-        dea_mask: share of alignments removed (ERNIE: 0.15); the rest (0.8) are kept.
-        dea_predict: ``"all"`` alignments are supervised (ERNIE) or only the ``"corrupted"`` ones.
-        mlm_weight, dea_weight: loss weights (0 switches an objective off).
-    """
-
-    mlm_probability: float = 0.15
-    mlm_mask: float = 0.8
-    mlm_random: float = 0.1
-    dea_replace: float = 0.05
-    dea_mask: float = 0.15
-    dea_predict: str = "all"
-    mlm_weight: float = 1.0
-    dea_weight: float = 1.0
-
-    def validate(self, source: str = "objective") -> None:
-        for k in ("mlm_probability", "mlm_mask", "mlm_random", "dea_replace", "dea_mask"):
-            v = getattr(self, k)
-            if not 0.0 <= v <= 1.0:
-                raise ConfigError(f"{source}.{k} must be in [0, 1], got {v}")
-        if self.mlm_mask + self.mlm_random > 1.0:
-            raise ConfigError(f"{source}: mlm_mask + mlm_random must be <= 1, got {self.mlm_mask + self.mlm_random}")
-        if self.dea_replace + self.dea_mask > 1.0:
-            raise ConfigError(f"{source}: dea_replace + dea_mask must be <= 1, got {self.dea_replace + self.dea_mask}")
-        if self.dea_predict not in ("all", "corrupted"):
-            raise ConfigError(f"{source}.dea_predict must be 'all' or 'corrupted', not {self.dea_predict!r}")
-        if self.mlm_weight < 0 or self.dea_weight < 0 or self.mlm_weight + self.dea_weight == 0:
-            raise ConfigError(f"{source}: loss weights must be >= 0 and not both 0")
-
-
-@dataclass
-class PretrainDataConfig:
-    """Held-out split and streaming (section ``data``).
-
-    Args:
-        eval_fraction: share of records held out (by a hash of the record id).
-        max_eval: at most this many held-out records are evaluated.
-        eval_every: evaluate every this many optimiser steps (0: only at the end).
-        shuffle_buffer: records shuffled within a buffer of this size (streaming shuffle).
-        min_entities: skip sequences with fewer aligned entities (counted in the report).
-        linked: a :class:`LinkedCorpus` file (``kgfuse pretrain --link-only``) to train on
-            instead of linking ``corpus`` on the fly: no spaCy needed at training time.
-    """
-
-    eval_fraction: float = 0.02
-    max_eval: int = 256
-    eval_every: int = 100
-    shuffle_buffer: int = 10000
-    min_entities: int = 0
-    linked: str | None = None
-
-
-@dataclass
-class PretrainConfig:
-    """Everything a pre-training run needs; maps 1:1 onto a YAML/TOML file::
-
-        corpus:    [{type: wordnet_glosses, limit: 5000}]   # kgfuse.kg.corpora specs
-        graph:     {format: wordnet}                        # or a compiled/ConceptNet/triples graph
-        linker:    {max_words: 4}
-        model:     {text_encoder: all-MiniLM-L6-v2, options: {num_fusion_layers: 2}}
-        objective: {dea_replace: 0.05, dea_mask: 0.15, mlm_weight: 1.0, dea_weight: 1.0}
-        data:      {eval_fraction: 0.02, max_eval: 256, eval_every: 100}
-        train:     {batch_size: 16, max_steps: 500, lr_lm: 2.0e-5, lr_fusion: 1.0e-3, max_length: 64}
-        output_dir: runs/pretrain
-    """
-
-    corpus: list[Any] = field(default_factory=list)
-    graph: GraphConfig = field(default_factory=GraphConfig)
-    linker: dict[str, Any] = field(default_factory=dict)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
-    data: PretrainDataConfig = field(default_factory=PretrainDataConfig)
-    train: OptimConfig = field(default_factory=lambda: OptimConfig(epochs=1, batch_size=16, lr_lm=2e-5))
-    output_dir: str | None = None
-    cache_dir: str | None = None
-    base_dir: str | None = None
-
-    _SECTIONS = {"graph": GraphConfig, "model": ModelConfig, "objective": ObjectiveConfig,
-                 "data": PretrainDataConfig, "train": OptimConfig}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], *, base_dir: str | os.PathLike | None = None,
-                  source: str = "<dict>") -> "PretrainConfig":
-        d = dict(d)
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = [k for k in d if k not in fields]
-        if unknown:
-            raise ConfigError(f"{source}: unknown key {unknown[0]!r}; valid keys: {sorted(fields - {'base_dir'})}")
-        kw: dict[str, Any] = {}
-        for k, v in d.items():
-            sec = cls._SECTIONS.get(k)
-            if sec is not None:
-                if v is None:
-                    v = {}
-                if not isinstance(v, Mapping):
-                    raise ConfigError(f"{source}: {k} must be a mapping, got {type(v).__name__}")
-                kw[k] = _section(sec, dict(v), source, k, default=cls().train if k == "train" else None)
-            elif k == "corpus":
-                if isinstance(v, (str, Mapping)):
-                    v = [v]
-                if not isinstance(v, list) or not all(isinstance(x, (str, Mapping)) for x in v):
-                    raise ConfigError(f"{source}: corpus must be a list of corpus specs (mappings with 'type') or paths")
-                kw[k] = [dict(x) if isinstance(x, Mapping) else x for x in v]
-            elif k == "linker":
-                if v is not None and not isinstance(v, Mapping):
-                    raise ConfigError(f"{source}: linker must be a mapping")
-                kw[k] = dict(v or {})
-            else:
-                if v is not None and not isinstance(v, str):
-                    raise ConfigError(f"{source}: {k} must be a string path, got {v!r}")
-                kw[k] = v
-        if base_dir is not None and "base_dir" not in d:
-            kw["base_dir"] = str(base_dir)
-        cfg = cls(**kw)
-        cfg.objective.validate(f"{source}: objective")
-        if not 0.0 <= cfg.data.eval_fraction < 1.0:
-            raise ConfigError(f"{source}: data.eval_fraction must be in [0, 1), got {cfg.data.eval_fraction}")
-        return cfg
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def path(self, value: str | None) -> Path | None:
-        return resolve_path(value, self.base_dir)
-
-    def with_overrides(self, overrides: Sequence[str]) -> "PretrainConfig":
-        return PretrainConfig.from_dict(apply_overrides(self.to_dict(), overrides), base_dir=self.base_dir,
-                                        source="overrides")
-
-
-def _section(cls: type, d: dict[str, Any], source: str, name: str, default: Any = None) -> Any:
-    """One section of the config, type-checked with the training config's rules."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [k for k in d if k not in fields]
-    if unknown:
-        raise ConfigError(f"{source}: unknown key {name}.{unknown[0]}; valid keys: {sorted(fields)}")
-    base = dataclasses.asdict(default) if default is not None else {}
-    base.update(d)
-    return cls(**{k: _check_type(cls, fields[k], v, source, f"{name}.") for k, v in base.items()})
-
-
-def load_pretrain_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> PretrainConfig:
-    """Read a YAML/TOML pre-training config and apply ``section.key=value`` overrides;
-    relative paths resolve against the file's folder."""
-    path = Path(path).expanduser().resolve()
-    d = apply_overrides(read_config_file(path), overrides)
-    d.pop("base_dir", None)
-    return PretrainConfig.from_dict(d, base_dir=path.parent, source=str(path))
-
-
-# --------------------------------------------------------------------------------------
-# graph and model
-
-
-def load_pretrain_graph(cfg: GraphConfig, base_dir: str | os.PathLike | None = None):
-    """The graph of a pre-training run, through the one resolver of every route
-    (:func:`kgfuse.tasks.pipeline.load_graph`); ``format: wordnet`` with no ``path`` reads
-    Debian's WordNet folder."""
-    from .pipeline import load_graph
-
-    return load_graph(cfg, base_dir)
-
-
-# --------------------------------------------------------------------------------------
-# data
-
-
-def held_out(record_id: str, fraction: float) -> bool:
-    """Whether a record belongs to the held-out slice: a pure function of its id."""
-    if fraction <= 0:
-        return False
-    h = int.from_bytes(hashlib.sha1(record_id.encode("utf-8")).digest()[:8], "big")
-    return h / 2.0**64 < fraction
-
-
-@dataclass
-class LinkingStats:
-    """Counts of what happened to records and mentions (reported, not silent)."""
-
-    records: int = 0
-    sequences: int = 0
-    too_few_entities: int = 0
-    mentions: int = 0
-    aligned: int = 0
-    truncated: int = 0
-    shared_token: int = 0
-
-    def to_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
-
-
-def link_and_tokenise(text: str, linker, tokenizer, max_length: int, stats: LinkingStats | None = None) -> dict[str, Any]:
-    """Features of one text: token ids (with special tokens, truncated to ``max_length``),
-    ``entity_concepts`` (distinct linked concepts that kept an aligned token, in order of
-    first mention) and ``entity_local`` (per token: index into ``entity_concepts`` or -1).
-
-    Each mention is aligned to its first sub-token (:func:`kgfuse.tasks.features.align_mentions`).
-    """
-    from .features import AlignmentStats, align_mentions
-
-    mentions = linker.link(text)
-    enc = tokenizer(text, truncation=True, max_length=max_length, return_offsets_mapping=True)
-    c2n: dict[int, int] = {}
-    for m in mentions:
-        c2n.setdefault(int(m.concept), len(c2n))
-    ast = AlignmentStats()
-    local = align_mentions(enc["offset_mapping"], enc.sequence_ids(), mentions, c2n, ast)
-    # keep only concepts some token is aligned to (others were truncated away); renumber
-    order: dict[int, int] = {}
-    for x in local:
-        if x >= 0 and x not in order:
-            order[x] = len(order)
-    inv = {v: k for k, v in c2n.items()}
-    concepts = [0] * len(order)
-    for old, new in order.items():
-        concepts[new] = inv[old]
-    if stats is not None:
-        stats.mentions += len(mentions)
-        stats.aligned += ast.aligned
-        stats.truncated += ast.truncated
-        stats.shared_token += ast.shared_token
-    feat = {
-        "input_ids": list(enc["input_ids"]),
-        "attention_mask": list(enc["attention_mask"]),
-        "entity_concepts": concepts,
-        "entity_local": [order[x] if x >= 0 else -1 for x in local],
-    }
-    if "token_type_ids" in enc:
-        feat["token_type_ids"] = list(enc["token_type_ids"])
-    return feat
-
-
-class LinkedTextDataset(IterableDataset):
-    """A corpus streamed, linked and tokenised on the fly.
-
-    Args:
-        corpus: corpus specs (:func:`kgfuse.kg.corpora.open_corpus`).
-        linker: an :class:`~kgfuse.kg.linking.EntityLinker` on the graph.
-        tokenizer: a fast tokenizer.
-        max_length: tokens per sequence (truncation).
-        split: ``"train"`` (records not held out), ``"eval"`` (held out) or ``"all"``.
-        eval_fraction: see :func:`held_out`.
-        shuffle_buffer: streaming shuffle buffer (0: corpus order); the order is a function of
-            ``(seed, epoch)`` (call :meth:`set_epoch`).
-        min_entities: sequences with fewer aligned entities are skipped.
-        base_dir: folder relative corpus paths resolve against.
-        limit: stop after this many sequences.
-    """
-
-    def __init__(self, corpus: Sequence[Any], linker, tokenizer, *, max_length: int = 64, split: str = "train",
-                 eval_fraction: float = 0.0, shuffle_buffer: int = 0, min_entities: int = 0, seed: int = 0,
-                 base_dir: str | os.PathLike | None = None, limit: int | None = None) -> None:
-        if split not in ("train", "eval", "all"):
-            raise ValueError(f"split must be train, eval or all, not {split!r}")
-        self.corpus = list(corpus)
-        self.linker = linker
-        self.tokenizer = tokenizer
-        self.max_length = int(max_length)
-        self.split = split
-        self.eval_fraction = float(eval_fraction)
-        self.shuffle_buffer = int(shuffle_buffer)
-        self.min_entities = int(min_entities)
-        self.seed = int(seed)
-        self.base_dir = base_dir
-        self.limit = limit
-        self.epoch = 0
-        self.stats = LinkingStats()
-        self.reports: list[Any] = []
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def records(self) -> Iterator[Any]:
-        from kgfuse.kg.corpora import iter_corpora
-
-        self.reports = []
-        for rec in iter_corpora(self.corpus, base_dir=self.base_dir, reports=self.reports):
-            if self.split == "all" or held_out(rec.id, self.eval_fraction) == (self.split == "eval"):
-                yield rec
-
-    def _shuffled(self, it: Iterator[Any]) -> Iterator[Any]:
-        if self.shuffle_buffer <= 1:
-            yield from it
-            return
-        rng = np.random.default_rng([self.seed, self.epoch])
-        buf: list[Any] = []
-        for x in it:
-            if len(buf) < self.shuffle_buffer:
-                buf.append(x)
-                continue
-            j = int(rng.integers(len(buf)))
-            yield buf[j]
-            buf[j] = x
-        rng.shuffle(buf)
-        yield from buf
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        n = 0
-        for rec in self._shuffled(self.records()):
-            self.stats.records += 1
-            feat = link_and_tokenise(rec.text, self.linker, self.tokenizer, self.max_length, self.stats)
-            if len(feat["entity_concepts"]) < self.min_entities:
-                self.stats.too_few_entities += 1
-                continue
-            feat["id"] = rec.id
-            self.stats.sequences += 1
-            yield feat
-            n += 1
-            if self.limit is not None and n >= self.limit:
-                return
-
-
-LINKED_FORMAT = "kgfuse-linked-corpus"
-LINKED_VERSION = 1
-
-
-def tokenizer_fingerprint(tokenizer) -> str:
-    """Content hash of a tokenizer's vocabulary and special tokens (linked features are only
-    valid for the tokenizer that made them)."""
-    h = hashlib.sha256()
-    for tok, i in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1]):
-        h.update(f"{i}\t{tok}\n".encode("utf-8"))
-    h.update(json.dumps(sorted((k, str(v)) for k, v in tokenizer.special_tokens_map.items())).encode("utf-8"))
-    return h.hexdigest()[:16]
-
-
-@dataclass
-class LinkedCorpus:
-    """A pre-training corpus linked and tokenised once (train and held-out features).
-
-    Linking needs spaCy; training from a :class:`LinkedCorpus` does not. Make it where spaCy
-    runs (:func:`link_corpus`, then :meth:`save`), train where the GPU is
-    (``pretrain(config, linked=path)`` or ``data.linked: path`` in the config). The file
-    records what the features depend on (graph hash, tokenizer fingerprint, max length,
-    linker, corpus specs, held-out split), and :meth:`check` refuses a mismatch.
-
-    File format: gzip'd JSON lines; line 1 is the header (``meta``), then one feature record
-    per line with ``"split": "train" | "eval"``.
-    """
-
-    train: list[dict[str, Any]]
-    eval: list[dict[str, Any]]
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def save(self, path: str | os.PathLike) -> Path:
-        import gzip
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with gzip.open(tmp, "wt", encoding="utf-8") as f:
-            f.write(json.dumps({"format": LINKED_FORMAT, "version": LINKED_VERSION, **self.meta,
-                                "num_train": len(self.train), "num_eval": len(self.eval)}) + "\n")
-            for split, feats in (("train", self.train), ("eval", self.eval)):
-                for ft in feats:
-                    f.write(json.dumps({"split": split, **ft}, separators=(",", ":")) + "\n")
-        os.replace(tmp, path)
-        return path
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "LinkedCorpus":
-        import gzip
-
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: linked corpus not found")
-        train: list[dict[str, Any]] = []
-        ev: list[dict[str, Any]] = []
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            try:
-                meta = json.loads(f.readline())
-            except (json.JSONDecodeError, OSError, EOFError) as e:
-                raise ValueError(f"{path}:1: not a linked corpus header ({e})") from e
-            if not isinstance(meta, dict) or meta.get("format") != LINKED_FORMAT:
-                raise ValueError(f"{path}:1: field 'format' must be {LINKED_FORMAT!r}")
-            if meta.get("version") != LINKED_VERSION:
-                raise ValueError(f"{path}:1: field 'version' is {meta.get('version')!r}; this kgfuse reads "
-                                 f"version {LINKED_VERSION} (re-link the corpus)")
-            for no, line in enumerate(f, start=2):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{no}: invalid JSON ({e.msg})") from e
-                for k in ("split", "input_ids", "attention_mask", "entity_concepts", "entity_local"):
-                    if k not in rec:
-                        raise ValueError(f"{path}:{no}: field {k!r} missing")
-                if len(rec["entity_local"]) != len(rec["input_ids"]):
-                    raise ValueError(f"{path}:{no}: field 'entity_local' has {len(rec['entity_local'])} entries for "
-                                     f"{len(rec['input_ids'])} tokens")
-                split = rec.pop("split")
-                if split not in ("train", "eval"):
-                    raise ValueError(f"{path}:{no}: field 'split' must be 'train' or 'eval', not {split!r}")
-                (train if split == "train" else ev).append(rec)
-        for k, got in (("num_train", len(train)), ("num_eval", len(ev))):
-            if meta.get(k) != got:
-                raise ValueError(f"{path}: header field {k!r} says {meta.get(k)} records, the file has {got} (truncated?)")
-        for k in ("format", "version", "num_train", "num_eval"):
-            meta.pop(k, None)
-        return cls(train, ev, meta)
-
-    def check(self, graph, tokenizer, max_length: int, source: str = "linked corpus") -> None:
-        """Raise ``ValueError`` unless these features fit ``graph``, ``tokenizer`` and ``max_length``."""
-        m = self.meta
-        if m.get("graph_hash") != graph.hash:
-            raise ValueError(f"{source}: linked to graph {str(m.get('graph_hash'))[:12]}, not to this graph "
-                             f"({graph.hash[:12]}): concept ids would mean other things; re-link")
-        fp = tokenizer_fingerprint(tokenizer)
-        if m.get("tokenizer") != fp:
-            raise ValueError(f"{source}: tokenised with tokenizer {m.get('tokenizer')}, not this one ({fp}); re-link")
-        if int(m.get("max_length", -1)) != int(max_length):
-            raise ValueError(f"{source}: tokenised with max_length {m.get('max_length')}, the run uses {max_length}")
-        n = graph.num_concepts
-        for split, feats in (("train", self.train), ("eval", self.eval)):
-            for i, ft in enumerate(feats):
-                bad = [c for c in ft["entity_concepts"] if not 0 <= int(c) < n]
-                if bad:
-                    raise ValueError(f"{source}: {split} record {i} ({ft.get('id')}): concept id {bad[0]} outside the graph's {n}")
-
-
-def link_corpus(config: "PretrainConfig", *, graph=None, tokenizer=None, progress: bool = True,
-                log: Callable[[str], None] | None = None) -> LinkedCorpus:
-    """Link and tokenise ``config.corpus`` once, as :func:`pretrain` would on the fly: the
-    training records (corpus order; :func:`pretrain` shuffles them per epoch) and at most
-    ``data.max_eval`` held-out records, with the linking statistics and corpus reports."""
-    from .pipeline import build_linker
-
-    if not config.corpus:
-        raise ConfigError("corpus is empty: give at least one corpus spec (e.g. {type: wordnet_glosses})")
-    t0 = time.time()
-    if graph is None:
-        graph = load_pretrain_graph(config.graph, config.base_dir)
-    if tokenizer is None:
-        from .pipeline import model_tokenizer
-
-        tokenizer = model_tokenizer(config.model, config.base_dir)
-    linker = build_linker(graph, config.linker)
-    opt, dc = config.train, config.data
-    train_ds, eval_ds = _linked_text_datasets(config, linker, tokenizer, shuffle_buffer=0)
-    train = list(train_ds)
-    ev = list(eval_ds) if dc.eval_fraction > 0 and dc.max_eval > 0 else []
-    meta = {
-        "graph_hash": graph.hash, "tokenizer": tokenizer_fingerprint(tokenizer), "max_length": opt.max_length,
-        "linker": linker.config, "corpus": config.corpus, "eval_fraction": dc.eval_fraction, "max_eval": dc.max_eval,
-        "min_entities": dc.min_entities, "train_linking": train_ds.stats.to_dict(), "eval_linking": eval_ds.stats.to_dict(),
-        "corpus_reports": [r.to_dict() for r in train_ds.reports], "seconds": round(time.time() - t0, 2),
-    }
-    if progress:
-        (log or logger.info)(f"linked corpus: {len(train)} training and {len(ev)} held-out sequences, "
-            f"{train_ds.stats.mentions} mentions ({time.time() - t0:.1f}s)")
-    return LinkedCorpus(train, ev, meta)
-
-
-def _linked_text_datasets(config: "PretrainConfig", linker, tokenizer, *, shuffle_buffer: int):
-    """The training and held-out :class:`LinkedTextDataset` of a run's corpus."""
-    opt, dc = config.train, config.data
-    common = dict(max_length=opt.max_length, eval_fraction=dc.eval_fraction, min_entities=dc.min_entities,
-                  seed=opt.seed, base_dir=config.base_dir)
-    return (LinkedTextDataset(config.corpus, linker, tokenizer, split="train", shuffle_buffer=shuffle_buffer, **common),
-            LinkedTextDataset(config.corpus, linker, tokenizer, split="eval", limit=dc.max_eval, **common))
-
-
-class LinkedFeatureDataset(IterableDataset):
-    """Training sequences of a :class:`LinkedCorpus`, reshuffled every epoch (a permutation
-    seeded by ``(seed, epoch)``; ``shuffle=False`` keeps the stored order)."""
-
-    def __init__(self, features: Sequence[Mapping[str, Any]], *, shuffle: bool = True, seed: int = 0,
-                 stats: Mapping[str, int] | None = None, reports: Sequence[Any] = ()) -> None:
-        self.features = list(features)
-        self.shuffle = bool(shuffle)
-        self.seed = int(seed)
-        self.epoch = 0
-        self.stats = LinkingStats(**dict(stats or {}))
-        self.reports = list(reports)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def records(self) -> Iterator[Mapping[str, Any]]:
-        return iter(self.features)
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        order = np.arange(len(self.features))
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.features))
-        for i in order:
-            yield dict(self.features[int(i)])
-
-
-class PretrainingCollator:
-    """Batch linked sequences, applying MLM masking and dEA corruption.
-
-    Args:
-        tokenizer: the tokenizer (``mask_token_id``, ``pad_token_id``, special-token mask).
-        graph: the :class:`~kgfuse.kg.KnowledgeGraph` (random entities; induced edges).
-        objective: masking proportions.
-        seed: the random stream; :meth:`reset` restarts it (used for a fixed eval masking).
-        pad_to_multiple_of: pad the sequence length to a multiple of this.
-
-    Each sequence's input graph holds the concepts still aligned after corruption (kept and
-    random replacement entities) with the graph's edges among them. Returns the model
-    inputs (``input_ids`` ``[S, L]``, ``attention_mask``, ``token_type_ids``, ``entity_index``,
-    ``node_concept_ids``, ``node_type``, ``node_batch``, ``edge_index``, ``edge_type``) and
-    targets (``mlm_labels`` ``[S, L]``, ``dea_token``, ``dea_candidates``,
-    ``dea_candidate_batch``, ``dea_target``) plus ``dea_kind`` ``[A]`` (0 kept, 1 removed,
-    2 replaced; for metrics only).
-    """
-
-    def __init__(self, tokenizer, graph, objective: ObjectiveConfig | None = None, *, seed: int = 0,
-                 pad_to_multiple_of: int | None = None) -> None:
-        self.tokenizer = tokenizer
-        self.graph = graph
-        self.objective = objective if objective is not None else ObjectiveConfig()
-        self.seed = int(seed)
-        self.pad_to_multiple_of = pad_to_multiple_of
-        if tokenizer.mask_token_id is None:
-            raise ValueError("the tokenizer has no mask token; MLM needs one")
-        self.vocab_size = len(tokenizer)
-        self.reset()
-
-    def reset(self, seed: int | None = None) -> None:
-        self.rng = np.random.default_rng(self.seed if seed is None else seed)
-
-    # ---------------------------------------------------------------- MLM
-    def mask_tokens(self, ids: list[int]) -> tuple[list[int], list[int]]:
-        """BERT masking of one sequence: ``(corrupted ids, labels with -100 where unselected)``."""
-        ob = self.objective
-        special = self.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
-        ids = list(ids)
-        labels = [-100] * len(ids)
-        if ob.mlm_weight == 0 or ob.mlm_probability == 0:
-            return ids, labels
-        u = self.rng.random(len(ids))
-        v = self.rng.random(len(ids))
-        rnd = self.rng.integers(0, self.vocab_size, len(ids))
-        for t in range(len(ids)):
-            if special[t] or u[t] >= ob.mlm_probability:
-                continue
-            labels[t] = ids[t]
-            if v[t] < ob.mlm_mask:
-                ids[t] = self.tokenizer.mask_token_id
-            elif v[t] < ob.mlm_mask + ob.mlm_random:
-                ids[t] = int(rnd[t])
-        return ids, labels
-
-    # ---------------------------------------------------------------- dEA
-    def corrupt_entities(self, entity_local: Sequence[int], concepts: Sequence[int]) -> tuple[list[int], list[int], list[tuple[int, int, int]]]:
-        """dEA corruption of one sequence.
-
-        Returns ``(input entity_local, input node concepts, alignments)``: the per-token local
-        node index into the input node list (``-1`` for none), the concept id of each input
-        node, and per original alignment ``(token, target index into concepts, kind)``.
-        """
-        ob = self.objective
-        nodes: list[int] = []
-        node_of: dict[int, int] = {}
-
-        def node(c: int) -> int:
-            i = node_of.get(c)
-            if i is None:
-                i = node_of[c] = len(nodes)
-                nodes.append(c)
-            return i
-
-        out = [-1] * len(entity_local)
-        aligns: list[tuple[int, int, int]] = []
-        positions = [t for t, x in enumerate(entity_local) if x >= 0]
-        u = self.rng.random(len(positions))
-        n_c = self.graph.num_concepts
-        for t, uu in zip(positions, u):
-            target = int(entity_local[t])
-            c = int(concepts[target])
-            if uu < ob.dea_replace and n_c > 1:
-                r = int(self.rng.integers(0, n_c - 1))
-                r = r + 1 if r >= c else r  # uniform over the other concepts
-                out[t] = node(r)
-                kind = KIND_REPLACED
-            elif uu < ob.dea_replace + ob.dea_mask:
-                kind = KIND_MASKED
-            else:
-                out[t] = node(c)
-                kind = KIND_KEPT
-            aligns.append((t, target, kind))
-        return out, nodes, aligns
-
-    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
-        if not features:
-            raise ValueError("PretrainingCollator got an empty batch")
-        ob = self.objective
-        S = len(features)
-        L = max(len(f["input_ids"]) for f in features)
-        if self.pad_to_multiple_of:
-            m = self.pad_to_multiple_of
-            L = (L + m - 1) // m * m
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        input_ids = torch.full((S, L), pad, dtype=torch.long)
-        attention_mask = torch.zeros((S, L), dtype=torch.long)
-        token_type_ids = torch.zeros((S, L), dtype=torch.long)
-        mlm_labels = torch.full((S, L), -100, dtype=torch.long)
-        entity_index = torch.full((S, L), -1, dtype=torch.long)
-        node_c: list[int] = []
-        node_b: list[int] = []
-        e_src: list[np.ndarray] = []
-        e_dst: list[np.ndarray] = []
-        e_rel: list[np.ndarray] = []
-        dea_token: list[int] = []
-        dea_target: list[int] = []
-        dea_kind: list[int] = []
-        cand: list[int] = []
-        cand_b: list[int] = []
-        use_dea = ob.dea_weight > 0
-        for s, f in enumerate(features):
-            n = len(f["input_ids"])
-            ids, labels = self.mask_tokens(f["input_ids"])
-            input_ids[s, :n] = torch.tensor(ids)
-            mlm_labels[s, :n] = torch.tensor(labels)
-            attention_mask[s, :n] = torch.tensor(f["attention_mask"])
-            if "token_type_ids" in f:
-                token_type_ids[s, :n] = torch.tensor(f["token_type_ids"])
-            concepts = [int(c) for c in f.get("entity_concepts", [])]
-            local = f.get("entity_local", [-1] * n)
-            if use_dea:
-                ent_in, nodes, aligns = self.corrupt_entities(local, concepts)
-            else:
-                ent_in, nodes, aligns = list(local), concepts, []
-            off = len(node_c)
-            entity_index[s, :n] = torch.tensor([x + off if x >= 0 else -1 for x in ent_in], dtype=torch.long)
-            node_c.extend(nodes)
-            node_b.extend([s] * len(nodes))
-            if nodes:
-                arr = np.asarray(nodes, dtype=np.int64)
-                eids = self.graph.induced_edges(arr)
-                if eids.size:
-                    lookup = {c: i for i, c in enumerate(nodes)}
-                    e_src.append(np.fromiter((lookup[int(c)] + off for c in self.graph.head[eids]), np.int64, eids.size))
-                    e_dst.append(np.fromiter((lookup[int(c)] + off for c in self.graph.tail[eids]), np.int64, eids.size))
-                    e_rel.append(np.asarray(self.graph.relation[eids], dtype=np.int64))
-            c_off = len(cand)
-            cand.extend(concepts)
-            cand_b.extend([s] * len(concepts))
-            for t, target, kind in aligns:
-                if ob.dea_predict == "corrupted" and kind == KIND_KEPT:
-                    continue
-                dea_token.append(s * L + t)
-                dea_target.append(c_off + target)
-                dea_kind.append(kind)
-        long = lambda x: torch.as_tensor(np.asarray(x, dtype=np.int64))  # noqa: E731
-        batch = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "token_type_ids": token_type_ids,
-            "entity_index": entity_index,
-            "node_concept_ids": long(node_c),
-            "node_type": torch.full((len(node_c),), _NODE_TYPE_TEXT, dtype=torch.long),
-            "node_batch": long(node_b),
-            "edge_index": torch.stack((long(np.concatenate(e_src)), long(np.concatenate(e_dst)))) if e_src
-            else torch.zeros(2, 0, dtype=torch.long),
-            "edge_type": long(np.concatenate(e_rel)) if e_rel else torch.zeros(0, dtype=torch.long),
-            "mlm_labels": mlm_labels,
-        }
-        if use_dea:
-            batch.update(dea_token=long(dea_token), dea_target=long(dea_target), dea_kind=long(dea_kind),
-                         dea_candidates=long(cand), dea_candidate_batch=long(cand_b))
-        return batch
 
 
 # --------------------------------------------------------------------------------------
@@ -784,7 +111,7 @@ class _Meter:
             n_cand = torch.isfinite(out.dea_scores).sum(-1).clamp(min=1).float()
             self.add("dea_chance_sum", float((1.0 / n_cand).sum()))
             kind = batch["dea_kind"]
-            for k, name in _KIND_NAMES.items():
+            for k, name in KIND_NAMES.items():
                 sel = kind == k
                 self.add(f"dea_{name}_count", int(sel.sum()))
                 self.add(f"dea_{name}_correct", int(ok[sel].sum()))
@@ -801,7 +128,7 @@ class _Meter:
             "mlm_count": int(s.get("mlm_count", 0)),
             "dea_count": int(s.get("dea_count", 0)),
         }
-        for name in _KIND_NAMES.values():
+        for name in KIND_NAMES.values():
             r[f"dea_{name}_accuracy"] = div(f"dea_{name}_correct", f"dea_{name}_count")
             r[f"dea_{name}_count"] = int(s.get(f"dea_{name}_count", 0))
         return r
@@ -840,6 +167,7 @@ def evaluate_pretraining(model, features: Sequence[Mapping[str, Any]], collator:
     return meter.result()
 
 
+
 # --------------------------------------------------------------------------------------
 # the run
 
@@ -874,6 +202,49 @@ def _count_steps(ds: LinkedTextDataset, cfg: PretrainConfig) -> int:
     return max(1, per_epoch * opt.epochs)
 
 
+class _Pretraining(LoopTask):
+    """ERNIE pre-training on the shared loop: MLM + dEA loss, a meter over the log interval,
+    held-out evaluation with a fixed corruption."""
+
+    def __init__(self, train_ds: Any, objective: ObjectiveConfig, eval_feats: Sequence[Mapping[str, Any]],
+                 eval_collator: PretrainingCollator, *, eval_batch_size: int, device: Any, seed: int, t0: float) -> None:
+        self.train_ds = train_ds
+        self.ob = objective
+        self.eval_feats = eval_feats
+        self.eval_collator = eval_collator
+        self.eval_batch_size = eval_batch_size
+        self.device = device
+        self.seed = seed
+        self.t0 = t0
+        self.meter = _Meter()
+        self.train_log: list[dict[str, Any]] = []
+
+    def set_epoch(self, epoch: int) -> None:
+        self.train_ds.set_epoch(epoch)
+
+    def loss(self, model, batch: Mapping[str, torch.Tensor]):
+        out = model(**_model_inputs(batch, self.ob))
+        return out.loss, out
+
+    def observe(self, outputs, batch: Mapping[str, torch.Tensor]) -> None:
+        self.meter.update(outputs, batch)
+
+    def log_record(self, step: int, loss: torch.Tensor, lr: float) -> dict[str, Any]:
+        rec = {"step": step, **{f"train_{k}": v for k, v in self.meter.result().items()}, "lr": lr,
+               "seconds": time.time() - self.t0}
+        self.train_log.append(rec)
+        self.meter = _Meter()
+        return {k: v for k, v in rec.items() if k != "step"}
+
+    def evaluate(self, model, step: int) -> dict[str, Any]:
+        if not self.eval_feats:
+            return {}
+        r = evaluate_pretraining(model, self.eval_feats, self.eval_collator, self.ob, batch_size=self.eval_batch_size,
+                                 device=self.device, seed=self.seed)
+        r["step"] = step
+        return r
+
+
 def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str | os.PathLike | None" = None,
              progress: bool = True, accelerator: Any | None = None,
              log: Callable[[str], None] | None = None) -> PretrainResult:
@@ -890,15 +261,15 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
             tokenizer and ``train.max_length``.
 
     The number of optimiser steps is ``train.max_steps`` when set, else ``train.epochs``
-    passes over the (non-held-out) corpus. Accelerator, optimiser and schedule, the
-    accumulation / clipping step and ``log.jsonl`` are those of fine-tuning
-    (:mod:`kgfuse.tasks.train`); progress lines go to ``log`` (default: this module's logger).
+    passes over the (non-held-out) corpus. The loop is fine-tuning's
+    (:class:`~kgfuse.tasks.loop.TrainingLoop`): held-out evaluation before the first step,
+    every ``data.eval_every`` steps and after the last one; a ``log.jsonl`` record every
+    ``train.log_every`` steps; the model exported to ``model/`` at the end. Progress lines go
+    to ``log`` (default: this module's logger).
     """
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
 
     from .pipeline import build_linker, build_model
-    from .train import _RunLog, make_accelerator, make_optimizer, optimizer_step
 
     log = log if log is not None else logger.info
     t0 = time.time()
@@ -951,90 +322,35 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
 
     collator = PretrainingCollator(tokenizer, graph, ob, seed=opt.seed + 17)
     eval_collator = PretrainingCollator(tokenizer, graph, ob, seed=opt.seed + 1234)
+    # A streamed corpus: the loader is not sharded by Accelerate (batches are moved to the
+    # device by the loop), and it draws its worker seed from the global generator.
     loader = DataLoader(train_ds, batch_size=opt.batch_size, collate_fn=collator, num_workers=0)
-    optimizer, scheduler = make_optimizer(model, opt, total_steps)
-    model, optimizer, scheduler = acc.prepare(model, optimizer, scheduler)
-
-    def evaluate(step: int) -> dict[str, Any]:
-        if not eval_feats:
-            return {}
-        r = evaluate_pretraining(acc.unwrap_model(model), eval_feats, eval_collator, ob, batch_size=opt.eval_batch_size,
-                                 device=acc.device, seed=opt.seed + 1234)
-        r["step"] = step
-        return r
-
-    result = PretrainResult(output_dir=out, model_dir=out / "model")
-    if is_main:
-        (out / "log.jsonl").unlink(missing_ok=True)
-    run_log = _RunLog(out, is_main)
-    initial = evaluate(0)
-    if initial:
-        result.history.append(initial)
-        run_log.log({"eval": initial}, 0)
-    step = 0
-    meter = _Meter()
-    accum = max(1, opt.grad_accum)
-    model.train()
-    pbar = tqdm(total=total_steps, desc="pretrain", disable=not (progress and is_main))
-    micro = 0
-    epoch = 0
-    try:
-        while step < total_steps:
-            train_ds.set_epoch(epoch)
-            seen = 0
-            for batch in loader:
-                seen += 1
-                batch = {k: v.to(acc.device) for k, v in batch.items()}
-                with acc.accumulate(model):
-                    o = model(**_model_inputs(batch, ob))
-                    optimizer_step(acc, model, optimizer, scheduler, o.loss, opt)
-                meter.update(o, batch)
-                micro += 1
-                if micro % accum:
-                    continue
-                step += 1
-                pbar.update(1)
-                if opt.log_every and step % opt.log_every == 0:
-                    rec = {"step": step, **{f"train_{k}": v for k, v in meter.result().items()},
-                           "lr": scheduler.get_last_lr()[0], "seconds": time.time() - t0}
-                    result.train_log.append(rec)
-                    run_log.log({k: v for k, v in rec.items() if k != "step"}, step)
-                    pbar.set_postfix(mlm=f"{rec['train_mlm_loss'] or 0:.3f}", dea=f"{rec['train_dea_accuracy'] or 0:.3f}")
-                    meter = _Meter()
-                if dc.eval_every and step % dc.eval_every == 0 and step < total_steps:
-                    r = evaluate(step)
-                    if r:
-                        result.history.append(r)
-                        run_log.log({"eval": r}, step)
-                if step >= total_steps:
-                    break
-            if seen == 0:
-                raise ValueError("the training corpus yielded no sequence (all held out, filtered or empty)")
-            epoch += 1
-    finally:
-        pbar.close()
-        run_log.close()
-    final = evaluate(step)
-    if final:
-        result.history.append(final)
-    result.initial, result.final, result.global_step = initial, final, step
+    task = _Pretraining(train_ds, ob, eval_feats, eval_collator, eval_batch_size=opt.eval_batch_size,
+                        device=acc.device, seed=opt.seed + 1234, t0=t0)
+    loop = TrainingLoop(model, loader, task, opt, total_steps=total_steps, accelerator=acc, output_dir=out,
+                        prepare_loader=False, epoch_records=False, eval_every=dc.eval_every, eval_at_start=True,
+                        eval_at_end=True, log=logger, progress=progress, desc="pretrain",
+                        empty_epoch_error="the training corpus yielded no sequence (all held out, filtered or empty)")
+    state = loop.run()
+    evals = loop.evaluations
+    result = PretrainResult(output_dir=out, model_dir=out / "model", history=list(evals), train_log=task.train_log)
+    result.initial = evals[0] if evals and evals[0]["step"] == 0 else {}
+    result.final = evals[-1] if evals else {}
+    result.global_step = state["global_step"]
     result.data = {
         "train_linking": train_ds.stats.to_dict(),
         "eval_linking": eval_ds.stats.to_dict(),
         "corpus": [r if isinstance(r, dict) else r.to_dict() for r in train_ds.reports],
         "linked": linked_source or ("in memory" if linked is not None else None),
         "eval_sequences": len(eval_feats),
-        "epochs_started": epoch,
+        "epochs_started": state["epoch"],
     }
-    acc.wait_for_everyone()
-    unwrapped = acc.unwrap_model(model)
     result.wall_time = time.time() - t0
+    loop.export(tokenizer.save_pretrained)
     if is_main:
-        unwrapped.save_pretrained(str(result.model_dir))
-        tokenizer.save_pretrained(str(result.model_dir))
         (out / "metrics.json").write_text(json.dumps(result.to_dict(), indent=1))
         write_report(result, config, graph)
-    result.model = unwrapped
+    result.model = loop.unwrapped
     return result
 
 

@@ -12,10 +12,11 @@ TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "in
         "max_position_embeddings": 64, "vocab_size": 99}
 
 CHECK = """
-from transformers import AutoConfig, AutoModelForMultipleChoice, AutoModelForPreTraining
+from transformers import AutoConfig, AutoModel, AutoModelForMultipleChoice, AutoModelForPreTraining
 cfg = AutoConfig.from_pretrained(FOLDER)
 model = AutoModelForMultipleChoice.from_pretrained(FOLDER)
-print(type(cfg).__name__, type(model).__name__, AutoModelForPreTraining.from_config(cfg).__class__.__name__)
+print(type(cfg).__name__, type(model).__name__, AutoModelForPreTraining.from_config(cfg).__class__.__name__,
+      type(AutoModel.from_pretrained(FOLDER)).__name__)
 leftover = [n for n, m in sys.modules.items() if type(getattr(m, "__loader__", None)).__name__ == "_NotifyingLoader"]
 hooks = [f for f in sys.meta_path if type(f).__name__ == "_RegistrationHook"]
 print("leftover", leftover, hooks)
@@ -52,7 +53,7 @@ def test_plain_import_kgfuse_then_transformers(folder):
         f"FOLDER = {str(folder)!r}\n" + CHECK
     )
     assert lines[0] == "light []"
-    assert lines[1] == "KGFusedConfig KGFusedForMultipleChoice KGFusedForPreTraining"
+    assert lines[1] == "KGFusedConfig KGFusedForMultipleChoice KGFusedForPreTraining KGFusedModel"
     assert lines[2] == "leftover [] []"  # module loaders restored, the import hook removed
 
 
@@ -63,7 +64,7 @@ def test_transformers_imported_before_kgfuse(folder):
         "import kgfuse\n"
         f"FOLDER = {str(folder)!r}\n" + CHECK
     )
-    assert lines[0] == "KGFusedConfig KGFusedForMultipleChoice KGFusedForPreTraining"
+    assert lines[0] == "KGFusedConfig KGFusedForMultipleChoice KGFusedForPreTraining KGFusedModel"
     assert lines[1] == "leftover [] []"
 
 
@@ -83,4 +84,4 @@ def test_importing_the_model_module_directly(folder):
         "import kgfuse.fusion.pretraining\n"
         f"FOLDER = {str(folder)!r}\n" + CHECK
     )
-    assert lines == ["KGFusedConfig KGFusedForMultipleChoice KGFusedForPreTraining", "leftover [] []"]
+    assert lines == ["KGFusedConfig KGFusedForMultipleChoice KGFusedForPreTraining KGFusedModel", "leftover [] []"]

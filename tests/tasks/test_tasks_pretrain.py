@@ -159,7 +159,14 @@ def test_mlm_masking_bert_80_10_10(graph, tokenizer):
 
 
 def test_held_out_split_is_deterministic_and_disjoint(tmp_path, linker, tokenizer):
-    assert held_out("a:1", 0.5) == held_out("a:1", 0.5)
+    # a pure function of the id, the same in every process: the SHA-1 of the id as a fraction
+    import hashlib
+
+    ids = [f"r:{i}" for i in range(2000)]
+    frac = {i: int.from_bytes(hashlib.sha1(i.encode()).digest()[:8], "big") / 2.0**64 for i in ids}
+    assert [held_out(i, 0.3) for i in ids] == [frac[i] < 0.3 for i in ids]
+    assert abs(sum(held_out(i, 0.3) for i in ids) / len(ids) - 0.3) < 0.03
+    assert not any(held_out(i, 0.0) for i in ids) and all(held_out(i, 1.0) for i in ids)
     (tmp_path / "c.txt").write_text("\n".join(SENTENCES * 5))
     kw = dict(eval_fraction=0.3, base_dir=tmp_path)
     spec = [{"type": "text", "path": "c.txt"}]
@@ -181,7 +188,7 @@ def test_config_errors(tmp_path):
         PretrainConfig.from_dict({"objective": {"dea_replace": 0.5, "dea_mask": 0.6}})
     with pytest.raises(ConfigError, match="objective.dea_predict|dea_predict"):
         PretrainConfig.from_dict({"objective": {"dea_predict": "some"}})
-    with pytest.raises(ConfigError, match="unknown key objective.mask"):
+    with pytest.raises(ConfigError, match="unknown key .objective.mask.; valid keys"):
         PretrainConfig.from_dict({"objective": {"mask": 0.1}})
     with pytest.raises(ConfigError, match="train.batch_size must be an integer"):
         PretrainConfig.from_dict({"train": {"batch_size": "x"}})
@@ -393,3 +400,29 @@ def test_pretrain_from_linked_corpus_needs_no_spacy(tmp_path, graph, repo_root):
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert m["global_step"] == 3 and m["final"]["dea_count"] > 0
     assert m["data"]["linked"].endswith("linked.jsonl.gz") and m["data"]["eval_sequences"] == 5
+
+
+def test_config_shares_the_fine_tuning_loader_and_checks(tmp_path):
+    """One loader and one validation for both configs: did-you-mean hints, the linker and
+    model.options checked against their classes, train defaults of pre-training kept."""
+    from kgfuse.tasks.config import load_config
+
+    with pytest.raises(ConfigError, match="did you mean 'corpus'"):
+        PretrainConfig.from_dict({"corpora": []})
+    with pytest.raises(ConfigError, match="unknown key 'objective.dea_wieght'.*did you mean 'dea_weight'"):
+        PretrainConfig.from_dict({"objective": {"dea_wieght": 0.5}})
+    with pytest.raises(ConfigError, match="unknown key 'linker.max_word'"):
+        PretrainConfig.from_dict({"linker": {"max_word": 4}})
+    with pytest.raises(ConfigError, match="model.options.num_fusion_layer"):
+        PretrainConfig.from_dict({"model": {"options": {"num_fusion_layer": 1}}})
+    with pytest.raises(ConfigError, match="train.batch_size must be >= 1"):
+        PretrainConfig.from_dict({"train": {"batch_size": 0}})
+    with pytest.raises(ConfigError, match=r"data.eval_fraction must be in \[0, 1\)"):
+        PretrainConfig.from_dict({"data": {"eval_fraction": 1.0}})
+    cfg = PretrainConfig.from_dict({"corpus": {"type": "text", "path": "c.txt"}, "train": {"max_steps": 4}})
+    assert cfg.corpus == [{"type": "text", "path": "c.txt"}]
+    assert (cfg.train.max_steps, cfg.train.batch_size, cfg.train.epochs, cfg.train.lr_lm) == (4, 16, 1, 2e-5)
+    p = tmp_path / "p.toml"
+    p.write_text('corpus = ["c.txt"]\n[objective]\nmlm_weight = 0.5\n')
+    assert load_config(p, cls=PretrainConfig) == load_pretrain_config(p)
+    assert load_pretrain_config(p).objective.mlm_weight == 0.5

@@ -155,3 +155,74 @@ def test_resume_mid_epoch_equals_uninterrupted(tmp_path, stop, accum):
         recs = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
         return [(r["step"], r.get("train/loss")) for r in recs if "train/loss" in r]
     assert steps(tmp_path / "b") == steps(tmp_path / "a")
+
+
+class _Regression(torch.utils.data.Dataset):
+    def __init__(self, n):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(n, 4, generator=g)
+        self.y = self.x @ torch.tensor([1.0, -2.0, 0.5, 3.0])
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return {"x": self.x[i], "y": self.y[i]}
+
+
+def test_training_loop_step_cadence_accumulation_and_log(tmp_path):
+    """The shared loop, step-bounded as pre-training uses it: accumulation across epoch
+    boundaries, evaluation before, every N steps and after, log records per step."""
+    from torch.utils.data import DataLoader
+
+    from kgfuse.tasks.loop import LoopTask, TrainingLoop
+
+    class Task(LoopTask):
+        def __init__(self):
+            self.epochs, self.observed = [], 0
+
+        def set_epoch(self, epoch):
+            self.epochs.append(epoch)
+
+        def loss(self, model, batch):
+            pred = model(batch["x"]).squeeze(-1)
+            return torch.nn.functional.mse_loss(pred, batch["y"]), pred
+
+        def observe(self, outputs, batch):
+            self.observed += 1
+
+        def log_record(self, step, loss, lr):
+            return {"train/mse": float(loss), "lr": lr}
+
+        def evaluate(self, model, step):
+            with torch.no_grad():
+                ds = _Regression(12)
+                return {"step": step, "mse": float(torch.nn.functional.mse_loss(model(ds.x).squeeze(-1), ds.y))}
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    w0 = model.weight.detach().clone()
+    task = Task()
+    loader = DataLoader(_Regression(12), batch_size=4)  # 3 micro-batches per epoch
+    loop = TrainingLoop(model, loader, task, _opt(grad_accum=2, lr_fusion=0.1, warmup_ratio=0.0), total_steps=5,
+                        output_dir=tmp_path, prepare_loader=False, epoch_records=False, eval_every=2, eval_at_start=True,
+                        eval_at_end=True, progress=False)
+    state = loop.run()
+    # 5 optimiser steps of 2 micro-batches each = 10 micro-batches: epochs of 3, 3, 3 and 1
+    assert state["global_step"] == 5 and task.observed == 10 and task.epochs == [0, 1, 2, 3] and state["epoch"] == 4
+    assert [e["step"] for e in loop.evaluations] == [0, 2, 4, 5]
+    assert loop.evaluations[-1]["mse"] < loop.evaluations[0]["mse"]
+    assert not torch.equal(loop.unwrapped.weight, w0)
+    assert loop.raw_scheduler.get_last_lr()[0] == 0.0  # linear decay to 0 over total_steps
+    recs = [json.loads(l) for l in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs if "train/mse" in r] == [1, 2, 3, 4, 5]
+    assert [r["step"] for r in recs if "eval" in r] == [0, 2, 4, 5]
+    assert state["history"] == [] and not (tmp_path / "last").exists()  # no epoch records, no checkpoints asked for
+    # a new run in the same folder starts a new log
+    TrainingLoop(torch.nn.Linear(4, 1), DataLoader(_Regression(12), batch_size=4), Task(), _opt(log_every=0),
+                 total_steps=1, output_dir=tmp_path, epoch_records=False, progress=False).run()
+    assert (tmp_path / "log.jsonl").read_text() == ""
+    empty = TrainingLoop(torch.nn.Linear(4, 1), DataLoader(_Regression(0), batch_size=4), Task(), _opt(), total_steps=3,
+                         prepare_loader=False, epoch_records=False, progress=False, empty_epoch_error="nothing to train on")
+    with pytest.raises(ValueError, match="nothing to train on"):
+        empty.run()
