@@ -12,6 +12,9 @@ After ``import kgfuse``, transformers' ``AutoConfig``, ``AutoModelForMultipleCho
 ``AutoModelForPreTraining`` know the ``"kgfuse"`` model type: the classes are registered the
 first time transformers' Auto classes are imported (see :mod:`kgfuse._auto`), or now if they
 already are. :func:`register_auto_classes` registers them explicitly.
+
+``kgfuse.api`` is :mod:`kgfuse.tasks.api` (train, pretrain, evaluate, predict in one call each),
+imported on first use.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 from ._auto import install_registration_hook as _install_registration_hook
 from ._auto import register_auto_classes
 
-__all__ = ["__version__", "register_auto_classes"]
+__all__ = ["__version__", "api", "register_auto_classes"]
 
 
 def _package_version() -> str:
@@ -38,7 +41,17 @@ def __getattr__(name: str) -> Any:
         v = _package_version()
         globals()["__version__"] = v
         return v
+    if name == "api":  # light to import, but not needed by `import kgfuse`
+        import importlib
+
+        mod = importlib.import_module("kgfuse.tasks.api")
+        globals()["api"] = mod
+        return mod
     raise AttributeError(f"module 'kgfuse' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 _install_registration_hook()

@@ -12,8 +12,11 @@ Commands::
     kgfuse evaluate --config COMPARISON.yaml                   (model, dataset, graph) table
     kgfuse evaluate --model DIR --data FILE [--format F] [--graph PATH] [--output DIR]
     kgfuse predict --model DIR --question Q --choices A B C [--json]
+    kgfuse predict --model DIR --questions FILE|-               many questions, model loaded once (JSON lines)
     kgfuse predict --model DIR --data FILE --output preds.jsonl
     kgfuse explain --model DIR --question Q --choice C [--top-k 5]
+
+``train``, ``pretrain``, ``evaluate`` and ``predict`` call :mod:`kgfuse.tasks.api`.
 
 Every command takes ``-q/--quiet`` (results and errors only: no progress bars, no info
 messages from kgfuse, transformers or huggingface_hub) and ``-v/--verbose`` (kgfuse's debug
@@ -29,7 +32,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -177,7 +182,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     graph = load_graph(cfg.graph, cfg.base_dir)
     # both build their indexes on first use: on a cache hit, never
     linker = build_linker(graph, cfg.linker)
-    retriever = build_retriever(graph, cfg.retriever)
+    retriever = build_retriever(graph, cfg.retriever, text_encoder=cfg.model.text_encoder)
     cache = cfg.path(cfg.cache_dir) if cfg.cache_dir else default_home() / "cache"
     for k, exs in splits.items():
         pre = preprocess(exs, graph, linker, retriever, cache, num_workers=cfg.data.preprocess_workers, progress=not args.quiet)
@@ -191,11 +196,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from . import api
 
-    cfg = _config(args)
-    res = train(cfg, resume_from=args.resume, progress=not args.quiet, allow_changes=args.allow_changes,
-                overwrite=args.overwrite)
+    res = api.train(args.config, args.set, output_dir=args.output or None, resume_from=args.resume,
+                    progress=not args.quiet, allow_changes=args.allow_changes, overwrite=args.overwrite)
     if not res.is_main_process:
         return 0
     for split, m in res.metrics.get("splits", {}).items():
@@ -206,21 +210,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from .pretrain import load_pretrain_config, pretrain
+    from . import api
 
-    cfg = load_pretrain_config(args.config, args.set)
     if args.link_only:
-        from .pretrain import link_corpus
-
-        lc = link_corpus(cfg, progress=not args.quiet)
-        path = lc.save(_abs(args.link_only))
-        print(f"linked corpus: {len(lc.train)} training / {len(lc.eval)} held-out sequences -> {path}\n"
-              f"train from it (no spaCy needed): kgfuse pretrain --config {args.config} --set data.linked={path}")
+        lc = api.link_corpus(args.config, args.set, output=args.link_only, progress=not args.quiet)
+        print(f"linked corpus: {lc.num_train} training / {lc.num_eval} held-out sequences -> {lc.path}\n"
+              f"train from it (no spaCy needed): kgfuse pretrain --config {args.config} --set data.linked={lc.path}")
         return 0
-    if args.output:
-        cfg.output_dir = _abs(args.output)
-    res = pretrain(cfg, progress=not args.quiet)
-    f = res.final
+    res = api.pretrain(args.config, args.set, output_dir=args.output or None, progress=not args.quiet)
+    f = res.metrics
     if f.get("dea_accuracy") is not None:
         print(f"held-out dEA accuracy: {f['dea_accuracy']:.4f} (removed alignments: "
               f"{f.get('dea_masked_accuracy') or 0:.4f}; chance {f['dea_chance']:.4f})")
@@ -232,51 +230,57 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_predictor, run_evaluations, write_predictions
-    from .datasets import load_examples
-    from .inference import KGFusePredictor
+    from . import api
 
     if args.config:
-        run_evaluations(args.config, args.set, progress=not args.quiet)
+        api.evaluate(config=args.config, overrides=args.set, progress=not args.quiet, only=args.only or (),
+                     train=not args.no_train)
         return 0
     if not (args.model and args.data):
         raise SystemExit("kgfuse evaluate: give --config COMPARISON.yaml, or --model DIR and --data FILE")
-    pred = KGFusePredictor.from_pretrained(_abs(args.model), graph=_abs(args.graph))
-    exs, rep = load_examples(_abs(args.data), args.format, lenient=args.lenient, labels="optional")
-    if rep.skipped:
-        logger.warning("%s", rep)
-    m, recs = evaluate_predictor(pred, exs, progress=not args.quiet)
+    ev = api.evaluate(args.model, args.data, format=args.format, lenient=args.lenient, graph=args.graph,
+                      progress=not args.quiet)
+    m = ev.metrics
     print(f"accuracy: {m['accuracy']:.4f} ({m['correct']}/{m['count']})" if m["accuracy"] is not None else "no labels: accuracy n/a")
     if args.output:
-        out = Path(args.output).expanduser()
-        out.mkdir(parents=True, exist_ok=True)
-        write_predictions(out / "predictions.jsonl", recs)
-        (out / "metrics.json").write_text(json.dumps({"data": _abs(args.data), "model": _abs(args.model), **m}, indent=1))
+        out = ev.save(args.output)
         print(f"written: {out / 'metrics.json'}, {out / 'predictions.jsonl'}")
     return 0
 
 
+def _predict_threads(args: argparse.Namespace) -> int | None:
+    """torch threads for ``kgfuse predict``: ``--threads``; else 1 for questions (one small
+    batch each, which more threads barely speed up and slow down a lot when other processes
+    keep the cores busy), unless ``OMP_NUM_THREADS`` is set; torch's default for ``--data``."""
+    if args.threads is not None:
+        return args.threads
+    if args.data or os.environ.get("OMP_NUM_THREADS"):
+        return None
+    return 1
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .inference import KGFusePredictor
+    from . import api
 
-    pred = KGFusePredictor.from_pretrained(_abs(args.model), graph=_abs(args.graph))
+    threads = _predict_threads(args)
+    if args.questions:
+        if args.data or args.question or args.choices:
+            raise SystemExit("kgfuse predict: give --questions FILE alone, without --question, --choices or --data")
+        return _predict_questions(args, threads)
     if args.data:
-        from .datasets import load_examples
-        from .evaluate import evaluate_predictor, write_predictions
-
-        exs, rep = load_examples(_abs(args.data), args.format, lenient=args.lenient, labels="optional")
-        if rep.skipped:
-            logger.warning("%s", rep)
-        m, recs = evaluate_predictor(pred, exs, progress=not args.quiet)
+        res = api.predict(args.model, data=args.data, format=args.format, lenient=args.lenient, graph=args.graph,
+                          top_k=args.top_k, threads=threads, progress=not args.quiet)
         out = Path(args.output or "predictions.jsonl").expanduser()
-        write_predictions(out, recs)
-        print(f"{len(recs)} predictions written to {out.resolve()}")
+        res.write(out)
+        print(f"{len(res.records)} predictions written to {out.resolve()}")
+        m = res.metrics
         if m["accuracy"] is not None:
             print(f"accuracy: {m['accuracy']:.4f} ({m['correct']}/{m['count']})")
         return 0
     if not (args.question and args.choices):
-        raise SystemExit("kgfuse predict: give --question and --choices, or --data FILE")
-    p = pred.predict(args.question, args.choices, top_k=args.top_k)
+        raise SystemExit("kgfuse predict: give --question and --choices, --questions FILE, or --data FILE")
+    p = api.predict(args.model, args.question, args.choices, graph=args.graph, top_k=args.top_k,
+                    threads=threads).predictions[0]
     if args.json:
         print(json.dumps(p.to_dict(), indent=1))
         return 0
@@ -284,6 +288,38 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"{'*' if i == p.predicted else ' '} {pr:6.3f}  {c}")
     for line in p.explanation:
         print(f"    {line}")
+    return 0
+
+
+def _predict_questions(args: argparse.Namespace, threads: int | None) -> int:
+    """``kgfuse predict --questions FILE|-``: the model is loaded once, then every line is
+    answered as it is read (one JSON line out per line in)."""
+    from . import api
+
+    src = sys.stdin if args.questions == "-" else Path(args.questions).expanduser().open(encoding="utf-8")
+    try:
+        t, cpu = time.perf_counter(), time.process_time()
+        pred = api.load_predictor(args.model, graph=args.graph, threads=threads, warm_up=True)
+        logger.info("model loaded in %.1f s (%.1f s of CPU); answering the questions of %s, one JSON object per line",
+                    time.perf_counter() - t, time.process_time() - cpu, "stdin" if src is sys.stdin else args.questions)
+        dst = Path(args.output).expanduser().open("w", encoding="utf-8") if args.output else sys.stdout
+        try:
+            cpu = time.process_time()
+            summary = api.predict_stream(pred, src, dst, top_k=args.top_k)
+            cpu = time.process_time() - cpu
+        finally:
+            if dst is not sys.stdout:
+                dst.close()
+    finally:
+        if src is not sys.stdin:
+            src.close()
+    if summary.answered:
+        logger.info("answered %d question(s) after loading: %.0f ms per question (median wall; max %.0f ms), "
+                    "%.0f ms of CPU per line on average", summary.answered, summary.median_ms, summary.max_ms,
+                    1000 * cpu / (summary.answered + summary.errors))
+    if summary.errors:
+        logger.error("kgfuse predict: %d line(s) could not be answered (written as {\"error\": ...})", summary.errors)
+        return 2
     return 0
 
 
@@ -411,7 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pretrain)
 
     p = command(sub, "evaluate", "evaluate a model on a data file, or run a comparison config")
-    p.add_argument("--config", help="comparison file: a list of (model, data, graph) runs")
+    p.add_argument("--config", help="comparison file (runs: trained models on data files) or experiment file "
+                   "(rows: training configs x seeds; trains what is missing, then writes results.md)")
+    p.add_argument("--only", action="append", metavar="ROW",
+                   help="experiment file: train only this row (name or name-s<seed>); repeatable")
+    p.add_argument("--no-train", action="store_true",
+                   help="experiment file: tabulate the finished runs, train nothing")
     p.add_argument("--model", help="trained model folder (<run>/model)")
     p.add_argument("--data", help="data file")
     with_data_format(p)
@@ -424,12 +465,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="trained model folder (<run>/model)")
     p.add_argument("--question", help="question text")
     p.add_argument("--choices", nargs="+", metavar="CHOICE", help="answer choices (two or more)")
+    p.add_argument("--questions", metavar="FILE",
+                   help="answer many questions with the model loaded once: a file, or - for stdin, with one JSON "
+                        "object per line ({\"question\": ..., \"choices\": [...], \"id\": ...}); one JSON "
+                        "prediction per line is written as each is answered")
     p.add_argument("--data", help="data file to answer instead of one question")
     with_data_format(p)
-    p.add_argument("--output", help="predictions jsonl (with --data; default: predictions.jsonl)")
+    p.add_argument("--output", help="predictions jsonl (with --data: default predictions.jsonl; with --questions: "
+                                    "default stdout)")
     p.add_argument("--graph", help="graph to use instead of the recorded one (must have the same hash)")
     p.add_argument("--top-k", type=int, default=3, help="reasoning lines shown for the chosen answer (default: 3)")
     p.add_argument("--json", action="store_true", help="print the prediction as JSON")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch threads (default: 1 for questions, unless OMP_NUM_THREADS is set; torch's default "
+                        "for --data)")
     p.set_defaults(func=cmd_predict)
 
     p = command(sub, "explain", "grounding and reasoning paths of one (question, choice)")

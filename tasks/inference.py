@@ -190,7 +190,14 @@ class KGFusePredictor:
                     f"the graph has {g.num_concepts} concepts, the model's node table {model.config.num_concepts}"
                 )
             linker = build_linker(g, info["linker"].get("options"))
-            retriever = build_retriever(g, info["retriever"].get("options"))
+            retriever = build_retriever(g, info["retriever"].get("options"),
+                                        text_encoder=info["retriever"].get("text_encoder"))
+            recorded = info["retriever"].get("config")
+            if recorded and recorded.get("scorer") and retriever.config.get("scorer") != recorded["scorer"]:
+                raise ValueError(
+                    "the relevance scorer available here differs from the one the model was trained with "
+                    f"(recorded {recorded['scorer']}, built {retriever.config.get('scorer')}): its subgraphs "
+                    "would be pruned differently; use the same text encoder")
         if knowledge_text:
             from .pipeline import build_verbalizer
 
@@ -216,9 +223,10 @@ class KGFusePredictor:
 
             return [(Grounding(), _empty_kgdata()) for _ in choices]
         out = []
+        with_context = bool(getattr(self.retriever, "needs_context", False))
         for c in choices:
             g = self.linker.ground(question, c)
-            out.append((g, self.retriever(g)))
+            out.append((g, self.retriever(g, context=(question, c)) if with_context else self.retriever(g)))
         return out
 
     def predict(self, question: str, choices: Sequence[str], *, top_k: int = 3) -> Prediction:
