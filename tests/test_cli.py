@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 import subprocess
 import sys
 
@@ -11,19 +13,28 @@ import yaml
 
 from kgfuse.tasks.cli import data_dir, main
 
+
 @pytest.fixture(autouse=True)
 def _kgfuse_home(tmp_path_factory, monkeypatch):
     """Keep the CLI's default cache and outputs away from the user's ~/.cache/kgfuse."""
     monkeypatch.setenv("KGFUSE_HOME", str(tmp_path_factory.mktemp("kgfuse_home")))
 
 
-TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64}
+COMMANDS = ["demo", "graph", "link", "prepare", "train", "pretrain", "evaluate", "predict", "explain"]
 
 
 def test_help_lists_every_command():
+    """`python -m kgfuse.tasks.cli --help` lists exactly these commands, each with its summary."""
+    from kgfuse.tasks.cli import build_parser
+
     out = subprocess.run([sys.executable, "-m", "kgfuse.tasks.cli", "--help"], capture_output=True, text=True, check=True).stdout
-    for cmd in ("demo", "graph", "link", "prepare", "train", "evaluate", "predict", "explain"):
-        assert cmd in out
+    listed = out.split("commands:", 1)[1].split("Run `kgfuse COMMAND --help`", 1)[0]
+    names = [line.split()[0] for line in listed.splitlines() if line.startswith("    ") and not line.startswith("     ")]
+    assert names == COMMANDS
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    flat = "".join(listed.split())  # argparse wraps lines, also at hyphens
+    for c in sub._choices_actions:
+        assert c.dest + "".join(c.help.split()) in flat, c.dest
 
 
 def test_graph_build_info_and_link(tmp_path, capsys):
@@ -51,53 +62,78 @@ def test_errors_are_messages_not_tracebacks(tmp_path, capsys):
         main(["train"])  # --config is required
 
 
-@pytest.fixture(scope="module")
-def cli_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    cfg = {
-        "data": {"format": "csqa", "train": "bundled:sample_csqa/train.jsonl", "dev": "bundled:sample_csqa/dev.jsonl"},
-        "graph": {"path": "bundled:sample_kg/assertions.csv"},
-        "retriever": {"type": "subgraph", "max_nodes": 32},
-        "model": {"options": {"text_config": TINY, "num_fusion_layers": 1, "node_dim": 16, "graph_hidden_dim": 16, "graph_encoder": "qagnn"}},
-        "train": {"epochs": 1, "batch_size": 8, "max_length": 40, "mixed_precision": "no"},
-        "output_dir": "run",   # relative to the config file
-        "cache_dir": "cache",
-    }
-    (root / "exp.yaml").write_text(yaml.safe_dump(cfg))
-    return root
+def _as_user_config(cfg) -> dict:
+    """The settings of a run written as a user's config file: bundled data, the run folder
+    relative to the file; the run's own preprocessing cache (content-keyed: read, not written)."""
+    d = cfg.to_dict()
+    d["data"].update(train="bundled:sample_csqa/train.jsonl", dev="bundled:sample_csqa/dev.jsonl")
+    d["graph"]["path"] = "bundled:sample_kg/assertions.csv"
+    d["output_dir"] = "run"
+    return d
 
 
-def test_prepare_train_predict_explain_evaluate(cli_run, capsys, monkeypatch, tmp_path):
-    root = cli_run
-    monkeypatch.chdir(tmp_path)  # config paths must not depend on the CWD
+def test_prepare_train_predict_explain_evaluate(trained_run, capsys, monkeypatch, tmp_path):
+    """The commands on the session's tiny run (tests/conftest.py). `kgfuse train` writes into its
+    run folder, so it works on a copy: the run is finished, and resuming it trains no more."""
+    from kgfuse.tasks.inference import KGFusePredictor
+
+    cfg, res = trained_run
+    root = tmp_path / "exp"
+    root.mkdir()
+    (root / "exp.yaml").write_text(yaml.safe_dump(_as_user_config(cfg)))
+    shutil.copytree(res.output_dir, root / "run")
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # config paths must not depend on the CWD
     assert main(["prepare", "--config", str(root / "exp.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "train: 26 questions" in out and "dev: 12 questions" in out
-    assert main(["train", "--config", str(root / "exp.yaml"), "--quiet", "--set", "train.seed=3"]) == 0
+    # the same questions, graph, linker and retriever as the run: its cache answers
+    assert "train: 26 questions" in out and "dev: 12 questions" in out and out.count(", cache hit: ") == 2
+    # a second run into a folder that holds one is refused with a message
+    assert main(["train", "--config", str(root / "exp.yaml"), "--quiet"]) == 2
+    assert "already holds a run: resume it" in capsys.readouterr().err
+    # resuming the finished run trains no more steps; --set changes the recorded config (--allow-changes)
+    assert main(["train", "--config", str(root / "exp.yaml"), "--quiet", "--resume", "auto", "--allow-changes",
+                 "--set", "train.seed=3"]) == 0
     out = capsys.readouterr().out
-    assert "dev accuracy:" in out and str(root / "run") in out
-    assert (root / "run" / "model" / "kgfuse_pipeline.json").is_file()
+    dev = res.metrics["splits"]["dev"]
+    assert f"dev accuracy: {dev['accuracy']:.4f} ({dev['correct']}/12)" in out
+    assert f"run folder: {root / 'run'}" in out and f"model: {root / 'run' / 'model'}" in out
     assert yaml.safe_load((root / "run" / "config.yaml").read_text())["train"]["seed"] == 3
+    changes = [json.loads(line)["changes"] for line in (root / "run" / "config-changes.jsonl").read_text().splitlines()]
+    assert changes == [["train.seed: 42 -> 3"]]
+    after = json.loads((root / "run" / "train_result.json").read_text())
+    assert after["global_step"] == res.global_step == 8 and after["history"] == json.loads(json.dumps(res.history))
 
     model = str(root / "run" / "model")
-    assert main(["predict", "--model", model, "--question", "Where would you put a plate after drying it?",
-                 "--choices", "cupboard", "oven", "roof", "--json"]) == 0
+    question, choices = "Where would you put a plate after drying it?", ["cupboard", "oven", "roof"]
+    ref = KGFusePredictor.from_pretrained(res.output_dir / "model")
+    assert main(["predict", "--model", model, "--question", question, "--choices", *choices, "--json"]) == 0
     p = json.loads(capsys.readouterr().out)
-    assert len(p["scores"]) == 3 and p["choice"] in ("cupboard", "oven", "roof")
-    assert main(["explain", "--model", model, "--question", "Where would you put a plate after drying it?", "--choice", "cupboard"]) == 0
+    want = ref.predict(question, choices)
+    assert p["scores"] == pytest.approx(want.scores, abs=1e-5) and p["choice"] == want.choice
+    assert main(["explain", "--model", model, "--question", question, "--choice", "cupboard"]) == 0
     out = capsys.readouterr().out
-    assert "plate" in out and "cupboard" in out and "subgraph:" in out
+    g = ref.linker.ground(question, "cupboard")
+    data = ref.retriever(g)
+    lines = ref.retriever.explain(data, ref.graph, limit=10)
+    assert "question concepts: " in out and "answer concepts:   cupboard" in out
+    assert f"subgraph: {int(data.num_nodes)} nodes, {int(data.edge_index.shape[1])} edges" in out
+    assert lines and "reasoning paths:" in out and all(f"  {line}" in out for line in lines)
 
     assert main(["evaluate", "--model", model, "--data", str(data_dir() / "sample_csqa/dev.jsonl"), "--output", str(tmp_path / "ev"), "--quiet"]) == 0
-    assert "accuracy:" in capsys.readouterr().out
+    assert f"accuracy: {dev['accuracy']:.4f} ({dev['correct']}/12)" in capsys.readouterr().out
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert m["count"] == 12
-    run_m = json.loads((root / "run" / "metrics.json").read_text())
-    assert m["accuracy"] == pytest.approx(run_m["splits"]["dev"]["accuracy"])
+    assert m["count"] == 12 and m["accuracy"] == pytest.approx(dev["accuracy"])
 
     (tmp_path / "cmp.yaml").write_text(f"output_dir: t\nruns:\n  - {{name: a, model: {model}, data: bundled:sample_csqa/dev.jsonl}}\n")
     assert main(["evaluate", "--config", str(tmp_path / "cmp.yaml"), "--quiet"]) == 0
-    assert (tmp_path / "t" / "comparison.md").is_file() and (tmp_path / "t" / "comparison.csv").is_file()
+    assert (tmp_path / "t" / "comparison.md").is_file()
+    rows = list(csv.DictReader((tmp_path / "t" / "comparison.csv").open()))
+    assert [r["name"] for r in rows] == ["a"] and float(rows[0]["accuracy"]) == pytest.approx(dev["accuracy"], abs=1e-4)
 
     assert main(["predict", "--model", model, "--data", str(data_dir() / "sample_csqa/dev.jsonl"), "--output", str(tmp_path / "p.jsonl")]) == 0
-    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 12
+    got = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    saved = [json.loads(line) for line in (res.output_dir / "predictions-dev.jsonl").read_text().splitlines()]
+    assert len(got) == 12 and [r["id"] for r in got] == [r["id"] for r in saved]
+    for a, b in zip(got, saved):
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-4)

@@ -30,22 +30,56 @@ def test_version_is_the_installed_package_version(capsys):
     assert kgfuse.__version__ == version("kgfuse")
 
 
-def test_every_option_and_command_has_help():
-    """Fails when an option, argument or command is added without a help text."""
+OUTPUT = {"-q/--quiet", "-v/--verbose"}  # on every command, before or after its name
+DATA = {"--format", "--lenient"}
+# every command and sub-command with its options (positional arguments by name)
+COMMANDS = {
+    "kgfuse": OUTPUT | {"-V/--version"},
+    "kgfuse demo": OUTPUT | {"--output", "--set"},
+    "kgfuse graph": OUTPUT,
+    "kgfuse graph build": OUTPUT | {"raw", "out", "--format", "--relations", "--no-inverse", "--columns", "--negated"},
+    "kgfuse graph info": OUTPUT | {"path", "--format", "--top"},
+    "kgfuse link": OUTPUT | {"text", "--graph", "--graph-format", "--choice", "--max-words"},
+    "kgfuse prepare": OUTPUT | {"--config", "--set"},
+    "kgfuse train": OUTPUT | {"--config", "--output", "--resume", "--allow-changes", "--overwrite", "--set"},
+    "kgfuse pretrain": OUTPUT | {"--config", "--output", "--link-only", "--set"},
+    "kgfuse evaluate": OUTPUT | DATA | {"--config", "--only", "--no-train", "--model", "--data", "--graph", "--output",
+                                        "--set"},
+    "kgfuse predict": OUTPUT | DATA | {"--model", "--question", "--choices", "--questions", "--data", "--output", "--graph",
+                                       "--threads", "--top-k", "--json"},
+    "kgfuse explain": OUTPUT | {"--model", "--question", "--choice", "--graph", "--top-k"},
+}
+
+
+def _options(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        yield "/".join(action.option_strings) or action.dest, action
+
+
+def test_the_commands_and_their_options_are_these():
+    """Fails when a command, sub-command or option is added, renamed or lost."""
+    got = {path: {name for name, _ in _options(parser)} for path, parser in _parsers(build_parser())}
+    assert got == COMMANDS
+
+
+def test_every_option_and_command_has_help_shown_in_its_help_page():
+    """Fails when an option, argument or command is added without a help text, or hidden from --help."""
     missing = []
-    seen = 0
     for path, parser in _parsers(build_parser()):
+        page = "".join(parser.format_help().split())  # argparse wraps lines, also at hyphens
+        for name, action in _options(parser):
+            text = "".join((action.help or "").split()) if action.help != argparse.SUPPRESS else ""
+            if not text or text not in page:
+                missing.append(f"{path}: {name}")
         for action in parser._actions:
-            if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:
-                continue
-            seen += 1
-            label = "/".join(action.option_strings) or action.dest
-            if not (action.help or "").strip():
-                missing.append(f"{path}: {label}")
             if isinstance(action, argparse._SubParsersAction):
-                missing += [f"{path} {c.dest}: command" for c in action._choices_actions if not (c.help or "").strip()]
-    assert seen > 50
-    assert not missing, "options without help:\n" + "\n".join(missing)
+                for c in action._choices_actions:
+                    text = "".join((c.help or "").split())
+                    if not text or f"{c.dest}{text}" not in page:
+                        missing.append(f"{path} {c.dest}: command")
+    assert not missing, "options without help in --help:\n" + "\n".join(missing)
 
 
 @pytest.mark.parametrize("argv, quiet, verbose", [

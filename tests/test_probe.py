@@ -3,9 +3,25 @@ fused model (real linker, retriever, cache, collator, GNN, fusion) beats the LM-
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 from kgfuse.tasks.probe import FRIEND, make_probe, run_probe
+
+_MAKE = ("import json\nfrom kgfuse.tasks.probe import make_probe\n"
+         "p = make_probe(60, 30, hard_distractors=True, seed=3)\n"
+         "print(json.dumps([p.graph.hash, [e.choices for e in p.train + p.dev], [e.label for e in p.train + p.dev]]))\n")
+
+
+def _probe_in_a_fresh_process(hash_seed: str) -> list:
+    out = subprocess.run([sys.executable, "-c", _MAKE], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONHASHSEED": hash_seed})
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_probe_answers_follow_only_from_the_graph():
@@ -28,9 +44,9 @@ def test_probe_answers_follow_only_from_the_graph():
     # train and dev are about disjoint entities: nothing to memorise from the training text
     ents = lambda exs: {e.meta["subject"] for e in exs} | {c for e in exs for c in e.choices}  # noqa: E731
     assert not ents(p.train) & ents(p.dev)
-    # deterministic
-    q = make_probe(60, 30, hard_distractors=True, seed=3)
-    assert q.graph.hash == g.hash and [e.choices for e in q.dev] == [e.choices for e in p.dev]
+    # deterministic: the same probe from processes with other string hashing; another seed, another probe
+    mine = [g.hash, [e.choices for e in p.train + p.dev], [e.label for e in p.train + p.dev]]
+    assert _probe_in_a_fresh_process("1") == mine == _probe_in_a_fresh_process("2")
     assert make_probe(60, 30, seed=4).graph.hash != g.hash
 
 

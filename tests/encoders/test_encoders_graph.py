@@ -63,9 +63,10 @@ def test_shapes_empty_graph_and_gradients(name):
     assert torch.isfinite(h).all() and torch.isfinite(v).all()
     (h.sum() + v.sum()).backward()
     assert x.grad.abs().sum() > 0 and ctx.grad.abs().sum() > 0
-    # without context as well
+    # without context as well: same shapes, and the context did reach the graph vectors
     h2, v2 = enc(g, x.detach())
-    assert torch.isfinite(v2).all()
+    assert h2.shape == h.shape and v2.shape == v.shape and torch.isfinite(v2).all()
+    assert not torch.allclose(v2, v.detach())
 
 
 @pytest.mark.parametrize("name", sorted(TESTED))
@@ -133,7 +134,8 @@ def test_registry_resolution_and_errors():
     inst = _build("rgcn")
     assert build_graph_encoder(inst) is inst
     cls = type(inst)
-    assert isinstance(build_graph_encoder(cls, in_dim=2, hidden_dim=4, num_relations=1), cls)
+    built = build_graph_encoder(cls, in_dim=2, hidden_dim=4, num_relations=1)
+    assert type(built) is cls and (built.in_dim, built.hidden_dim) == (2, 4)
     with pytest.raises(ValueError, match="edge_type contains relation id"):
         g = _inputs()
         g.edge_type = g.edge_type + R
@@ -146,7 +148,8 @@ def test_registry_resolution_and_errors():
             self.lin = nn.Linear(in_dim, hidden_dim)
 
     try:
-        assert isinstance(build_graph_encoder("third-party-mean", in_dim=2, hidden_dim=3, num_relations=1), MeanEncoder)
+        mine = build_graph_encoder("third-party-mean", in_dim=2, hidden_dim=3, num_relations=1)
+        assert type(mine) is MeanEncoder and mine.lin.weight.shape == (3, 2)
         with pytest.raises(ValueError, match="already registered"):
             register_graph_encoder("third-party-mean")(type("Other", (GraphEncoder,), {}))
     finally:

@@ -27,6 +27,17 @@ def random_mrr(n: int) -> float:
     return float(np.mean(1.0 / np.arange(1, n + 1)))
 
 
+def true_over_corrupted(res, g) -> float:
+    """Share of the graph's triples that score above the same triple with a random tail that
+    makes no triple of the graph (about 0.5 for an untrained model)."""
+    true = set(zip(g.head.tolist(), g.relation.tolist(), g.tail.tolist()))
+    bad = np.random.default_rng(0).integers(0, g.num_concepts, g.num_edges)
+    ok = np.array([(h, r, t) not in true for h, r, t in zip(g.head.tolist(), g.relation.tolist(), bad.tolist())])
+    h, r, t = g.head[ok].tolist(), g.relation[ok].tolist(), g.tail[ok].tolist()
+    with torch.no_grad():
+        return float((res.score(h, r, t) > res.score(h, r, bad[ok].tolist())).float().mean())
+
+
 @pytest.fixture(scope="module")
 def hierarchy():
     """A 4-ary tree of depth 4 (341 concepts): ``hypernym`` (child -> parent) and
@@ -50,16 +61,20 @@ def hierarchy():
 
 @pytest.mark.parametrize("p_norm", [2.0, 1.0])
 def test_transe_defaults_learn_a_hierarchy(hierarchy, p_norm):
-    """Default TransE settings (dim 100, default learning rate, sparse Adam), many steps.
+    """Default TransE settings (dim 100, default learning rate, sparse Adam), 20 epochs of 10
+    steps.
 
     Before the fix the relation vectors outgrew the L_p-normalised entities, the distance
     became linear in the candidate, every head ranked the tails in the same order (score
     vectors correlated ~0.999 across heads) and the filtered mean rank was ~140-150 of 341.
+    Without the entity projection the same 20 epochs end with a mean rank of 47 (L2) or 109
+    (L1) and score vectors correlated 0.95 across heads; with it, 11 and 22, correlation
+    0.4 and 0.8.
     """
     from kgfuse.kg.embeddings import candidate_scores
 
     g = hierarchy
-    res = train_kg_embeddings(g, model="transe", p_norm=p_norm, batch_size=64, val_fraction=0.1, seed=0)
+    res = train_kg_embeddings(g, model="transe", p_norm=p_norm, epochs=20, batch_size=64, val_fraction=0.1, seed=0)
     m, n = res.metrics, g.num_concepts
     assert m["num_eval_edges"] == 68
     assert m["mean_rank"] < (n + 1) / 2 / 4, m  # random: (n + 1) / 2 = 171
@@ -79,10 +94,13 @@ def test_transe_defaults_learn_a_hierarchy(hierarchy, p_norm):
 
 
 @pytest.mark.parametrize("model", ["transe", "distmult", "rotate"])
-def test_kge_beats_random_on_a_structured_graph(ring, model):
-    res = train_kg_embeddings(ring, model=model, dim=16, epochs=80, batch_size=64, lr=0.02, val_fraction=0.1, seed=1)
+def test_kge_learns_a_structured_graph(ring, model):
+    """30 epochs of 3 steps: the graph's triples outscore corrupted ones (measured 0.97-1.0),
+    and held-out links rank well above random (MRR 4-13 times random)."""
+    res = train_kg_embeddings(ring, model=model, dim=16, epochs=30, batch_size=64, lr=0.02, val_fraction=0.1, seed=1)
     m = res.metrics
     assert m["num_eval_edges"] == 18 and m["num_train_edges"] == 162
+    assert true_over_corrupted(res, ring) > 0.9
     assert m["mrr"] > 2 * random_mrr(ring.num_concepts), m
     assert m["hits@10"] > 10 / ring.num_concepts
     assert m["mrr"] >= m["raw_mrr"] - 1e-12
@@ -94,6 +112,7 @@ def test_kge_beats_random_on_a_structured_graph(ring, model):
 def test_untrained_model_is_near_random(ring):
     res = train_kg_embeddings(ring, model="transe", dim=16, epochs=0, val_fraction=0.1, seed=1)
     assert res.metrics["mrr"] < 3 * random_mrr(ring.num_concepts)
+    assert 0.35 < true_over_corrupted(res, ring) < 0.65  # what the learned models are compared with
 
 
 def test_save_load_cache_and_hash_check(ring, tmp_path):
@@ -210,9 +229,15 @@ def test_path_scorer_plugs_into_the_path_retriever(ring):
     from kgfuse.kg.retrieval import PathRetriever
 
     res = train_kg_embeddings(ring, model="transe", dim=8, epochs=2, val_fraction=0.0)
-    retr = PathRetriever(ring, max_hops=2, scorer=res.path_scorer(), scorer_top_k=1)
-    data = retr(Grounding([ring.concept_id("c0")], [ring.concept_id("c2")], []))
-    assert data.paths.shape[0] >= 1
+    g = Grounding([ring.concept_id("c0")], [ring.concept_id("c2")], [])
+    every = PathRetriever(ring, max_hops=2)(g)  # c0 -skip-> c2 and four 2-hop paths
+    ids = every.concept_ids.numpy()
+    scores = res.path_scorer()(ids[every.paths.numpy()], every.path_rels.numpy(), every.path_len.numpy())
+    best = int(np.argmax(scores))
+    data = PathRetriever(ring, max_hops=2, scorer=res.path_scorer(), scorer_top_k=1)(g)
+    assert every.paths.shape[0] == 5 and data.paths.shape[0] == 1  # the best-scored path alone is kept
+    assert data.concept_ids[data.paths[0]].tolist() == every.concept_ids[every.paths[best]].tolist()
+    assert data.path_rels[0].tolist() == every.path_rels[best].tolist()
 
 
 def test_concept_name_embeddings_mean_pool_and_cache(tmp_path):

@@ -10,6 +10,11 @@ import pytest
 from kgfuse.kg.linking import EntityLinker, PatternCacheError, _read_patterns
 
 TEXT = "Where would you put a plate after drying it? In the kitchen cupboard."
+LINKS = [("plate", "plate"), ("drying", "dry"), ("kitchen", "kitchen"), ("cupboard", "cupboard")]
+
+
+def _links(linker: EntityLinker, text: str = TEXT) -> list[tuple[str, str]]:
+    return [(m.text, linker.graph.concept_name(m.concept)) for m in linker.link(text)]
 
 
 def _index(linker: EntityLinker) -> tuple:
@@ -21,7 +26,7 @@ def test_nothing_is_built_until_first_use(sample_kg):
     assert not linker.is_built and linker._nlp is None
     built = EntityLinker(sample_kg, pattern_cache=False).build()
     assert linker.config == built.config  # the default pipeline is described without creating it
-    assert linker.link(TEXT) == built.link(TEXT)
+    assert _links(linker) == _links(built) == LINKS
     assert linker.is_built and linker.patterns_source == "built"
 
 
@@ -34,8 +39,11 @@ def test_cache_round_trip_gives_the_same_index(sample_kg, tmp_path):
     assert second.patterns_source == "cache"
     assert _index(second) == _index(first)
     assert second.num_patterns == first.num_patterns
-    assert second.link(TEXT) == first.link(TEXT)
-    assert second.ground("Where is a plate?", "cupboard") == first.ground("Where is a plate?", "cupboard")
+    assert _links(second) == _links(first) == LINKS
+    g = second.ground("Where is a plate?", "cupboard")
+    assert g == first.ground("Where is a plate?", "cupboard")
+    assert ([sample_kg.concept_name(c) for c in g.question_concepts], [sample_kg.concept_name(c) for c in g.answer_concepts]) == (
+        ["plate"], ["cupboard"])
 
 
 def test_cache_key_follows_graph_and_settings(sample_kg, tiny_kg, tmp_path):

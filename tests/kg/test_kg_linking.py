@@ -126,13 +126,18 @@ def test_answer_fallback(kg):
     ]
 
 
-def test_grounding_json_roundtrip(linker):
+def test_grounding_json_roundtrip(kg, linker):
     g = linker.ground("Where do children keep running shoes?", "school")
+    assert [(m.text, kg.concept_name(m.concept), m.source, m.start, m.end) for m in g.mentions] == [
+        ("children", "child", "question", 9, 17), ("running shoes", "running_shoe", "question", 23, 36),
+        ("school", "school", "choice", 0, 6)]
     d = json.loads(json.dumps(g.to_dict()))
-    assert Grounding.from_dict(d) == g
+    back = Grounding.from_dict(d)
+    assert back == g and all(type(m) is Mention for m in back.mentions)
+    assert (back.question_concepts, back.answer_concepts) == ([kg.concept_id("child"), kg.concept_id("running_shoe")],
+                                                              [kg.concept_id("school")])
     with pytest.raises(ValueError, match="mentions"):
         Grounding.from_dict({"question_concepts": [], "answer_concepts": []})
-    assert isinstance(g.mentions[0], Mention)
 
 
 def test_config_is_json(linker):

@@ -116,12 +116,14 @@ def _flip_last_weight(d):
     np.save(p, arr)  # same size: only the hash can tell
 
 
-def test_changed_weight_fails_the_hash_check(compiled):
+def test_changed_weight_fails_the_hash_check(compiled, sample_kg):
     _flip_last_weight(compiled)
     with pytest.raises(KGFormatError, match="content hash"):
         load_graph(compiled)
-    # without verification it loads (and the caller gets the recorded hash)
-    assert load_graph(compiled, verify=False).num_edges > 0
+    # without verification it loads the file as it is, and the caller gets the recorded hash
+    back = load_graph(compiled, verify=False)
+    assert back.num_edges == sample_kg.num_edges and back.hash == sample_kg.hash
+    assert back.weight[-1] == sample_kg.weight[-1] + 1.0 and np.array_equal(back.weight[:-1], sample_kg.weight[:-1])
 
 
 def test_corrupt_npy_header_and_edge_arrays(compiled):

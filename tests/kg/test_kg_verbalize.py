@@ -121,13 +121,15 @@ def test_inverse_twins_and_both_retrievers_say_each_fact_once():
     v = Verbalizer(kg, triples=10, definitions="none", max_tokens=None)
     undirected = PathRetriever(kg, max_hops=2, max_paths=50, directed=False)  # finds every path twice
     data = undirected(g)
-    assert len(undirected.explain(data)) > 4
+    assert len(undirected.explain(data)) == 14  # each connection, forward and through its inverse twin
     out = v(g, data)
-    assert out[0] == "plate is found at cupboard." and len(out) == len(set(out)) == 4
+    # each fact once, in a fixed order: direct edge, then 2-hop paths by weakest weight
+    assert out == ["plate is found at cupboard.", "plate is related to dish, dish is found at cupboard.",
+                   "plate is related to storage, cupboard is used for storage.",
+                   "plate is a kitchenware, kitchenware is found at cupboard."]
     sub = v(g, SubgraphRetriever(kg, max_nodes=10)(g))
     assert sub[0] == "plate is found at cupboard." and len(sub) == len(set(sub))
     assert set(sub) == set(out)  # the bridging subgraph holds the same 1- and 2-hop connections
-    assert v(g, data) == out  # deterministic
 
 
 def test_sample_graph_plate_cupboard(sample_kg):
@@ -274,6 +276,8 @@ def test_budget_counts_model_tokens():
     v = Verbalizer(kg, triples=10, definitions="none", max_tokens=16, tokenizer=tok)
     out = v(g, data)
     n = [len(tok(u, add_special_tokens=False)["input_ids"]) for u in out]
-    assert out and sum(n) <= 16 and out[0] == "plate is found at cupboard."
+    # 6 tokens, and the next fact would pass 16 tokens; counted in words (5 + 10) it still fits
+    assert out == ["plate is found at cupboard."] and n == [6]
     words = Verbalizer(kg, triples=10, definitions="none", max_tokens=16)(g, data)
-    assert sum(len(u.split()) for u in words) <= 16 and v.config["counter"] == "tokenizer"
+    assert words == ["plate is found at cupboard.", "plate is related to dish, dish is found at cupboard."]
+    assert v.config["counter"] == "tokenizer"

@@ -79,16 +79,30 @@ def test_demo_yaml_matches_builtin_demo_config(tmp_path):
         assert cfg.path(p).is_file(), p
 
 
-@pytest.mark.parametrize("name", ["csqa.yaml", "obqa.yaml", "swag.yaml", "demo.yaml", "comparison-example.yaml"])
-def test_shipped_configs_load(name):
-    path = ROOT / "configs" / name
-    if name.startswith("comparison"):
-        import yaml
+@pytest.mark.parametrize("name, fmt, files", [
+    ("csqa.yaml", "csqa", ["csqa/train_rand_split.jsonl", "csqa/dev_rand_split.jsonl"]),
+    ("obqa.yaml", "obqa", ["obqa/train.jsonl", "obqa/dev.jsonl", "obqa/test.jsonl"]),
+    ("swag.yaml", "swag", ["swag/train.csv", "swag/val.csv"]),
+])
+def test_shipped_configs_load_and_find_their_data_under_kgfuse_data(name, fmt, files, tmp_path, monkeypatch):
+    monkeypatch.delenv("KGFUSE_DATA", raising=False)
+    cfg = load_config(ROOT / "configs" / name)
+    assert cfg.data.format == fmt
+    with pytest.raises(ConfigError, match=r"KGFUSE_DATA\}/.*' uses unset environment variable\(s\) \['KGFUSE_DATA'\]"):
+        cfg.path(cfg.data.train)
+    monkeypatch.setenv("KGFUSE_DATA", str(tmp_path))
+    splits = [cfg.data.train, cfg.data.dev] + ([cfg.data.test] if cfg.data.test else [])
+    assert [cfg.path(p) for p in splits] == [tmp_path / f for f in files]
+    assert cfg.path(cfg.graph.path) == tmp_path / "conceptnet" / "conceptnet-assertions-5.7.0.csv.gz"
 
-        assert yaml.safe_load(path.read_text())["runs"]
-        return
-    cfg = load_config(path)
-    assert cfg.train.epochs >= 1 and cfg.data.train
+
+def test_shipped_demo_and_comparison_configs(monkeypatch, tmp_path):
+    cfg = load_config(ROOT / "configs" / "demo.yaml")
+    assert cfg.data.format == "csqa" and cfg.path(cfg.data.train) == data_dir() / "sample_csqa" / "train.jsonl"
+    runs = yaml.safe_load((ROOT / "configs" / "comparison-example.yaml").read_text())["runs"]
+    assert [r["name"] for r in runs] == ["demo-model/sample-dev", "demo-model/sample-train"]
+    monkeypatch.setenv("KGFUSE_HOME", str(tmp_path))
+    assert {resolve_path(r["model"], ROOT / "configs") for r in runs} == {tmp_path / "demo" / "model"}
 
 
 @pytest.mark.parametrize(

@@ -79,7 +79,9 @@ def test_truncation_and_missing_concepts_are_counted(tiny_tokenizer):
     subs[1] = kg([8])  # 'sink' not in the subgraph
     f = build_features(Q, choices, groundings, subs, tiny_tokenizer, max_length=6, stats=stats)
     assert all(len(ids) == 6 for ids in f["input_ids"])
-    assert stats.not_in_subgraph == 1 and stats.truncated >= 1
+    # 6 tokens keep none of the mentions: each one with a node is counted as truncated, sink as missing
+    assert (stats.aligned, stats.truncated, stats.not_in_subgraph) == (0, 4, 1)
+    assert all(e == -1 for row in f["entity_local"] for e in row)
     with pytest.raises(ValueError, match="one of each per choice"):
         build_features(Q, choices, groundings[:1], subs, tiny_tokenizer)
 
@@ -139,5 +141,12 @@ def test_collator_feeds_the_model(tiny_tokenizer):
                      intermediate_size=37, max_position_embeddings=64)
     model = KGFusedForMultipleChoice.from_text_config(cfg, graph_encoder="kagnet", num_concepts=20, num_relations=2,
                                                       node_dim=8, graph_hidden_dim=16, num_fusion_layers=1)
-    out = model(**batch)
-    assert out.logits.shape == (2, 2) and torch.isfinite(out.loss)
+    model.eval()
+    with torch.no_grad():
+        out = model(**batch)
+    assert out.logits.shape == (2, 2) and torch.allclose(out.logits[0], out.logits[1], atol=1e-6)  # the same question twice
+    assert out.loss.item() == pytest.approx(torch.nn.functional.cross_entropy(out.logits, torch.tensor([1, 1])).item(), rel=1e-6)
+    # the graph reaches the scores: the same batch without its concepts scores differently
+    blind = dict(batch, entity_index=torch.full_like(batch["entity_index"], -1))
+    with torch.no_grad():
+        assert not torch.allclose(model(**blind).logits, out.logits, atol=1e-6)

@@ -17,15 +17,11 @@ from kgfuse.integrity import write_model_manifest
 from kgfuse.tasks.cli import data_dir
 from kgfuse.tasks.inference import GraphMismatchError, KGFusePredictor, Prediction
 
-from test_tasks_pipeline import TINY, tiny_config
 
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from kgfuse.tasks.train import train
-
-    root = tmp_path_factory.mktemp("infer")
-    res = train(tiny_config(root / "run", root / "cache", epochs=1), progress=False)
+@pytest.fixture()
+def model_dir(trained_run):
+    """The exported model of the session's tiny run (tests/conftest.py); copy it before changing it."""
+    _, res = trained_run
     return res.output_dir / "model"
 
 
@@ -46,7 +42,7 @@ def test_predict_uses_the_recorded_pipeline(model_dir):
     ref = KGFusePredictor.from_pretrained(model_dir).predict(ex.question, ex.choices)
     assert out.scores == pytest.approx(ref.scores, abs=1e-6)
     assert out.explanation == ref.explanation and out.explanation and "--" in out.explanation[0]
-    assert out.concepts == ref.concepts and out.concepts["question"]
+    assert out.concepts == ref.concepts == {"question": ["toothbrush"], "answer": [out.choice]}
     saved = json.loads((model_dir.parent / "predictions-dev.jsonl").read_text().splitlines()[0])
     assert out.scores == pytest.approx(saved["scores"], abs=1e-4)
 
@@ -77,9 +73,9 @@ def test_predict_through_the_auto_class_and_a_given_graph(model_dir):
         KGFusePredictor.for_loaded_model(model, graph=other)
 
 
-def test_clear_errors_without_a_trained_model_folder(model_dir, tmp_path):
+def test_clear_errors_without_a_trained_model_folder(model_dir, tmp_path, tiny_bert):
     ex = _first_dev()
-    fresh = KGFusedForMultipleChoice.from_text_config(dict(TINY, model_type="bert", vocab_size=99), num_concepts=5,
+    fresh = KGFusedForMultipleChoice.from_text_config(dict(tiny_bert, model_type="bert", vocab_size=99), num_concepts=5,
                                                       num_relations=2, node_dim=8, graph_hidden_dim=8)
     with pytest.raises(ValueError, match=r"not loaded from a saved folder.*KGFusePredictor\.from_pretrained\(folder, graph="):
         KGFusePredictor.for_loaded_model(fresh)
@@ -101,7 +97,8 @@ def test_clear_errors_without_a_trained_model_folder(model_dir, tmp_path):
     m = KGFusedForMultipleChoice.from_pretrained(moved)
     with pytest.raises(FileNotFoundError, match="pass graph="):
         KGFusePredictor.for_loaded_model(m)
-    assert KGFusePredictor.for_loaded_model(m, graph=data_dir() / "sample_kg/assertions.csv").predict(
-        ex.question, ex.choices).scores
+    ref = KGFusePredictor.from_pretrained(model_dir).predict(ex.question, ex.choices)
+    got = KGFusePredictor.for_loaded_model(m, graph=data_dir() / "sample_kg/assertions.csv").predict(ex.question, ex.choices)
+    assert got.scores == pytest.approx(ref.scores, abs=1e-6) and got.explanation == ref.explanation
     # raw-text inference lives in tasks/, not on the model classes
     assert not hasattr(KGFusedForMultipleChoice, "predict") and not hasattr(KGFusedForPreTraining, "predict")

@@ -12,7 +12,6 @@ import pytest
 from kgfuse.tasks.cli import data_dir
 from kgfuse.tasks.config import ConfigError, TrainConfig
 
-from test_tasks_pipeline import tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +50,7 @@ def _with_knowledge(cfg: TrainConfig, **section) -> TrainConfig:
 
 
 # ---------------------------------------------------------------- config
-def test_config_section_typed_checked_and_off_by_default(tmp_path, defs_file):
+def test_config_section_typed_checked_and_off_by_default(tmp_path, defs_file, tiny_config):
     cfg = tiny_config(tmp_path / "o", tmp_path / "c")
     assert cfg.knowledge_text.enabled is False
     on = cfg.with_overrides(["knowledge_text.enabled=true", "knowledge_text.triples=2", "knowledge_text.definitions=all"])
@@ -80,7 +79,7 @@ def test_config_section_typed_checked_and_off_by_default(tmp_path, defs_file):
     assert c.resolved().knowledge_text.definition_source == str(tmp_path / "defs.tsv")
 
 
-def test_pipeline_info_records_the_verbaliser_settings(tmp_path, sample, defs_file):
+def test_pipeline_info_records_the_verbaliser_settings(tmp_path, sample, defs_file, tiny_config):
     from kgfuse.tasks.pipeline import build_verbalizer, default_output_dir, pipeline_info
 
     kg = sample[0]
@@ -244,7 +243,7 @@ def test_roberta_style_separators(tmp_path):
     assert ids2 == list(enc["input_ids"]) and kept2 == ""
 
 
-def test_users_triples_graph_with_lm_only(tmp_path):
+def test_users_triples_graph_with_lm_only(tmp_path, tiny_config):
     """A user's graph with its own relation names: default templates, linking and retrieval
     run for the text of an LM-only model (empty graph inputs)."""
     from kgfuse.tasks.pipeline import build_run
@@ -268,7 +267,7 @@ def test_users_triples_graph_with_lm_only(tmp_path):
 
 
 # ---------------------------------------------------------------- end to end
-def _train(root, lm_only: bool, defs_file):
+def _train(tiny_config, root, lm_only: bool, defs_file):
     from kgfuse.tasks.train import train
 
     cfg = tiny_config(root / "run", root / "cache", epochs=1, max_length=64)
@@ -278,8 +277,8 @@ def _train(root, lm_only: bool, defs_file):
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["lm_only", "fused"])
-def trained(request, tmp_path_factory, defs_file):
-    return request.param, _train(tmp_path_factory.mktemp("kt"), request.param, defs_file)
+def trained(request, tmp_path_factory, defs_file, tiny_config):
+    return request.param, _train(tiny_config, tmp_path_factory.mktemp("kt"), request.param, defs_file)
 
 
 def test_train_and_predict_with_knowledge_text(trained, sample):

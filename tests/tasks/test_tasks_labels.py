@@ -18,8 +18,6 @@ from kgfuse.tasks.datasets import DataFormatError, load_csqa, load_examples, loa
 from kgfuse.tasks.features import IGNORE_INDEX
 from kgfuse.tasks.pipeline import load_splits
 
-from test_tasks_pipeline import tiny_config
-
 MISSING = "missing (the other records of this file are labelled)"
 
 
@@ -173,7 +171,7 @@ def test_load_splits_strict_and_lenient_reports(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def lm_run(tmp_path_factory):
+def lm_run(tmp_path_factory, tiny_config):
     """A tiny LM-only run built by build_run (real tokenizer, collator and model)."""
     from kgfuse.tasks.pipeline import build_run
 
@@ -234,7 +232,7 @@ def test_evaluation_counts_each_labelled_question_once(lm_run):
 
 
 @pytest.fixture(scope="module")
-def lenient_run(tmp_path_factory):
+def lenient_run(tmp_path_factory, tiny_config):
     from kgfuse.tasks.train import train
 
     root = tmp_path_factory.mktemp("lenient_run")

@@ -4,45 +4,32 @@ and comparison tables whose run names become file names."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from kgfuse.tasks.cli import data_dir, main
+from kgfuse.tasks.cli import main
 from kgfuse.tasks.evaluate import (accuracy_by_linked_concepts, explain_answer, learning_curve_figure, prediction_record,
                                    safe_file_name, select_examples, write_report)
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64}
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    """A $KGFUSE_HOME whose demo/ holds a trained tiny model (what `kgfuse demo` leaves there)."""
-    from kgfuse.tasks.config import TrainConfig
-    from kgfuse.tasks.train import train
-
-    root = tmp_path_factory.mktemp("home")
-    d = data_dir()
-    cfg = TrainConfig.from_dict({
-        "data": {"format": "csqa", "train": str(d / "sample_csqa/train.jsonl"), "dev": str(d / "sample_csqa/dev.jsonl")},
-        "graph": {"path": str(d / "sample_kg/assertions.csv")},
-        "retriever": {"type": "path", "max_hops": 2, "max_paths": 10},
-        "model": {"options": {"text_config": TINY, "num_fusion_layers": 1, "node_dim": 16, "graph_hidden_dim": 16}},
-        "train": {"epochs": 2, "batch_size": 8, "max_length": 40, "lr_lm": 1e-3, "mixed_precision": "no", "save_last": False},
-        "output_dir": str(root / "demo"),
-        "cache_dir": str(root / "cache"),
-    })
-    return root, train(cfg, progress=False)
+@pytest.fixture()
+def run(trained_run):
+    """``(run folder, TrainResult)`` of the session's tiny run (tests/conftest.py), read only."""
+    _, res = trained_run
+    return res.output_dir, res
 
 
 # ------------------------------------------------------------------ prediction records
 
 
-def test_predictions_carry_question_answers_and_an_explanation_for_every_answer(home):
-    _, res = home
+def test_predictions_carry_question_answers_and_an_explanation_for_every_answer(run):
+    _, res = run
     recs = [json.loads(line) for split in ("train", "dev")
             for line in (res.output_dir / f"predictions-{split}.jsonl").read_text().splitlines()]
     assert len(recs) == 38
@@ -121,16 +108,19 @@ def test_learning_curve_marks_the_chosen_epoch():
 
 
 def test_accuracy_buckets_adapt_to_the_data():
-    small = accuracy_by_linked_concepts([3, 5, 5, 6, 7, 7, 8, 9, 10, 12, 12, 14], [True] * 12)
-    assert len(small) >= 3 and sum(r["count"] for r in small) == 12
-    assert all(a["hi"] < b["lo"] for a, b in zip(small, small[1:]))  # contiguous, ordered, no value split
+    right = [True, True, False, True, False, False, True, True, True, False, False, False]
+    small = accuracy_by_linked_concepts([3, 5, 5, 6, 7, 7, 8, 9, 10, 12, 12, 14], right)
+    # ordered buckets of about equal size, no value split between two of them, accuracy per bucket
+    assert [(r["bucket"], r["lo"], r["hi"], r["count"], r["correct"]) for r in small] == [
+        ("3-5", 3, 5, 3, 2), ("6-7", 6, 7, 3, 1), ("8-10", 8, 10, 3, 3), ("12-14", 12, 14, 3, 0)]
+    assert [r["accuracy"] for r in small] == pytest.approx([2 / 3, 1 / 3, 1.0, 0.0])
     big = accuracy_by_linked_concepts(list(range(1000)), [i % 2 == 0 for i in range(1000)])
     assert [r["count"] for r in big] == [200] * 5
     assert accuracy_by_linked_concepts([4] * 12, [True] * 12)[0]["bucket"] == "4"
 
 
-def test_run_report_and_plots(home):
-    _, res = home
+def test_run_report_and_plots(run):
+    _, res = run
     report = (res.output_dir / "report.md").read_text()
     assert "## Examples: right answers (dev" in report and "## Examples: wrong answers (dev" in report
     m = json.loads((res.output_dir / "metrics.json").read_text())
@@ -141,8 +131,8 @@ def test_run_report_and_plots(home):
 # ------------------------------------------------------------------ model card
 
 
-def test_model_card_in_the_exported_model_folder(home):
-    _, res = home
+def test_model_card_in_the_exported_model_folder(run):
+    _, res = run
     card = (res.output_dir / "model" / "README.md").read_text()
     assert card.startswith("---\n")
     meta = yaml.safe_load(card.split("---\n")[1])
@@ -160,10 +150,12 @@ def test_model_card_in_the_exported_model_folder(home):
 # ------------------------------------------------------------------ comparisons
 
 
-def test_shipped_comparison_example_runs(home, monkeypatch, capsys):
+def test_shipped_comparison_example_runs(run, monkeypatch, tmp_path):
     """configs/comparison-example.yaml names its runs demo-model/sample-dev, ...: each becomes
     one file in the output folder, no sub-folders."""
-    root, res = home
+    _, res = run
+    root = tmp_path / "home"  # a $KGFUSE_HOME whose demo/ holds the model, as `kgfuse demo` leaves it
+    shutil.copytree(res.output_dir / "model", root / "demo" / "model")
     monkeypatch.setenv("KGFUSE_HOME", str(root))
     assert main(["evaluate", "--config", str(REPO / "configs" / "comparison-example.yaml"), "-q"]) == 0
     out = root / "comparison"
@@ -174,10 +166,10 @@ def test_shipped_comparison_example_runs(home, monkeypatch, capsys):
     assert len((out / "predictions-demo-model_sample-train.jsonl").read_text().splitlines()) == 26
 
 
-def test_run_names_never_leave_the_output_folder(home, tmp_path):
+def test_run_names_never_leave_the_output_folder(run, tmp_path):
     from kgfuse.tasks.evaluate import run_evaluations
 
-    _, res = home
+    _, res = run
     model = res.output_dir / "model"
     runs = "".join(f"  - {{name: {json.dumps(n)}, model: {model}, data: {{path: bundled:sample_csqa/dev.jsonl, max_examples: 2}}}}\n"
                    for n in ("../../x", "a/b", "a_b", "/abs", ".."))

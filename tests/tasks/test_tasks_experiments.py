@@ -1,0 +1,171 @@
+"""Experiment files: rows x seeds trained where missing, then one table with mean and spread."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+import yaml
+
+from kgfuse.tasks.cli import data_dir, main
+from kgfuse.tasks.config import ConfigError
+from kgfuse.tasks.experiments import load_experiment_file, run_experiments
+
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+        "max_position_embeddings": 64}
+
+
+def _train_config(folder):
+    d = data_dir()
+    cfg = {
+        "data": {"format": "csqa", "train": str(d / "sample_csqa/train.jsonl"), "dev": str(d / "sample_csqa/dev.jsonl"),
+                 "max_train": 16},
+        "graph": {"path": str(d / "sample_kg/assertions.csv")},
+        "retriever": {"type": "subgraph", "max_nodes": 8},
+        "model": {"options": {"text_config": TINY, "num_fusion_layers": 1, "node_dim": 16, "graph_hidden_dim": 16}},
+        "train": {"epochs": 1, "batch_size": 8, "max_length": 40, "mixed_precision": "no"},
+        "cache_dir": str(folder / "cache"),
+    }
+    p = folder / "tiny.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def _experiment(folder, rows):
+    _train_config(folder)
+    p = folder / "exp.yaml"
+    p.write_text(yaml.safe_dump({"output_dir": "out", "rows": rows}))
+    return p
+
+
+def test_rows_train_once_and_table_has_mean_and_spread(tmp_path):
+    exp = _experiment(tmp_path, [
+        {"name": "lm", "config": "tiny.yaml", "set": ["model.lm_only=true"], "seeds": [0, 1]},
+        {"name": "fused", "config": "tiny.yaml", "seeds": [3]},
+    ])
+    res = run_experiments(exp, progress=False)
+    out = tmp_path / "out"
+    assert res.missing == []
+    for run in ("lm-s0", "lm-s1", "fused-s3"):
+        assert (out / run / "metrics.json").is_file()
+    # each run trained with its own seed and the row's overrides
+    assert yaml.safe_load((out / "lm-s1" / "config.yaml").read_text())["train"]["seed"] == 1
+    assert yaml.safe_load((out / "lm-s0" / "config.yaml").read_text())["model"]["lm_only"] is True
+    assert yaml.safe_load((out / "fused-s3" / "config.yaml").read_text())["model"]["lm_only"] is False
+    # the table's numbers are those of the runs' metrics.json
+    accs = [json.loads((out / f"lm-s{s}" / "metrics.json").read_text())["splits"]["dev"]["accuracy"] for s in (0, 1)]
+    lm = next(r for r in res.table if r["row"] == "lm" and r["split"] == "dev")
+    assert lm["per_seed"] == accs and lm["seeds"] == [0, 1] and lm["n"] == 2
+    assert lm["mean"] == pytest.approx(statistics.fmean(accs))
+    assert lm["std"] == pytest.approx(statistics.stdev(accs))
+    fused = next(r for r in res.table if r["row"] == "fused")
+    assert fused["n"] == 1 and fused["std"] is None
+    assert not any(r["split"] == "train" for r in res.table)     # train accuracy is not a result
+    md = (out / "results.md").read_text()
+    assert f"{100 * statistics.fmean(accs):.1f}" in md and "kgfuse train --config" in md
+    assert (out / "results.csv").read_text().splitlines()[0].startswith("row,split,seeds,n,mean")
+    # one record per trained run, with command and commit
+    recs = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]
+    assert sorted(r["row"] for r in recs) == ["fused-s3", "lm-s0", "lm-s1"]
+    assert all(r["commit"] and "train.seed=" in r["command"] for r in recs)
+    # a second invocation trains nothing and gives the same table
+    again = run_experiments(exp, progress=False)
+    assert len((out / "rows.jsonl").read_text().splitlines()) == 3
+    assert again.table == res.table
+
+
+def test_only_and_table_without_training(tmp_path):
+    exp = _experiment(tmp_path, [
+        {"name": "a", "config": "tiny.yaml", "set": ["model.lm_only=true"], "seeds": [0]},
+        {"name": "b", "config": "tiny.yaml", "set": ["model.lm_only=true"], "seeds": [0, 1]},
+    ])
+    res = run_experiments(exp, only=["b-s1"], progress=False)
+    out = tmp_path / "out"
+    assert [p.name for p in sorted(out.iterdir()) if p.is_dir()] == ["b-s1"]
+    assert res.missing == ["a-s0", "b-s0"]
+    assert [(r["row"], r["seeds"]) for r in res.table] == [("b", [1])]
+    assert "Not finished" in (out / "results.md").read_text()
+    res = run_experiments(exp, train=False, progress=False)
+    assert res.missing == ["a-s0", "b-s0"] and not (out / "a-s0").exists()
+    with pytest.raises(ConfigError, match="unknown rows"):
+        run_experiments(exp, only=["c"], progress=False)
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([{"name": "x", "config": "tiny.yaml", "seed": [0]}], r"rows\[0\]: unknown key 'seed' \(did you mean 'seeds'\?\)"),
+    ([{"name": "x", "config": "missing.yaml"}], r"rows\[0\]\.config: file not found"),
+    ([{"name": "x", "config": "tiny.yaml", "seeds": ["0"]}], r"rows\[0\]\.seeds: expected a list of integers"),
+    ([{"name": "x", "config": "tiny.yaml"}, {"name": "x", "config": "tiny.yaml"}], r"rows\[1\]\.name: 'x' is used twice"),
+    ([{"name": "a/b", "config": "tiny.yaml"}], r"rows\[0\]\.name: 'a/b' must be a plain folder name"),
+    ([{"name": "x", "config": "tiny.yaml", "set": ["train.seed=3"]}], r"use 'seeds'"),
+    ([{"config": "tiny.yaml"}], r"rows\[0\]: missing 'name'"),
+])
+def test_bad_experiment_files_name_file_and_key(tmp_path, rows, message):
+    exp = _experiment(tmp_path, rows)
+    with pytest.raises(ConfigError, match=message) as ei:
+        load_experiment_file(exp)
+    assert str(exp) in str(ei.value)
+
+
+def test_cli_evaluate_runs_an_experiment_file(tmp_path, capsys):
+    exp = _experiment(tmp_path, [{"name": "lm", "config": "tiny.yaml", "set": ["model.lm_only=true"], "seeds": [0]}])
+    assert main(["evaluate", "--config", str(exp), "--no-train", "-q"]) == 0
+    assert not (tmp_path / "out" / "lm-s0").exists()
+    assert (tmp_path / "out" / "results.md").is_file()
+    assert main(["evaluate", "--config", str(exp), "--only", "lm", "-q"]) == 0
+    assert (tmp_path / "out" / "lm-s0" / "metrics.json").is_file()
+    assert "| lm | dev | 0 |" in (tmp_path / "out" / "results.md").read_text()
+    exp.write_text(yaml.safe_dump({"rows": [{"name": "x", "config": "tiny.yaml", "seeds": "all"}]}))
+    assert main(["evaluate", "--config", str(exp), "-q"]) == 2
+    assert "seeds: expected a list of integers" in capsys.readouterr().err
+
+
+def test_shipped_experiment_files_load_and_validate_every_row(repo_root, monkeypatch):
+    from kgfuse.tasks.config import load_config
+
+    monkeypatch.setenv("KGFUSE_DATA", str(repo_root / "no-data-needed"))
+    files = sorted((repo_root / "configs").glob("results*.yaml"))
+    assert [f.name for f in files] == ["results-controls.yaml", "results-knowledge-text.yaml",
+                                      "results-wordnet-small.yaml", "results.yaml"]
+    for f in files:
+        exp = load_experiment_file(f)
+        for row in exp.rows:
+            cfg = load_config(row.config, [*row.overrides, "train.seed=0"])
+            assert cfg.train.seed == 0
+            lm = any(s == "model.lm_only=true" for s in row.overrides)
+            assert cfg.model.lm_only is lm, (f.name, row.name)
+            if row.pretrain_config is not None:
+                from kgfuse.tasks.pretrain_config import load_pretrain_config
+
+                load_pretrain_config(row.pretrain_config, row.pretrain_overrides)
+                init = load_config(row.config, row.train_overrides(0, exp.output_dir)).model.init_from
+                assert init == str(exp.output_dir / f"{row.name}-pretrain" / "model")
+
+
+def test_a_pretrain_row_pretrains_once_and_fine_tunes_every_seed_from_it(tmp_path):
+    d = data_dir()
+    _train_config(tmp_path)
+    (tmp_path / "c.txt").write_text("\n".join(f"You put a plate in the cupboard after washing it ({i})." for i in range(24)))
+    (tmp_path / "pre.yaml").write_text(yaml.safe_dump({
+        "corpus": [{"type": "text", "path": "c.txt"}],
+        "graph": {"path": str(d / "sample_kg/assertions.csv")},
+        "model": {"options": {"text_config": TINY, "num_fusion_layers": 1, "node_dim": 16, "graph_hidden_dim": 16}},
+        "data": {"eval_fraction": 0.25, "eval_every": 0, "max_eval": 4},
+        "train": {"batch_size": 4, "max_steps": 2, "max_length": 24, "mixed_precision": "no"},
+    }))
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(yaml.safe_dump({"output_dir": "out", "rows": [
+        {"name": "pt", "config": "tiny.yaml", "pretrain": {"config": "pre.yaml", "set": ["train.seed=5"]}, "seeds": [0, 1]}]}))
+    res = run_experiments(exp, progress=False)
+    out = tmp_path / "out"
+    assert res.missing == [] and (out / "pt-pretrain" / "model").is_dir()
+    for s in (0, 1):
+        cfg = yaml.safe_load((out / f"pt-s{s}" / "config.yaml").read_text())
+        assert cfg["model"]["init_from"] == str(out / "pt-pretrain" / "model")
+    recs = [json.loads(x)["row"] for x in (out / "rows.jsonl").read_text().splitlines()]
+    assert recs == ["pt-pretrain", "pt-s0", "pt-s1"]          # pre-trained once
+    assert "kgfuse pretrain --config" in (out / "results.md").read_text()
+    with pytest.raises(ConfigError, match=r"rows\[0\]\.pretrain: unknown key 'sets' \(did you mean 'set'\?\)"):
+        exp.write_text(yaml.safe_dump({"rows": [{"name": "x", "config": "tiny.yaml", "pretrain": {"config": "pre.yaml", "sets": []}}]}))
+        load_experiment_file(exp)
