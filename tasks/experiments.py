@@ -1,0 +1,377 @@
+"""Experiment files: a results table reproduced from scratch by one command.
+
+An experiment file names rows (a training config plus overrides) and the seeds of each row::
+
+    # configs/results-csqa.yaml
+    output_dir: ${KGFUSE_HOME}/results/csqa     # relative to this file, or absolute
+    splits: [dev]                               # the table's columns (default: every split but train)
+    rows:
+      - name: lm-1e-4                           # LM only, learning rate 1e-4
+        config: csqa_conceptnet4.yaml           # relative to this file
+        set: [model.lm_only=true, train.lr_lm=1e-4]
+        seeds: [0, 1]
+      - name: fused-cn4
+        config: csqa_conceptnet4.yaml
+        seeds: [0, 1]
+      - name: fused-pt                          # ERNIE pre-training first, then fine-tuning
+        config: csqa_wordnet.yaml
+        pretrain: {config: pretrain_wordnet.yaml, set: [train.max_steps=300]}
+        seeds: [0, 1]
+
+``kgfuse evaluate --config FILE`` (or :func:`run_experiments`) trains every (row, seed) whose
+run folder ``<output_dir>/<name>-s<seed>`` holds no finished run, resuming from its newest
+checkpoint where one exists, and then writes ``results.md`` and ``results.csv`` into
+``output_dir``: per row and split, the accuracy of each seed, their mean, standard deviation
+(n - 1) and range. A finished run is never retrained, so the same command both continues an
+interrupted table and rebuilds the table from existing folders (``train=False`` never trains).
+Each (row, seed) trained here appends one line to ``<output_dir>/rows.jsonl``: the equivalent
+``kgfuse train`` command, the commit of the kgfuse source, wall time, threads and machine.
+
+A row with ``pretrain`` (a pre-training config and its overrides) is pre-trained once, into
+``<output_dir>/<name>-pretrain`` with the pre-training config's own seed, and every seed of the
+row is fine-tuned from it (``model.init_from``); a finished pre-training is reused.
+
+Rows run one after another in one process. To use two cores for two runs side by side, start
+two commands with different ``only`` selections (``--only NAME`` on the command line); a run
+folder is never trained by two commands at once only if the selections are disjoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .config import ConfigError, apply_overrides, read_config_file, resolve_path
+
+logger = logging.getLogger("kgfuse")
+
+_ROW_KEYS = {"name", "config", "set", "seeds", "pretrain"}
+_PRETRAIN_KEYS = {"config", "set"}
+_FILE_KEYS = {"output_dir", "splits", "rows", "title"}
+
+
+@dataclass
+class ExperimentRow:
+    """One row of the table: a training config, its overrides and the seeds to run."""
+
+    name: str
+    config: Path
+    overrides: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    pretrain_config: Path | None = None
+    pretrain_overrides: list[str] = field(default_factory=list)
+
+    def run_name(self, seed: int) -> str:
+        return f"{self.name}-s{seed}"
+
+    @property
+    def pretrain_name(self) -> str:
+        return f"{self.name}-pretrain"
+
+    def train_overrides(self, seed: int, output_dir: Path) -> list[str]:
+        extra = [f"model.init_from={output_dir / self.pretrain_name / 'model'}"] if self.pretrain_config else []
+        return [*self.overrides, *extra, f"train.seed={seed}"]
+
+    def command(self, seed: int, output_dir: Path) -> str:
+        sets = " ".join(f"--set {s}" for s in self.train_overrides(seed, output_dir))
+        cmd = (f"kgfuse train --config {self.config} --output {output_dir / self.run_name(seed)} "
+               f"--resume auto {sets}")
+        if self.pretrain_config:
+            psets = "".join(f" --set {s}" for s in self.pretrain_overrides)
+            cmd = f"kgfuse pretrain --config {self.pretrain_config} --output {output_dir / self.pretrain_name}{psets} && " + cmd
+        return cmd
+
+
+@dataclass
+class ExperimentFile:
+    """A parsed experiment file (see the module docstring)."""
+
+    path: Path
+    output_dir: Path
+    rows: list[ExperimentRow]
+    splits: list[str] | None = None
+    title: str = "kgfuse results"
+
+
+def is_experiment_file(config: dict[str, Any]) -> bool:
+    """An experiment file has ``rows``; a comparison file of trained models has ``runs``."""
+    return "rows" in config
+
+
+def _did_you_mean(key: str, valid: set[str]) -> str:
+    import difflib
+
+    m = difflib.get_close_matches(key, sorted(valid), n=1)
+    return f" (did you mean {m[0]!r}?)" if m else ""
+
+
+def load_experiment_file(path: str | os.PathLike, overrides: Sequence[str] = ()) -> ExperimentFile:
+    """Parse and check an experiment file; errors name the file and the key path."""
+    path = Path(path).expanduser().resolve()
+    d = apply_overrides(read_config_file(path), overrides)
+    base = path.parent
+    for k in d:
+        if k not in _FILE_KEYS:
+            raise ConfigError(f"{path}: unknown key {k!r}{_did_you_mean(k, _FILE_KEYS)}; valid: {sorted(_FILE_KEYS)}")
+    rows_in = d.get("rows")
+    if not isinstance(rows_in, list) or not rows_in:
+        raise ConfigError(f"{path}: 'rows' must be a non-empty list of {{name, config, set, seeds}}")
+    rows: list[ExperimentRow] = []
+    seen: set[str] = set()
+    for i, r in enumerate(rows_in):
+        where = f"{path}: rows[{i}]"
+        if not isinstance(r, dict):
+            raise ConfigError(f"{where}: expected a mapping with name, config, set, seeds")
+        for k in r:
+            if k not in _ROW_KEYS:
+                raise ConfigError(f"{where}: unknown key {k!r}{_did_you_mean(k, _ROW_KEYS)}; valid: {sorted(_ROW_KEYS)}")
+        for k in ("name", "config"):
+            if not r.get(k):
+                raise ConfigError(f"{where}: missing {k!r}")
+        name = str(r["name"])
+        if "/" in name or name in (".", "..") or name.strip() != name:
+            raise ConfigError(f"{where}.name: {name!r} must be a plain folder name")
+        if name in seen:
+            raise ConfigError(f"{where}.name: {name!r} is used twice")
+        seen.add(name)
+        cfg = resolve_path(r["config"], base)
+        if not cfg.is_file():
+            raise ConfigError(f"{where}.config: file not found: {cfg}")
+        sets = r.get("set") or []
+        if isinstance(sets, str) or not all(isinstance(s, str) and "=" in s for s in sets):
+            raise ConfigError(f"{where}.set: expected a list of 'key=value' strings, got {sets!r}")
+        seeds = r.get("seeds", [0])
+        seeds = [seeds] if isinstance(seeds, int) else seeds
+        if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise ConfigError(f"{where}.seeds: expected a list of integers, got {r.get('seeds')!r}")
+        if any(s.split("=", 1)[0].strip() in ("train.seed", "output_dir") for s in sets):
+            raise ConfigError(f"{where}.set: train.seed and output_dir are set per run; use 'seeds'")
+        pre = r.get("pretrain")
+        pcfg, psets = None, []
+        if pre is not None:
+            if not isinstance(pre, dict) or not pre.get("config"):
+                raise ConfigError(f"{where}.pretrain: expected {{config: <pre-training config>, set: [...]}}")
+            for k in pre:
+                if k not in _PRETRAIN_KEYS:
+                    raise ConfigError(f"{where}.pretrain: unknown key {k!r}{_did_you_mean(k, _PRETRAIN_KEYS)}; "
+                                      f"valid: {sorted(_PRETRAIN_KEYS)}")
+            pcfg = resolve_path(pre["config"], base)
+            if not pcfg.is_file():
+                raise ConfigError(f"{where}.pretrain.config: file not found: {pcfg}")
+            psets = pre.get("set") or []
+            if isinstance(psets, str) or not all(isinstance(x, str) and "=" in x for x in psets):
+                raise ConfigError(f"{where}.pretrain.set: expected a list of 'key=value' strings, got {psets!r}")
+            if any(x.split("=", 1)[0].strip() == "model.init_from" for x in sets):
+                raise ConfigError(f"{where}.set: model.init_from is the pre-trained model of 'pretrain'")
+        rows.append(ExperimentRow(name, cfg, list(sets), list(seeds), pcfg, list(psets)))
+    splits = d.get("splits")
+    if splits is not None and (not isinstance(splits, list) or not all(isinstance(s, str) for s in splits)):
+        raise ConfigError(f"{path}: 'splits' must be a list of split names, got {splits!r}")
+    out = resolve_path(d.get("output_dir") or "results", base)
+    return ExperimentFile(path, out, rows, splits, str(d.get("title") or "kgfuse results"))
+
+
+def source_commit() -> str:
+    """The git commit of the kgfuse source in use (``-dirty`` with local changes), or its version."""
+    src = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        import kgfuse
+
+        return f"kgfuse {kgfuse.__version__}"
+
+
+def finished_metrics(run_dir: Path) -> dict[str, Any] | None:
+    """The run's ``metrics.json`` when the run finished (its final evaluation was written)."""
+    p = run_dir / "metrics.json"
+    if not p.is_file():
+        return None
+    try:
+        m = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return m if isinstance(m.get("splits"), dict) else None
+
+
+def _pretrain_once(row: ExperimentRow, out: Path, progress: bool) -> None:
+    """Pre-train the row's model unless its folder already holds a finished pre-training."""
+    from .pretrain import pretrain
+    from .pretrain_config import load_pretrain_config
+
+    folder = out / row.pretrain_name
+    if (folder / "metrics.json").is_file() and (folder / "model").is_dir():
+        return
+    cfg = load_pretrain_config(row.pretrain_config, [*row.pretrain_overrides, f"output_dir={folder}"])
+    t0 = time.time()
+    pretrain(cfg, progress=progress)
+    psets = "".join(f" --set {s}" for s in row.pretrain_overrides)
+    _record(out, {"row": row.pretrain_name, "command": f"kgfuse pretrain --config {row.pretrain_config} "
+                  f"--output {folder}{psets}", "wall_s": round(time.time() - t0, 1)})
+
+
+def _record(out: Path, line: dict[str, Any]) -> dict[str, Any]:
+    line = {**line, "commit": source_commit(),
+            "threads": os.environ.get("OMP_NUM_THREADS") or str(_torch_threads()),
+            "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores",
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    with open(out / "rows.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
+    return line
+
+
+def _train_one(row: ExperimentRow, seed: int, out: Path, progress: bool) -> dict[str, Any]:
+    from .config import load_config
+    from .train import train
+
+    if row.pretrain_config is not None:
+        _pretrain_once(row, out, progress)
+    run_dir = out / row.run_name(seed)
+    cfg = load_config(row.config, [*row.train_overrides(seed, out), f"output_dir={run_dir}"])
+    t0 = time.time()
+    train(cfg, resume_from="auto" if run_dir.exists() else None, progress=progress)
+    return _record(out, {"row": row.run_name(seed), "command": row.command(seed, out),
+                         "wall_s": round(time.time() - t0, 1)})
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+@dataclass
+class ExperimentResult:
+    """The table of :func:`run_experiments`: one dict per (row, split), plus the per-run records."""
+
+    output_dir: Path
+    table: list[dict[str, Any]]
+    runs: list[dict[str, Any]]
+    missing: list[str]
+
+    def save(self, folder: str | os.PathLike | None = None, *, title: str = "kgfuse results") -> Path:
+        """Write ``results.md`` and ``results.csv`` into ``folder`` (default: ``output_dir``)."""
+        out = Path(folder) if folder is not None else self.output_dir
+        out.mkdir(parents=True, exist_ok=True)
+        keys = ["row", "split", "seeds", "n", "mean", "std", "min", "max", "per_seed"]
+        with (out / "results.csv").open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            for r in self.table:
+                w.writerow({k: (" ".join(f"{a:.4f}" for a in r[k]) if k == "per_seed" else
+                                " ".join(map(str, r[k])) if k == "seeds" else r[k]) for k in keys})
+        (out / "results.md").write_text(format_table(self, title=title), encoding="utf-8")
+        return out
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def format_table(result: ExperimentResult, *, title: str = "kgfuse results") -> str:
+    """Markdown: accuracy (%) per row and split, mean ± std over seeds, each seed, and the runs."""
+    lines = [f"# {title}", "", "Accuracy in %, mean ± standard deviation (n − 1) over seeds; per-seed values in seed order.", "",
+             "| row | split | seeds | mean ± std | range | per seed |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in result.table:
+        std = f" ± {_pct(r['std'])}" if r["std"] is not None else ""
+        lines.append(f"| {r['row']} | {r['split']} | {', '.join(map(str, r['seeds']))} | {_pct(r['mean'])}{std} | "
+                     f"{_pct(r['min'])}–{_pct(r['max'])} | {' / '.join(_pct(a) for a in r['per_seed'])} |")
+    lines += ["", "## Runs", "", "| run | commit | wall (h) | command |", "| --- | --- | --- | --- |"]
+    for u in result.runs:
+        wall = f"{u['wall_s'] / 3600:.2f}" if u.get("wall_s") is not None else "–"
+        lines.append(f"| {u['run']} | {str(u.get('commit') or '–')[:12]} | {wall} | `{u.get('command') or '–'}` |")
+    if result.missing:
+        lines += ["", "Not finished (no row in the table yet): " + ", ".join(result.missing)]
+    return "\n".join(lines) + "\n"
+
+
+def _run_records(out: Path) -> dict[str, dict[str, Any]]:
+    """The last finished record per run name in ``rows.jsonl`` (wall times of resumed runs add up)."""
+    recs: dict[str, dict[str, Any]] = {}
+    p = out / "rows.jsonl"
+    if not p.is_file():
+        return recs
+    for line in p.read_text(encoding="utf-8").splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        name = r.get("row")
+        if not name:
+            continue
+        prev = recs.get(name)
+        if prev is not None and r.get("wall_s") is not None and prev.get("wall_s") is not None:
+            r = {**r, "wall_s": round(prev["wall_s"] + r["wall_s"], 1)}
+        recs[name] = r
+    return recs
+
+
+def run_experiments(path: str | os.PathLike, overrides: Sequence[str] = (), *, only: Sequence[str] = (),
+                    train: bool = True, progress: bool = True,
+                    log: Callable[[str], Any] | None = None) -> ExperimentResult:
+    """Train what is missing of an experiment file, then build and save its table.
+
+    ``only`` restricts training (not the table) to the named rows (``name`` or ``name-s<seed>``);
+    ``train=False`` only tabulates finished runs. Returns the :class:`ExperimentResult`, already
+    saved into the file's ``output_dir``.
+    """
+    log = log or logger.info
+    exp = load_experiment_file(path, overrides)
+    known = {r.name for r in exp.rows} | {r.run_name(s) for r in exp.rows for s in r.seeds}
+    unknown = [o for o in only if o not in known]
+    if unknown:
+        raise ConfigError(f"{exp.path}: unknown rows {unknown}; the file has {sorted(r.name for r in exp.rows)}")
+    out = exp.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    for row in exp.rows:
+        for seed in row.seeds:
+            if only and row.name not in only and row.run_name(seed) not in only:
+                continue
+            if not train or finished_metrics(out / row.run_name(seed)) is not None:
+                continue
+            log(f"{row.run_name(seed)}: training ({row.command(seed, out)})")
+            _train_one(row, seed, out, progress)
+    records = _run_records(out)
+    table, runs, missing = [], [], []
+    for row in exp.rows:
+        per_split: dict[str, list[tuple[int, float]]] = {}
+        for seed in row.seeds:
+            name = row.run_name(seed)
+            m = finished_metrics(out / name)
+            if m is None:
+                missing.append(name)
+                continue
+            rec = records.get(name, {})
+            runs.append({"run": name, "commit": rec.get("commit"), "wall_s": rec.get("wall_s"),
+                         "command": rec.get("command") or row.command(seed, out)})
+            for split, sm in m["splits"].items():
+                if (exp.splits is None and split == "train") or (exp.splits is not None and split not in exp.splits):
+                    continue
+                if isinstance(sm, dict) and sm.get("accuracy") is not None:
+                    per_split.setdefault(split, []).append((seed, float(sm["accuracy"])))
+        for split in (exp.splits or sorted(per_split)):
+            vals = per_split.get(split)
+            if not vals:
+                continue
+            accs = [a for _, a in vals]
+            table.append({"row": row.name, "split": split, "seeds": [s for s, _ in vals], "n": len(accs),
+                          "mean": statistics.fmean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else None,
+                          "min": min(accs), "max": max(accs), "per_seed": accs})
+    result = ExperimentResult(out, table, runs, missing)
+    result.save(title=exp.title)
+    log(f"results table: {out / 'results.md'} and {out / 'results.csv'}"
+        + (f"; not finished: {', '.join(missing)}" if missing else ""))
+    return result
