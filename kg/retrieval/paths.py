@@ -1,6 +1,10 @@
 """KagNet paths (:class:`PathRetriever`): the simple paths of at most ``max_hops`` edges
 between question and answer concepts, found by a meet-in-the-middle search over the graph's
-CSR arrays."""
+CSR arrays.
+
+One module because the search's half-path growth, joins and streamed 3-edge level share one
+set of array layouts and budgets (``max_candidates``, ``max_expansion``), which only make sense
+read together."""
 
 from __future__ import annotations
 
