@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import torch
 from torch import Tensor, nn
 
 __all__ = ["family", "supports_layer_fusion", "shares_layers", "text_model_class", "build_text_model", "embed", "encoder_layers",

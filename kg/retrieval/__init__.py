@@ -39,8 +39,9 @@ import importlib
 import pkgutil
 from typing import Any
 
-from .adjacency import LOOKUP_FACTOR, EdgeRebuilder, _Adjacency, inverse_relations, path_edges
-from .base import (
+# Private names are re-exported too: they were importable from the single-module kg.retrieval.
+from .adjacency import LOOKUP_FACTOR, EdgeRebuilder, _Adjacency, inverse_relations, path_edges  # noqa: F401
+from .base import (  # noqa: F401
     _I64,
     NODE_ANSWER,
     NODE_OTHER,
@@ -59,9 +60,11 @@ from .base import (
     explain,
     statement_text,
 )
-from .paths import PATH_WINDOW, PathRetriever, _Half
+from .paths import PATH_WINDOW, PathRetriever, _Half  # noqa: F401
 from .registry import RETRIEVERS, build_retriever, register_retriever
-from .subgraph import RANKINGS, RELEVANCE, RelevanceScorer, SubgraphRetriever, rank_connectivity, rank_degree, rank_id
+from .subgraph import (  # noqa: F401
+    RANKINGS, RELEVANCE, RelevanceScorer, SubgraphRetriever, rank_connectivity, rank_degree, rank_id,
+)
 
 __all__ = [
     "KGData",

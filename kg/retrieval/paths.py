@@ -490,7 +490,6 @@ class PathRetriever(_Retriever):
             bounds.append(int(row_end[stop - 1]))
             start, limit = stop, limit * 2
         maxc = self.max_candidates
-        n_in = qv.shape[1]
         sides_pre = side.nodes
         o_nodes, o_edges, o_fwd = other.nodes, other.edges, other.fwd
         p0, chunk = 0, PATH_CHUNK
