@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .config import ConfigError, apply_overrides, read_config_file, resolve_path
+from .config import ConfigError, _unknown_key, apply_overrides, read_config_file, resolve_path
 
 logger = logging.getLogger("kgfuse")
 
@@ -107,13 +107,6 @@ def is_experiment_file(config: dict[str, Any]) -> bool:
     return "rows" in config
 
 
-def _did_you_mean(key: str, valid: set[str]) -> str:
-    import difflib
-
-    m = difflib.get_close_matches(key, sorted(valid), n=1)
-    return f" (did you mean {m[0]!r}?)" if m else ""
-
-
 def load_experiment_file(path: str | os.PathLike, overrides: Sequence[str] = ()) -> ExperimentFile:
     """Parse and check an experiment file; errors name the file and the key path."""
     path = Path(path).expanduser().resolve()
@@ -121,7 +114,7 @@ def load_experiment_file(path: str | os.PathLike, overrides: Sequence[str] = ())
     base = path.parent
     for k in d:
         if k not in _FILE_KEYS:
-            raise ConfigError(f"{path}: unknown key {k!r}{_did_you_mean(k, _FILE_KEYS)}; valid: {sorted(_FILE_KEYS)}")
+            raise ConfigError(_unknown_key(str(path), "", k, _FILE_KEYS))
     rows_in = d.get("rows")
     if not isinstance(rows_in, list) or not rows_in:
         raise ConfigError(f"{path}: 'rows' must be a non-empty list of {{name, config, set, seeds}}")
@@ -133,7 +126,7 @@ def load_experiment_file(path: str | os.PathLike, overrides: Sequence[str] = ())
             raise ConfigError(f"{where}: expected a mapping with name, config, set, seeds")
         for k in r:
             if k not in _ROW_KEYS:
-                raise ConfigError(f"{where}: unknown key {k!r}{_did_you_mean(k, _ROW_KEYS)}; valid: {sorted(_ROW_KEYS)}")
+                raise ConfigError(_unknown_key(str(path), f"rows[{i}].", k, _ROW_KEYS))
         for k in ("name", "config"):
             if not r.get(k):
                 raise ConfigError(f"{where}: missing {k!r}")
@@ -162,8 +155,7 @@ def load_experiment_file(path: str | os.PathLike, overrides: Sequence[str] = ())
                 raise ConfigError(f"{where}.pretrain: expected {{config: <pre-training config>, set: [...]}}")
             for k in pre:
                 if k not in _PRETRAIN_KEYS:
-                    raise ConfigError(f"{where}.pretrain: unknown key {k!r}{_did_you_mean(k, _PRETRAIN_KEYS)}; "
-                                      f"valid: {sorted(_PRETRAIN_KEYS)}")
+                    raise ConfigError(_unknown_key(str(path), f"rows[{i}].pretrain.", k, _PRETRAIN_KEYS))
             pcfg = resolve_path(pre["config"], base)
             if not pcfg.is_file():
                 raise ConfigError(f"{where}.pretrain.config: file not found: {pcfg}")

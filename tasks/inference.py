@@ -193,11 +193,13 @@ class KGFusePredictor:
             retriever = build_retriever(g, info["retriever"].get("options"),
                                         text_encoder=info["retriever"].get("text_encoder"))
             recorded = info["retriever"].get("config")
-            if recorded and recorded.get("scorer") and retriever.config.get("scorer") != recorded["scorer"]:
+            built = json.loads(json.dumps(retriever.config)) if retriever is not None else None
+            if recorded and built != recorded:
+                diff = sorted(k for k in set(recorded) | set(built) if recorded.get(k) != built.get(k))
                 raise ValueError(
-                    "the relevance scorer available here differs from the one the model was trained with "
-                    f"(recorded {recorded['scorer']}, built {retriever.config.get('scorer')}): its subgraphs "
-                    "would be pruned differently; use the same text encoder")
+                    f"the retriever rebuilt here differs from the one the model was trained with in {diff} "
+                    f"(recorded {[recorded.get(k) for k in diff]}, built {[built.get(k) for k in diff]}): it "
+                    "would retrieve other subgraphs (for a relevance ranking: use the same text encoder)")
         if knowledge_text:
             from .pipeline import build_verbalizer
 

@@ -93,7 +93,7 @@ def test_only_and_table_without_training(tmp_path):
 
 
 @pytest.mark.parametrize("rows, message", [
-    ([{"name": "x", "config": "tiny.yaml", "seed": [0]}], r"rows\[0\]: unknown key 'seed' \(did you mean 'seeds'\?\)"),
+    ([{"name": "x", "config": "tiny.yaml", "seed": [0]}], r"unknown key 'rows\[0\]\.seed'; valid keys: \['config', 'name', 'pretrain', 'seeds', 'set'\]; did you mean 'seeds'\?"),
     ([{"name": "x", "config": "missing.yaml"}], r"rows\[0\]\.config: file not found"),
     ([{"name": "x", "config": "tiny.yaml", "seeds": ["0"]}], r"rows\[0\]\.seeds: expected a list of integers"),
     ([{"name": "x", "config": "tiny.yaml"}, {"name": "x", "config": "tiny.yaml"}], r"rows\[1\]\.name: 'x' is used twice"),
@@ -166,6 +166,6 @@ def test_a_pretrain_row_pretrains_once_and_fine_tunes_every_seed_from_it(tmp_pat
     recs = [json.loads(x)["row"] for x in (out / "rows.jsonl").read_text().splitlines()]
     assert recs == ["pt-pretrain", "pt-s0", "pt-s1"]          # pre-trained once
     assert "kgfuse pretrain --config" in (out / "results.md").read_text()
-    with pytest.raises(ConfigError, match=r"rows\[0\]\.pretrain: unknown key 'sets' \(did you mean 'set'\?\)"):
+    with pytest.raises(ConfigError, match=r"unknown key 'rows\[0\]\.pretrain\.sets'; valid keys: \['config', 'set'\]; did you mean 'set'\?"):
         exp.write_text(yaml.safe_dump({"rows": [{"name": "x", "config": "tiny.yaml", "pretrain": {"config": "pre.yaml", "sets": []}}]}))
         load_experiment_file(exp)

@@ -53,6 +53,22 @@ def test_relevance_ranked_run_trains_the_score_feature_and_predicts_on_raw_text(
     assert pred.retriever.config == run.retriever.config
     p = pred.predict("Where would you put a plate after washing it?", ["cupboard", "oven", "floor"])
     assert len(p.scores) == 3
+    # a recorded retriever that the settings no longer rebuild (here: another node budget) is refused
+    import json
+    import shutil
+
+    from kgfuse.integrity import write_model_manifest
+    from kgfuse.tasks.pipeline import PIPELINE_FILE
+
+    other = tmp_path / "other"
+    shutil.copytree(res.output_dir / "model", other)
+    info = json.loads((other / PIPELINE_FILE).read_text())
+    info["retriever"]["options"]["max_nodes"] = 5
+    (other / PIPELINE_FILE).write_text(json.dumps(info))
+    write_model_manifest(other)
+    with pytest.raises(ValueError, match=r"differs from the one the model was trained with in \['max_nodes'\] "
+                                         r"\(recorded \[6\], built \[5\]\)"):
+        KGFusePredictor.from_pretrained(other)
 
 
 @pytest.mark.parametrize("change, message", [
