@@ -43,6 +43,7 @@ import json
 import logging
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import time
@@ -82,12 +83,15 @@ class ExperimentRow:
         return [*self.overrides, *extra, f"train.seed={seed}"]
 
     def command(self, seed: int, output_dir: Path) -> str:
-        sets = " ".join(f"--set {s}" for s in self.train_overrides(seed, output_dir))
-        cmd = (f"kgfuse train --config {self.config} --output {output_dir / self.run_name(seed)} "
+        """The shell command that reproduces one seed of this row (arguments quoted)."""
+        q = shlex.quote
+        sets = " ".join(f"--set {q(s)}" for s in self.train_overrides(seed, output_dir))
+        cmd = (f"kgfuse train --config {q(str(self.config))} --output {q(str(output_dir / self.run_name(seed)))} "
                f"--resume auto {sets}")
         if self.pretrain_config:
-            psets = "".join(f" --set {s}" for s in self.pretrain_overrides)
-            cmd = f"kgfuse pretrain --config {self.pretrain_config} --output {output_dir / self.pretrain_name}{psets} && " + cmd
+            psets = "".join(f" --set {q(s)}" for s in self.pretrain_overrides)
+            cmd = (f"kgfuse pretrain --config {q(str(self.pretrain_config))} "
+                   f"--output {q(str(output_dir / self.pretrain_name))}{psets} && " + cmd)
         return cmd
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import statistics
 
 import pytest
@@ -169,3 +170,19 @@ def test_a_pretrain_row_pretrains_once_and_fine_tunes_every_seed_from_it(tmp_pat
     with pytest.raises(ConfigError, match=r"unknown key 'rows\[0\]\.pretrain\.sets'; valid keys: \['config', 'set'\]; did you mean 'set'\?"):
         exp.write_text(yaml.safe_dump({"rows": [{"name": "x", "config": "tiny.yaml", "pretrain": {"config": "pre.yaml", "sets": []}}]}))
         load_experiment_file(exp)
+
+
+def test_row_command_is_one_shell_line_with_quoted_overrides(tmp_path):
+    """The recorded command of a row pastes into a shell: overrides with spaces or braces
+    come back as single arguments, the seed last."""
+    folder = tmp_path / "my runs"
+    folder.mkdir()
+    p = _experiment(folder, [{"name": "kge", "config": "tiny.yaml",
+                              "set": ["model.options.node_features={kge: transe}", "train.epochs=2"]}])
+    row = load_experiment_file(p).rows[0]
+    argv = shlex.split(row.command(3, folder / "out"))
+    assert argv[:2] == ["kgfuse", "train"]
+    assert argv[argv.index("--config") + 1] == str(folder / "tiny.yaml")
+    assert argv[argv.index("--output") + 1] == str(folder / "out" / "kge-s3")
+    sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+    assert sets == ["model.options.node_features={kge: transe}", "train.epochs=2", "train.seed=3"]
