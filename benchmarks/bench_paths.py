@@ -10,7 +10,11 @@ optimisation must not change a single path).
 Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_grounding.py --prepare   # once: the graph
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_paths.py [--limit N] [--save F | --compare F]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_paths.py [--limit N] [--save F | --compare F] \
+        [--backend auto|compiled|numpy]
+
+``--backend`` picks PathRetriever's search implementation (default ``auto``: the compiled
+search when it was built); the result line records the one used.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ def main(argv=None) -> None:
     ap.add_argument("--save", type=Path)
     ap.add_argument("--compare", type=Path)
     ap.add_argument("--skip-subgraph", action="store_true")
+    ap.add_argument("--backend", default="auto", choices=("auto", "compiled", "numpy"),
+                    help="PathRetriever search implementation")
     args = ap.parse_args(argv)
 
     from kgfuse.kg import KnowledgeGraph
@@ -47,7 +53,7 @@ def main(argv=None) -> None:
     dev = read_csqa(CSQA / "dev_rand_split.jsonl")[: args.limit]
     groundings = [linker.ground(ex.question, c) for ex in dev for c in ex.choices]
     res = {"statements": len(groundings)}
-    retrievers = {"paths": PathRetriever(kg, max_hops=3, max_paths=100).build()}
+    retrievers = {"paths": PathRetriever(kg, max_hops=3, max_paths=100, backend=args.backend).build()}
     if not args.skip_subgraph:
         retrievers["subgraph"] = SubgraphRetriever(kg, max_nodes=200).build()
     out = {}
@@ -58,6 +64,7 @@ def main(argv=None) -> None:
         res[name] = {"cpu_s": round(cpu, 2), "stmt_per_cpu_s": round(len(groundings) / cpu, 1),
                      "mean_nodes": round(float(np.mean([s["concept_ids"].size for s in sets])), 1)}
         if name == "paths":
+            res[name]["backend"] = r.backend
             res[name]["mean_paths"] = round(float(np.mean([s["path_len"].size for s in sets])), 1)
             for i, s in enumerate(sets):
                 for k, v in s.items():

@@ -4,7 +4,8 @@ CSR arrays.
 
 One module because the search's half-path growth, joins and streamed 3-edge level share one
 set of array layouts and budgets (``max_candidates``, ``max_expansion``), which only make sense
-read together."""
+read together. The same search is compiled in ``_pathsearch.c`` (built at install time when a C
+compiler is there, used by default); the numpy code here is its reference and its fallback."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ import numpy as np
 from .adjacency import EdgeRebuilder, _Adjacency, inverse_relations
 from .base import (
     _I64,
+    NODE_ANSWER,
+    NODE_OTHER,
+    NODE_QUESTION,
     _callable_name,
     _concat_ranges,
     _empty_arrays,
@@ -25,6 +29,11 @@ from .base import (
     _run_flags,
 )
 from .registry import register_retriever
+
+try:  # the compiled search (kg/retrieval/_pathsearch.c), built at install time when a C compiler is there
+    from . import _pathsearch
+except ImportError:  # pragma: no cover - an install without a C compiler: the numpy search
+    _pathsearch = None
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..graph import KnowledgeGraph
@@ -38,6 +47,17 @@ PATH_WINDOW = 4096
 #: Edges read in the first chunk of the 3-edge search (then doubling); the search stops after
 #: the chunk in which the last pair reaches its quota. Results do not depend on it.
 PATH_CHUNK = 4096
+
+#: The search implementations of :class:`PathRetriever` (``backend``): ``"compiled"``, the C
+#: kernel ``_pathsearch`` (one call per statement); ``"numpy"``, the vectorised search of this
+#: module (the reference, and the fallback when the kernel was not built); ``"auto"``:
+#: compiled when importable. Both return exactly the same paths.
+BACKENDS = ("auto", "compiled", "numpy")
+
+
+def compiled_search_available() -> bool:
+    """Whether the compiled path search was built (a C compiler at install time)."""
+    return _pathsearch is not None
 
 
 class _Half:
@@ -182,6 +202,13 @@ class PathRetriever(_Retriever):
     doubling).
     ``retriever.truncated`` tells whether the expansion budget cut the last search.
 
+    **Implementations** (``backend``). The search above is implemented twice: in C
+    (``kg/retrieval/_pathsearch.c``, one call per statement, which also lays out the node set
+    when there is no scorer) and in numpy (this module). Both return exactly the same arrays
+    (``tests/kg/test_kg_path_join.py``); the compiled one is about 7x faster on a
+    ConceptNet-scale graph (docs/benchmarks.md). It is built by ``pip install`` when a C
+    compiler is available; without one the install still succeeds and ``"auto"`` uses numpy.
+
     Args:
         graph: the knowledge graph.
         max_hops: longest path, in edges (1..4).
@@ -199,6 +226,9 @@ class PathRetriever(_Retriever):
         max_candidates: joined paths materialised per pair and level (see Caps).
         edges: ``"paths"`` (default): the subgraph's edges are the edges of the kept paths;
             ``"induced"``: all graph edges among the path nodes.
+        backend: ``"auto"`` (default): the compiled search when it was built, else numpy;
+            ``"compiled"`` (an error when it was not built) or ``"numpy"``. Same paths
+            either way, so not part of ``config``; ``retriever.backend`` holds the choice.
     """
 
     def __init__(
@@ -214,6 +244,7 @@ class PathRetriever(_Retriever):
         max_expansion: int = 200_000,
         max_candidates: int = 1_000_000,
         edges: str = "paths",
+        backend: str = "auto",
     ) -> None:
         if not 1 <= int(max_hops) <= 4:
             raise ValueError(f"max_hops must be in 1..4, got {max_hops}")
@@ -221,6 +252,13 @@ class PathRetriever(_Retriever):
             raise ValueError(f"max_paths must be >= 1, got {max_paths}")
         if edges not in ("paths", "induced"):
             raise ValueError(f"edges must be 'paths' or 'induced', not {edges!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        if backend == "compiled" and _pathsearch is None:
+            raise ImportError("backend='compiled': kgfuse was installed without its compiled path search "
+                              "(kgfuse.kg.retrieval._pathsearch; it needs a C compiler at install time); "
+                              "use backend='numpy' or 'auto', or reinstall with a compiler")
+        self.backend = "numpy" if backend == "numpy" or _pathsearch is None else "compiled"
         self.graph = graph
         self.max_hops = int(max_hops)
         self.max_paths = int(max_paths)
@@ -236,6 +274,7 @@ class PathRetriever(_Retriever):
         self._edges_obj: EdgeRebuilder | None = None
         self._loc: tuple[np.ndarray, np.ndarray] | None = None
         self._qcache: _QuestionSide | None = None
+        self._kernel_obj = None
         self.truncated = False
 
     # the search structures are made on first use (a cache hit never needs them)
@@ -266,10 +305,31 @@ class PathRetriever(_Retriever):
             self._edges_obj = EdgeRebuilder(self.graph)
         return self._edges_obj
 
+    @property
+    def _kernel(self):
+        """The compiled search over this graph (``_pathsearch.PathSearch``: the CSR arrays as
+        contiguous int64, its scratch arrays, the last question side)."""
+        if self._kernel_obj is None:
+            adj = self._adj
+            self._kernel_obj = _pathsearch.PathSearch(
+                *(np.ascontiguousarray(x, dtype=_I64)
+                  for x in (adj.out_ptr, adj.in_ptr, adj.tail, adj.in_nbr, adj.in_order, adj.rel)),
+                self.graph.num_relations)
+        return self._kernel_obj
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_kernel_obj"] = None  # not picklable; remade on first use
+        return state
+
     def build(self) -> "PathRetriever":
         """Make the search structures now (before worker processes fork); otherwise the
         first search does."""
-        self._adj, self._edges, self._locs  # noqa: B018
+        self._adj, self._edges  # noqa: B018
+        if self.backend == "compiled":
+            self._kernel  # noqa: B018
+        else:
+            self._locs  # noqa: B018
         return self
 
     @property
@@ -560,6 +620,26 @@ class PathRetriever(_Retriever):
 
     def _search(self, q: np.ndarray, a: np.ndarray) -> dict[str, np.ndarray]:
         """All capped paths: arrays ``qi, ai, nodes [P,H+1], edges [P,H], fwd [P,H], length``."""
+        if self.backend == "compiled":
+            return self._search_compiled(q, a)
+        return self._search_numpy(q, a)
+
+    def _kernel_args(self, q: np.ndarray, a: np.ndarray) -> tuple:
+        return (np.ascontiguousarray(q, dtype=_I64), np.ascontiguousarray(a, dtype=_I64), self.max_hops,
+                self.directed, self.max_paths, self.max_expansion, self.max_candidates, PATH_WINDOW)
+
+    def _search_compiled(self, q: np.ndarray, a: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`_search` in one call of the compiled search."""
+        H = self.max_hops
+        P, self.truncated, qi, ai, nodes, edges, fwd, length = self._kernel.search(*self._kernel_args(q, a))
+        return {
+            "qi": np.frombuffer(qi, _I64), "ai": np.frombuffer(ai, _I64),
+            "nodes": np.frombuffer(nodes, _I64).reshape(P, H + 1), "edges": np.frombuffer(edges, _I64).reshape(P, H),
+            "fwd": np.frombuffer(fwd, bool).reshape(P, H), "length": np.frombuffer(length, _I64),
+        }
+
+    def _search_numpy(self, q: np.ndarray, a: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`_search` as vectorised numpy (the reference of the compiled search)."""
         H = self.max_hops
         self.truncated = False
         qs = self._question_side(q)
@@ -640,6 +720,11 @@ class PathRetriever(_Retriever):
             out = _empty_arrays(H)
             del out["edge_index"], out["edge_type"]
             return out
+        # the compiled search also lays the node set out, unless a scorer comes in between
+        # (or a subclass brings its own _search)
+        if (self.backend == "compiled" and self.scorer is None and q.size and a.size
+                and type(self)._search is PathRetriever._search):
+            return self._node_set_compiled(q, a)
         res = self._search(q, a) if (q.size and a.size) else self._no_paths()
         nodes_g, edges, fwd, length = res["nodes"], res["edges"], res["fwd"], res["length"]
         if self.scorer is not None and length.size:
@@ -669,6 +754,18 @@ class PathRetriever(_Retriever):
             "paths": paths.astype(_I64),
             "path_rels": self._rels(edges, fwd, length),
             "path_len": length.astype(_I64),
+        }
+
+    def _node_set_compiled(self, q: np.ndarray, a: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`retrieve_nodes` without a scorer, laid out by the compiled search itself."""
+        H = self.max_hops
+        self.truncated, P, cid, n_other, paths, rels, length = self._kernel.node_set(*self._kernel_args(q, a))
+        return {
+            "concept_ids": np.frombuffer(cid, _I64),
+            "node_type": np.repeat(np.array([NODE_QUESTION, NODE_ANSWER, NODE_OTHER], _I64), (q.size, a.size, n_other)),
+            "paths": np.frombuffer(paths, _I64).reshape(P, H + 1),
+            "path_rels": np.frombuffer(rels, _I64).reshape(P, H),
+            "path_len": np.frombuffer(length, _I64),
         }
 
     def add_edges(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
