@@ -18,6 +18,9 @@ these functions::
     predictor = api.load_predictor(run.model_dir)            # load once, then answer many
     api.predict(predictor, questions=[{"question": "...", "choices": ["a", "b"]}, ...])
 
+    with api.make_server(run.model_dir, port=0) as server:   # the same over HTTP (kgfuse serve)
+        server.start(); server.url
+
 A configuration is given as a file path (YAML or TOML, ``overrides`` applied as on the
 command line), a dict, or a config object (:class:`~kgfuse.tasks.config.TrainConfig`,
 :class:`~kgfuse.tasks.pretrain.PretrainConfig`). Importing this module loads nothing heavy;
@@ -52,6 +55,8 @@ __all__ = [
     "load_predictor",
     "predict_lines",
     "predict_stream",
+    "make_server",
+    "serve",
 ]
 
 logger = logging.getLogger(__name__)
@@ -438,6 +443,9 @@ def _question_record(rec: Any, where: str) -> tuple[Any, str, list[str]]:
     """``(id, question, choices)`` of ``{"question": str, "choices": [str, ...], "id": ...}``."""
     if not isinstance(rec, Mapping):
         raise ValueError(f"{where}: expected a JSON object with 'question' and 'choices'")
+    for name, what in (("question", "a non-empty string"), ("choices", "a list of at least two non-empty strings")):
+        if name not in rec:
+            raise ValueError(f"{where}: '{name}' is missing ({what})")
     question, choices = rec.get("question"), rec.get("choices")
     if not isinstance(question, str) or not question.strip():
         raise ValueError(f"{where}: 'question' must be a non-empty string")
@@ -577,3 +585,54 @@ def predict_stream(predictor: Any, lines: Iterable[str], out: IO[str], *, top_k:
             summary.answered += 1
             summary.seconds.append(sec)
     return summary
+
+
+# --------------------------------------------------------------------------------------
+# a warm server (kgfuse serve)
+
+
+def make_server(model: Any, *, host: str = "127.0.0.1", port: int = 8765, graph: Any = None,
+                threads: int | None = None, top_k: int = 3, load: bool = True) -> Any:
+    """A :class:`~kgfuse.tasks.serve.PredictionServer` that answers questions over HTTP with
+    ``model`` loaded once (``POST /predict``, ``GET /health``; see :mod:`kgfuse.tasks.serve`)::
+
+        with api.make_server("runs/csqa/model", port=0) as server:   # port 0: any free port
+            server.start()                                           # on a background thread
+            urllib.request.urlopen(server.url + "/health")
+
+    Args:
+        model: a trained model folder or a predictor from :func:`load_predictor`.
+        host, port: the address to listen on (bound now).
+        graph, threads: see :func:`load_predictor` (``threads`` sets torch's threads for the
+            whole process).
+        top_k: reasoning lines per explanation when a request does not say.
+        load: load the model now (with one warm-up question); otherwise the server answers
+            503 until :meth:`~kgfuse.tasks.serve.PredictionServer.load`.
+
+    Raises:
+        OSError: the address cannot be bound (the port is in use, ...).
+    """
+    from .serve import PredictionServer
+
+    server = PredictionServer(model, host=host, port=port, graph=graph, threads=threads, top_k=top_k)
+    if load:
+        try:
+            server.load()
+        except BaseException:
+            server.server_close()
+            raise
+    return server
+
+
+def serve(model: Any, *, host: str = "127.0.0.1", port: int = 8765, graph: Any = None, threads: int | None = None,
+          top_k: int = 3, on_ready: Any = None) -> None:
+    """``kgfuse serve``: bind ``host:port``, answer (``"ready": false`` while loading), load
+    ``model``, call ``on_ready(server)`` (default: log the URL), and answer until Ctrl-C or
+    SIGTERM; arguments as :func:`make_server`."""
+    from .serve import serve_until_stopped
+
+    server = make_server(model, host=host, port=port, graph=graph, threads=threads, top_k=top_k, load=False)
+    if on_ready is None:
+        def on_ready(s: Any) -> None:
+            logger.info("answering at %s (POST /predict, GET /health)", s.url)
+    serve_until_stopped(server, on_ready=on_ready)

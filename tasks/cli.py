@@ -14,9 +14,11 @@ Commands::
     kgfuse predict --model DIR --question Q --choices A B C [--json]
     kgfuse predict --model DIR --questions FILE|-               many questions, model loaded once (JSON lines)
     kgfuse predict --model DIR --data FILE --output preds.jsonl
+    kgfuse serve --model DIR [--host 127.0.0.1] [--port 8765] [--threads N]   load once, answer over HTTP
+    kgfuse predict --server URL --question Q --choices A B C   ask a running `kgfuse serve` (no torch imported)
     kgfuse explain --model DIR --question Q --choice C [--top-k 5]
 
-``train``, ``pretrain``, ``evaluate`` and ``predict`` call :mod:`kgfuse.tasks.api`.
+``train``, ``pretrain``, ``evaluate``, ``predict`` and ``serve`` call :mod:`kgfuse.tasks.api`.
 
 Every command takes ``-q/--quiet`` (results and errors only: no progress bars, no info
 messages from kgfuse, transformers or huggingface_hub) and ``-v/--verbose`` (kgfuse's debug
@@ -249,26 +251,48 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict_threads(args: argparse.Namespace) -> int | None:
-    """torch threads for ``kgfuse predict``: ``--threads``; else 1 for questions (one small
-    batch each, which more threads barely speed up and slow down a lot when other processes
-    keep the cores busy), unless ``OMP_NUM_THREADS`` is set; torch's default for ``--data``."""
+    """torch threads for ``kgfuse predict`` and ``kgfuse serve``: ``--threads``; else 1 for
+    questions (one small batch each, which more threads barely speed up and slow down a lot
+    when other processes keep the cores busy), unless ``OMP_NUM_THREADS`` is set; torch's
+    default for ``--data``."""
     if args.threads is not None:
         return args.threads
-    if args.data or os.environ.get("OMP_NUM_THREADS"):
+    if getattr(args, "data", None) or os.environ.get("OMP_NUM_THREADS"):
         return None
     return 1
+
+
+def _remote_predictor(args: argparse.Namespace) -> Any:
+    """``--server URL``: the running server to ask, after refusing the options that are the
+    server's own settings."""
+    from .serve import RemotePredictor
+
+    local = [o for o, given in (("--model", args.model), ("--data", args.data), ("--graph", args.graph),
+                                ("--threads", args.threads is not None)) if given]
+    if local:
+        raise SystemExit(f"kgfuse predict: {', '.join(local)} cannot be combined with --server: the server answers "
+                         "with the model, graph and threads it was started with (kgfuse serve --model DIR ...)")
+    try:
+        return RemotePredictor(args.server)
+    except ValueError as e:
+        raise SystemExit(f"kgfuse predict: --server: {e}") from None
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from . import api
 
-    threads = _predict_threads(args)
+    if args.server:
+        model, threads = _remote_predictor(args), None
+    elif args.model:
+        model, threads = args.model, _predict_threads(args)
+    else:
+        raise SystemExit("kgfuse predict: give --model DIR, or --server URL of a running `kgfuse serve --model DIR`")
     if args.questions:
         if args.data or args.question or args.choices:
             raise SystemExit("kgfuse predict: give --questions FILE alone, without --question, --choices or --data")
-        return _predict_questions(args, threads)
+        return _predict_questions(args, model, threads)
     if args.data:
-        res = api.predict(args.model, data=args.data, format=args.format, lenient=args.lenient, graph=args.graph,
+        res = api.predict(model, data=args.data, format=args.format, lenient=args.lenient, graph=args.graph,
                           top_k=args.top_k, threads=threads, progress=not args.quiet)
         out = Path(args.output or "predictions.jsonl").expanduser()
         res.write(out)
@@ -279,29 +303,42 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 0
     if not (args.question and args.choices):
         raise SystemExit("kgfuse predict: give --question and --choices, --questions FILE, or --data FILE")
-    p = api.predict(args.model, args.question, args.choices, graph=args.graph, top_k=args.top_k,
-                    threads=threads).predictions[0]
-    if args.json:
-        print(json.dumps(p.to_dict(), indent=1))
+    if len(args.choices) < 2:
+        raise SystemExit("kgfuse predict: give at least two --choices")
+    rec = api.predict(model, args.question, args.choices, graph=args.graph, top_k=args.top_k,
+                      threads=threads).records[0]
+    if args.json:  # the prediction's own fields (a --questions line also has id, question and choices)
+        print(json.dumps({k: v for k, v in rec.items() if k not in ("id", "question", "choices")}, indent=1))
         return 0
-    for i, (c, pr) in enumerate(zip(args.choices, p.probs)):
-        print(f"{'*' if i == p.predicted else ' '} {pr:6.3f}  {c}")
-    for line in p.explanation:
+    for i, (c, pr) in enumerate(zip(rec["choices"], rec["probs"])):
+        print(f"{'*' if i == rec['predicted'] else ' '} {pr:6.3f}  {c}")
+    for line in rec["explanation"]:
         print(f"    {line}")
     return 0
 
 
-def _predict_questions(args: argparse.Namespace, threads: int | None) -> int:
-    """``kgfuse predict --questions FILE|-``: the model is loaded once, then every line is
-    answered as it is read (one JSON line out per line in)."""
+def _predict_questions(args: argparse.Namespace, model: Any, threads: int | None) -> int:
+    """``kgfuse predict --questions FILE|-``: the model is loaded once (or a server is asked),
+    then every line is answered as it is read (one JSON line out per line in)."""
     from . import api
 
     src = sys.stdin if args.questions == "-" else Path(args.questions).expanduser().open(encoding="utf-8")
+    where = "stdin" if src is sys.stdin else args.questions
     try:
         t, cpu = time.perf_counter(), time.process_time()
-        pred = api.load_predictor(args.model, graph=args.graph, threads=threads, warm_up=True)
-        logger.info("model loaded in %.1f s (%.1f s of CPU); answering the questions of %s, one JSON object per line",
-                    time.perf_counter() - t, time.process_time() - cpu, "stdin" if src is sys.stdin else args.questions)
+        if args.server:
+            info = model.health()
+            if not info.get("ready"):
+                from .serve import ServerError
+
+                raise ServerError(f"the server at {model.url} is still loading its model: try again in a few seconds")
+            pred = model
+            logger.info("answering the questions of %s with the server at %s (model %s), one JSON object per line",
+                        where, model.url, info.get("model"))
+        else:
+            pred = api.load_predictor(model, graph=args.graph, threads=threads, warm_up=True)
+            logger.info("model loaded in %.1f s (%.1f s of CPU); answering the questions of %s, one JSON object "
+                        "per line", time.perf_counter() - t, time.process_time() - cpu, where)
         dst = Path(args.output).expanduser().open("w", encoding="utf-8") if args.output else sys.stdout
         try:
             cpu = time.process_time()
@@ -314,12 +351,25 @@ def _predict_questions(args: argparse.Namespace, threads: int | None) -> int:
         if src is not sys.stdin:
             src.close()
     if summary.answered:
-        logger.info("answered %d question(s) after loading: %.0f ms per question (median wall; max %.0f ms), "
-                    "%.0f ms of CPU per line on average", summary.answered, summary.median_ms, summary.max_ms,
+        logger.info("answered %d question(s) %s: %.0f ms per question (median wall; max %.0f ms), "
+                    "%.0f ms of CPU per line on average", summary.answered,
+                    f"by {model.url}" if args.server else "after loading", summary.median_ms, summary.max_ms,
                     1000 * cpu / (summary.answered + summary.errors))
     if summary.errors:
         logger.error("kgfuse predict: %d line(s) could not be answered (written as {\"error\": ...})", summary.errors)
         return 2
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from . import api
+
+    def ready(server: Any) -> None:
+        print(f"serving {server.model_name} at {server.url} (POST /predict, GET /health); Ctrl-C to stop", flush=True)
+
+    logger.info("loading %s", args.model)
+    api.serve(args.model, host=args.host, port=args.port, graph=args.graph, threads=_predict_threads(args),
+              on_ready=ready)
     return 0
 
 
@@ -348,7 +398,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 # parser
 
 # commands that load a model through transformers: --quiet / --verbose also set its logging
-_USES_TRANSFORMERS = {"demo", "train", "pretrain", "evaluate", "predict", "explain"}
+_USES_TRANSFORMERS = {"demo", "train", "pretrain", "evaluate", "predict", "explain", "serve"}
 
 
 def _verbosity_options(quiet_default: object, verbose_default: object) -> argparse.ArgumentParser:
@@ -462,7 +512,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = command(sub, "predict", "answer a question (or a data file) with a trained model")
-    p.add_argument("--model", required=True, help="trained model folder (<run>/model)")
+    p.add_argument("--model", help="trained model folder (<run>/model)")
+    p.add_argument("--server", metavar="URL",
+                   help="ask a running `kgfuse serve` at URL (e.g. http://127.0.0.1:8765) instead of loading a model "
+                        "here: for --question/--choices and --questions; not with --model, --data, --graph, --threads")
     p.add_argument("--question", help="question text")
     p.add_argument("--choices", nargs="+", metavar="CHOICE", help="answer choices (two or more)")
     p.add_argument("--questions", metavar="FILE",
@@ -480,6 +533,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads (default: 1 for questions, unless OMP_NUM_THREADS is set; torch's default "
                         "for --data)")
     p.set_defaults(func=cmd_predict)
+
+    p = command(sub, "serve", "load a model once and answer questions over HTTP (JSON) until Ctrl-C")
+    p.add_argument("--model", required=True, help="trained model folder (<run>/model)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on (default: 8765; 0: any free port)")
+    p.add_argument("--graph", help="graph to use instead of the recorded one (must have the same hash)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch threads (default: 1, unless OMP_NUM_THREADS is set); requests are answered one at a time")
+    p.set_defaults(func=cmd_serve)
 
     p = command(sub, "explain", "grounding and reasoning paths of one (question, choice)")
     p.add_argument("--model", required=True, help="trained model folder (<run>/model)")
@@ -549,21 +612,32 @@ def _set_transformers_verbosity(verbosity: int):
     return restore
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from .config import ConfigError
-    from .datasets import DataFormatError
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    # input errors (a bad config, data or graph file): one line and exit code 2, no traceback
+def _input_errors() -> tuple[type[Exception], ...]:
+    """Errors of the user's input (a bad config, data or graph file, a server that does not
+    answer): one line and exit code 2, no traceback. Imported when an error is raised, so a
+    command that needs none of these modules (``predict --server``) does not import them."""
     from kgfuse.kg.formats import GraphFormatError
     from kgfuse.kg.store import KGFormatError
 
+    from .config import ConfigError
+    from .datasets import DataFormatError
+    from .serve import ServerError
+
+    return ConfigError, DataFormatError, GraphFormatError, KGFormatError, FileNotFoundError, ServerError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
     verbosity = -1 if args.quiet else int(args.verbose or 0)
-    with cli_logging(verbosity, transformers=args.command in _USES_TRANSFORMERS):
+    # a question sent to a server loads no model here: transformers is not even imported
+    loads_model = args.command in _USES_TRANSFORMERS and not getattr(args, "server", None)
+    with cli_logging(verbosity, transformers=loads_model):
         try:
             return int(args.func(args) or 0)
-        except (ConfigError, DataFormatError, GraphFormatError, KGFormatError, FileNotFoundError) as e:
+        except Exception as e:
+            if not isinstance(e, _input_errors()):
+                raise
             logger.error("kgfuse %s: error: %s", args.command, e)
             return 2
 

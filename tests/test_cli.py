@@ -20,7 +20,7 @@ def _kgfuse_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("KGFUSE_HOME", str(tmp_path_factory.mktemp("kgfuse_home")))
 
 
-COMMANDS = ["demo", "graph", "link", "prepare", "train", "pretrain", "evaluate", "predict", "explain"]
+COMMANDS = ["demo", "graph", "link", "prepare", "train", "pretrain", "evaluate", "predict", "serve", "explain"]
 
 
 def test_help_lists_every_command():

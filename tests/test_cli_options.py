@@ -45,8 +45,9 @@ COMMANDS = {
     "kgfuse pretrain": OUTPUT | {"--config", "--output", "--link-only", "--set"},
     "kgfuse evaluate": OUTPUT | DATA | {"--config", "--only", "--no-train", "--model", "--data", "--graph", "--output",
                                         "--set"},
-    "kgfuse predict": OUTPUT | DATA | {"--model", "--question", "--choices", "--questions", "--data", "--output", "--graph",
-                                       "--threads", "--top-k", "--json"},
+    "kgfuse predict": OUTPUT | DATA | {"--model", "--server", "--question", "--choices", "--questions", "--data", "--output",
+                                       "--graph", "--threads", "--top-k", "--json"},
+    "kgfuse serve": OUTPUT | {"--model", "--host", "--port", "--graph", "--threads"},
     "kgfuse explain": OUTPUT | {"--model", "--question", "--choice", "--graph", "--top-k"},
 }
 
