@@ -257,7 +257,6 @@ def main(argv=None) -> None:
         examples = examples[: args.e2e_limit]
     n_st = sum(len(ex.choices) for ex in examples)
     cache = args.work / "cache"
-    import shutil
 
     for name, r in retrievers.items():
         if name == "paths" and args.skip_paths_e2e:
