@@ -41,6 +41,8 @@ typedef int64_t i64;
 
 #define MAX_HOPS 4
 #define NGRAPH 6 /* out_ptr, in_ptr, tail, in_nbr, in_order, relation */
+#define PF 32 /* rows ahead whose scattered reads are prefetched */
+#define CHUNK 512 /* edges of the 3-edge stream filtered at once */
 
 /* A growable scratch buffer (kept between calls). */
 typedef struct {
@@ -85,7 +87,7 @@ typedef struct {
     int32_t *loc;
     uint8_t *bits;
     i64 *nodes, *start, *idx;
-    Buf bnodes, bstart, bidx, bfill;
+    Buf bnodes, bstart, bidx, bfill, bu;
 } Table;
 
 /* Found paths: key [n, W] = (qi, ai, length, nodes [H+1] padded with the last node, edges
@@ -101,6 +103,7 @@ typedef struct {
     Py_buffer view[NGRAPH];
     int nviews;
     const i64 *out_ptr, *in_ptr, *tail, *in_nbr, *in_order, *rel;
+    uint8_t *rel8;     /* relation as bytes when num_relations <= 256 (the layout reads it) */
     i64 n_nodes, n_edges, n_rel;
     int32_t *loc[2]; /* node -> local id scratch, -1 elsewhere: [0] question side, [1] others */
     uint8_t *bits[2];
@@ -120,7 +123,7 @@ typedef struct {
     Half B0, B1, F2, B2;
     Table T;
     Paths P;
-    Buf bquota, bseen, bopen, brows, bcost, bradix, bkeep, border, btmp, bothers;
+    Buf bquota, bseen, bopen, brows, bcost, bradix, bkeep, border, btmp, bothers, btl, bmark, bfrows, bcnt, bitems;
 } Searcher;
 
 /* ------------------------------------------------------------------ half-paths */
@@ -157,6 +160,21 @@ static inline i64 node_cost(const Searcher *S, i64 v, int use_out, int use_in) {
     if (use_out) x += S->out_ptr[v + 1] - S->out_ptr[v];
     if (use_in) x += S->in_ptr[v + 1] - S->in_ptr[v];
     return x;
+}
+
+/* cost[i]: node_cost of the end node of row i of h (the CSR offsets fetched ahead: the end
+ * nodes are scattered over the graph) */
+static void end_costs(const Searcher *S, const Half *h, int use_out, int use_in, i64 *cost) {
+    i64 n = h->n, w = h->k + 1;
+    const i64 *end = h->nodes + h->k;
+    for (i64 i = 0; i < n; i++) {
+        if (i + PF < n) {
+            i64 v = end[(i + PF) * w];
+            if (use_out) __builtin_prefetch(S->out_ptr + v);
+            if (use_in) __builtin_prefetch(S->in_ptr + v);
+        }
+        cost[i] = node_cost(S, end[i * w], use_out, use_in);
+    }
 }
 
 /* One stable counting-sort pass of idx by 8 bits of key (at `shift`); 0 when every key has
@@ -205,8 +223,9 @@ static i64 budget_rows(Searcher *S, const Half *h, int use_out, int use_in, cons
     size_t m = (size_t)(n > 0 ? n : 1);
     i64 *rows = buf_get(&S->brows, m * sizeof(i64)), *cost = buf_get(&S->bcost, m * sizeof(i64));
     if (!rows || !cost) return -1;
+    if (cost_in) memcpy(cost, cost_in, (size_t)n * sizeof(i64));
+    else end_costs(S, h, use_out, use_in, cost);
     for (i64 i = 0; i < n; i++) {
-        cost[i] = cost_in ? cost_in[i] : node_cost(S, h->nodes[i * (k + 1) + k], use_out, use_in);
         total += cost[i];
         rows[i] = i;
     }
@@ -294,6 +313,11 @@ static int grow(Searcher *S, const Half *h, int forward_side, Half *o) {
 /* ------------------------------------------------------------------ join tables */
 static void table_release(Table *t) {
     for (i64 l = 0; l < t->nloc; l++) {
+        if (l + PF < t->nloc) {
+            i64 w = t->nodes[l + PF];
+            __builtin_prefetch(t->loc + w, 1);
+            __builtin_prefetch(t->bits + (w >> 3), 1);
+        }
         i64 v = t->nodes[l];
         t->loc[v] = -1;
         t->bits[v >> 3] = 0;
@@ -306,6 +330,7 @@ static void table_free(Table *t) {
     buf_free(&t->bstart);
     buf_free(&t->bidx);
     buf_free(&t->bfill);
+    buf_free(&t->bu);
 }
 
 static int table_build(const Half *h, i64 nsrc, int32_t *loc, uint8_t *bits, Table *t) {
@@ -317,14 +342,22 @@ static int table_build(const Half *h, i64 nsrc, int32_t *loc, uint8_t *bits, Tab
     t->bits = bits;
     t->nodes = buf_get(&t->bnodes, m * sizeof(i64));
     t->idx = buf_get(&t->bidx, m * sizeof(i64));
-    if (!t->nodes || !t->idx) return -1;
+    int32_t *ur = buf_get(&t->bu, m * sizeof(int32_t)); /* each row's local id */
+    if (!t->nodes || !t->idx || !ur) return -1;
     for (i64 i = 0; i < n; i++) {
+        if (i + PF < n) {
+            i64 w = h->nodes[(i + PF) * (k + 1) + k];
+            __builtin_prefetch(loc + w, 1);
+            __builtin_prefetch(bits + (w >> 3), 1);
+        }
         i64 v = h->nodes[i * (k + 1) + k];
-        if (loc[v] < 0) {
-            loc[v] = (int32_t)t->nloc;
+        int32_t u = loc[v];
+        if (u < 0) {
+            u = loc[v] = (int32_t)t->nloc;
             t->nodes[t->nloc++] = v;
             bits[v >> 3] |= (uint8_t)(1u << (v & 7));
         }
+        ur[i] = u;
     }
     i64 nk = t->nloc * nsrc;
     t->start = buf_get(&t->bstart, (size_t)(nk + 1) * sizeof(i64));
@@ -334,10 +367,10 @@ static int table_build(const Half *h, i64 nsrc, int32_t *loc, uint8_t *bits, Tab
         return -1;
     }
     memset(t->start, 0, (size_t)(nk + 1) * sizeof(i64));
-    for (i64 i = 0; i < n; i++) t->start[loc[h->nodes[i * (k + 1) + k]] * nsrc + h->src[i] + 1]++;
+    for (i64 i = 0; i < n; i++) t->start[ur[i] * nsrc + h->src[i] + 1]++;
     for (i64 j = 0; j < nk; j++) t->start[j + 1] += t->start[j];
     memcpy(fill, t->start, (size_t)nk * sizeof(i64));
-    for (i64 i = 0; i < n; i++) t->idx[fill[loc[h->nodes[i * (k + 1) + k]] * nsrc + h->src[i]]++] = i;
+    for (i64 i = 0; i < n; i++) t->idx[fill[ur[i] * nsrc + h->src[i]]++] = i;
     return 0;
 }
 
@@ -381,7 +414,8 @@ static i64 *zeroed(Buf *b, i64 n) {
 
 /* Paths q .. m .. a from forward half-paths f and backward half-paths b meeting at m
  * (b indexed by table T); quota [nq, na] is updated. */
-static int join(Searcher *S, const Half *f, const Half *b, const Table *T, i64 *quota, i64 nq, i64 na) {
+static int join(Searcher *S, const Half *f, const Half *b, const Table *T, const i64 *frows, i64 nf, i64 *quota,
+                i64 nq, i64 na) {
     i64 *seen = zeroed(&S->bseen, nq * na), *open = zeroed(&S->bopen, nq);
     if (!seen || !open) return -1;
     for (i64 p = 0; p < nq * na; p++)
@@ -391,7 +425,8 @@ static int join(Searcher *S, const Half *f, const Half *b, const Table *T, i64 *
     uint8_t fw[2 * MAX_HOPS];
     const i64 maxc = S->max_candidates;
     const uint8_t *bits = T->bits;
-    for (i64 i = 0; i < f->n; i++) {
+    for (i64 x = 0; x < nf; x++) {
+        i64 i = frows ? frows[x] : x;
         const i64 *fn = f->nodes + i * (kf + 1);
         i64 m = fn[kf];
         if (!((bits[m >> 3] >> (m & 7)) & 1)) continue;
@@ -428,11 +463,56 @@ static int join(Searcher *S, const Half *f, const Half *b, const Table *T, i64 *
     return 0;
 }
 
-/* join() of f and b through a table of b built in the "others" scratch. */
+/* The question side's join index (QT: F1 by end node and source), made once per question. */
+static int question_table(Searcher *S) {
+    if (S->q_table_built) return 0;
+    if (table_build(&S->F1, S->nq_key, S->loc[0], S->bits[0], &S->QT)) return -1;
+    S->q_table_built = 1;
+    return 0;
+}
+
+/* The rows of F1 that end where a half-path of table T ends, ascending (into S->bfrows): the
+ * only rows of F1 a join with T's half-paths can use, found through QT. */
+static i64 question_rows(Searcher *S, const Table *T, i64 **out) {
+    const Table *Q = &S->QT;
+    i64 n = S->F1.n, nw = (n + 63) / 64, ns = Q->nsrc, cnt = 0;
+    uint64_t *mark = (uint64_t *)zeroed(&S->bmark, nw);
+    if (!mark) return -1;
+    for (i64 l = 0; l < T->nloc; l++) {
+        i64 v = T->nodes[l];
+        if (!((Q->bits[v >> 3] >> (v & 7)) & 1)) continue;
+        i64 u = Q->loc[v];
+        for (i64 j = Q->start[u * ns], jh = Q->start[(u + 1) * ns]; j < jh; j++) {
+            i64 i = Q->idx[j];
+            mark[i >> 6] |= (uint64_t)1 << (i & 63);
+            cnt++;
+        }
+    }
+    i64 *rows = buf_get(&S->bfrows, (size_t)(cnt > 0 ? cnt : 1) * sizeof(i64));
+    if (!rows) return -1;
+    i64 k = 0;
+    for (i64 w = 0; w < nw && k < cnt; w++)
+        for (uint64_t x = mark[w]; x; x &= x - 1) rows[k++] = w * 64 + __builtin_ctzll(x);
+    *out = rows;
+    return k;
+}
+
+/* join() of f and b through a table of b built in the "others" scratch; when f is the
+ * question side's F1, only its rows that meet b are read. */
 static int join_halves(Searcher *S, const Half *f, const Half *b, i64 *quota, i64 nq, i64 na) {
     if (f->n == 0 || b->n == 0) return 0;
+    if (f == &S->F1 && question_table(S)) return -1;
     if (table_build(b, na, S->loc[1], S->bits[1], &S->T)) return -1;
-    int rc = join(S, f, b, &S->T, quota, nq, na);
+    const i64 *frows = NULL;
+    i64 nf = f->n;
+    int rc = 0;
+    if (f == &S->F1) {
+        i64 *r;
+        nf = question_rows(S, &S->T, &r);
+        frows = r;
+        if (nf < 0) rc = -1;
+    }
+    if (!rc) rc = join(S, f, b, &S->T, frows, nf, quota, nq, na);
     table_release(&S->T);
     return rc;
 }
@@ -440,17 +520,17 @@ static int join_halves(Searcher *S, const Half *f, const Half *b, i64 *quota, i6
 /* Paths of 3 edges: the cheaper side (F1: forward, B1: backward, one edge each) is grown to
  * two edges while its edges are read as one stream, joined on the fly with the other side;
  * it is the outer side of the enumeration. max_candidates counts per window of the stream
- * (rows of doubling cost from S->window). */
+ * (rows of doubling cost from S->window). The edges are read a chunk at a time, first only
+ * to keep those whose other end is in the table (no branch per edge), then per the inner
+ * sources whose pair with the row's source is still open (a full pair costs nothing more). */
 static int level3(Searcher *S, i64 *quota, i64 nq, i64 na) {
     const Half *F1 = &S->F1, *B1 = &S->B1;
     int dir = S->directed;
     i64 cb = 0;
     i64 *bcost = buf_get(&S->bothers, (size_t)(B1->n > 0 ? B1->n : 1) * sizeof(i64));
     if (!bcost) return -1;
-    for (i64 i = 0; i < B1->n; i++) {
-        bcost[i] = node_cost(S, B1->nodes[2 * i + 1], !dir, 1);
-        cb += bcost[i];
-    }
+    end_costs(S, B1, !dir, 1, bcost);
+    for (i64 i = 0; i < B1->n; i++) cb += bcost[i];
     int grow_f = S->cf <= cb;
     const Half *side = grow_f ? F1 : B1, *other = grow_f ? B1 : F1;
     int use_out = !dir || grow_f, use_in = !dir || !grow_f;
@@ -463,16 +543,14 @@ static int level3(Searcher *S, i64 *quota, i64 nq, i64 na) {
         if (table_build(B1, na, S->loc[1], S->bits[1], &S->T)) return -1;
         T = &S->T;
     } else {
-        if (!S->q_table_built) {
-            if (table_build(F1, nq, S->loc[0], S->bits[0], &S->QT)) return -1;
-            S->q_table_built = 1;
-        }
+        if (question_table(S)) return -1;
         T = &S->QT;
     }
     int rc = 0;
     i64 ns = grow_f ? nq : na, nt = grow_f ? na : nq; /* outer, inner sources */
     i64 *seen = zeroed(&S->bseen, nq * na), *open = zeroed(&S->bopen, ns);
-    if (!seen || !open) {
+    i64 *tl = buf_get(&S->btl, (size_t)(nt > 0 ? nt : 1) * sizeof(i64));
+    if (!seen || !open || !tl) {
         rc = -1;
         goto done;
     }
@@ -488,9 +566,10 @@ static int level3(Searcher *S, i64 *quota, i64 nq, i64 na) {
     const i64 maxc = S->max_candidates;
     const int32_t *loc = T->loc;
     const uint8_t *bits = T->bits;
-    const i64 *tstart = T->start, *tidx = T->idx, *osrc = other->src, *onodes = other->nodes;
+    const i64 *tstart = T->start, *tidx = T->idx, *onodes = other->nodes;
     i64 nodes[4], edges[3];
     uint8_t fw[3];
+    int32_t hit[CHUNK];
     i64 row = 0, limit = S->window, wbase = 0;
     while (row < nr && n_open > 0) {
         /* the window: rows from `row` while their stream end stays within wbase + limit */
@@ -501,8 +580,12 @@ static int level3(Searcher *S, i64 *quota, i64 nq, i64 na) {
             i64 r = rows[row];
             i64 s = side->src[r];
             if (!open[s]) continue;
+            /* the inner sources whose pair with s still wants paths, ascending */
+            i64 ntl = 0;
+            for (i64 t = 0; t < nt; t++)
+                if (quota[s * si + t * ti] > 0) tl[ntl++] = t;
             const i64 s0 = side->nodes[2 * r], s1 = side->nodes[2 * r + 1];
-            for (int part = 0; part < 2 && open[s]; part++) {
+            for (int part = 0; part < 2 && ntl; part++) {
                 const i64 *nbr_arr;
                 i64 lo, hi;
                 if (part == 0) {
@@ -516,44 +599,60 @@ static int level3(Searcher *S, i64 *quota, i64 nq, i64 na) {
                     lo = S->in_ptr[s1];
                     hi = S->in_ptr[s1 + 1];
                 }
-                for (i64 e = lo; e < hi; e++) {
-                    i64 m = nbr_arr[e];
-                    if (!((bits[m >> 3] >> (m & 7)) & 1)) continue;
-                    if (m == s0 || m == s1) continue;
-                    i64 u = loc[m];
-                    /* the inner half-paths ending at m, grouped by inner source */
-                    for (i64 j = tstart[u * nt], jh = tstart[(u + 1) * nt]; j < jh; j++) {
-                        i64 oi = tidx[j];
-                        i64 t = osrc[oi];
-                        i64 p = s * si + t * ti;
-                        if (quota[p] <= 0 || seen[p] >= maxc) continue;
-                        seen[p]++;
-                        i64 o0 = onodes[2 * oi];
-                        if (s0 == o0 || s1 == o0) continue;
-                        i64 eid = part == 0 ? e : S->in_order[e];
-                        uint8_t fl = part == 0;
-                        int bad;
-                        if (grow_f) {
-                            nodes[0] = s0; nodes[1] = s1; nodes[2] = m; nodes[3] = o0;
-                            edges[0] = side->edges[r]; edges[1] = eid; edges[2] = other->edges[oi];
-                            fw[0] = side->fwd[r]; fw[1] = fl; fw[2] = !other->fwd[oi];
-                            bad = paths_add(&S->P, s, t, 3, nodes, edges, fw);
-                        } else { /* paths a .. q: turned round */
-                            nodes[0] = o0; nodes[1] = m; nodes[2] = s1; nodes[3] = s0;
-                            edges[0] = other->edges[oi]; edges[1] = eid; edges[2] = side->edges[r];
-                            fw[0] = other->fwd[oi]; fw[1] = !fl; fw[2] = !side->fwd[r];
-                            bad = paths_add(&S->P, t, s, 3, nodes, edges, fw);
-                        }
-                        if (bad) {
-                            rc = -1;
-                            goto done;
-                        }
-                        if (--quota[p] == 0) {
-                            open[s]--;
-                            n_open--;
+                for (i64 c0 = lo; c0 < hi && ntl; c0 += CHUNK) {
+                    /* the chunk's edges whose other end has inner half-paths, without a branch per edge */
+                    i64 c1 = c0 + CHUNK < hi ? c0 + CHUNK : hi, nh = 0;
+                    for (i64 e = c0; e < c1; e++) {
+                        i64 m = nbr_arr[e];
+                        hit[nh] = (int32_t)(e - c0);
+                        nh += (bits[m >> 3] >> (m & 7)) & 1;
+                    }
+                    for (i64 h = 0; h < nh && ntl; h++) {
+                        i64 e = c0 + hit[h];
+                        i64 m = nbr_arr[e];
+                        if (m == s0 || m == s1) continue;
+                        const i64 *ts = tstart + (i64)loc[m] * nt;
+                        /* the inner half-paths ending at m, per open inner source */
+                        for (i64 k = 0; k < ntl; k++) {
+                            i64 t = tl[k];
+                            i64 j = ts[t], jh = ts[t + 1];
+                            if (j == jh) continue;
+                            i64 p = s * si + t * ti;
+                            for (; j < jh; j++) {
+                                if (seen[p] >= maxc) break;
+                                seen[p]++;
+                                i64 oi = tidx[j];
+                                i64 o0 = onodes[2 * oi];
+                                if (s0 == o0 || s1 == o0) continue;
+                                i64 eid = part == 0 ? e : S->in_order[e];
+                                uint8_t fl = part == 0;
+                                int bad;
+                                if (grow_f) {
+                                    nodes[0] = s0; nodes[1] = s1; nodes[2] = m; nodes[3] = o0;
+                                    edges[0] = side->edges[r]; edges[1] = eid; edges[2] = other->edges[oi];
+                                    fw[0] = side->fwd[r]; fw[1] = fl; fw[2] = !other->fwd[oi];
+                                    bad = paths_add(&S->P, s, t, 3, nodes, edges, fw);
+                                } else { /* paths a .. q: turned round */
+                                    nodes[0] = o0; nodes[1] = m; nodes[2] = s1; nodes[3] = s0;
+                                    edges[0] = other->edges[oi]; edges[1] = eid; edges[2] = side->edges[r];
+                                    fw[0] = other->fwd[oi]; fw[1] = !fl; fw[2] = !side->fwd[r];
+                                    bad = paths_add(&S->P, t, s, 3, nodes, edges, fw);
+                                }
+                                if (bad) {
+                                    rc = -1;
+                                    goto done;
+                                }
+                                if (--quota[p] == 0) { /* the pair is full: drop t from the list */
+                                    open[s]--;
+                                    n_open--;
+                                    for (i64 x = k; x + 1 < ntl; x++) tl[x] = tl[x + 1];
+                                    ntl--;
+                                    k--;
+                                    break;
+                                }
+                            }
                         }
                     }
-                    if (!open[s]) break;
                 }
             }
         }
@@ -585,10 +684,8 @@ static int question_side(Searcher *S, const i64 *q, i64 nq) {
     i64 *cost = buf_get(&S->bq_cost, (size_t)(S->F1.n > 0 ? S->F1.n : 1) * sizeof(i64));
     if (!cost) return -1;
     S->cf = 0;
-    for (i64 i = 0; i < S->F1.n; i++) {
-        cost[i] = node_cost(S, S->F1.nodes[2 * i + 1], 1, !S->directed);
-        S->cf += cost[i];
-    }
+    end_costs(S, &S->F1, 1, !S->directed, cost);
+    for (i64 i = 0; i < S->F1.n; i++) S->cf += cost[i];
     S->nq_key = nq;
     S->q_directed = S->directed;
     S->q_valid = 1;
@@ -602,27 +699,39 @@ static inline int key_cmp(const i64 *a, const i64 *b, int W) {
     return 0;
 }
 
-/* stable merge sort of idx[0..n) by the rows of key */
-static void merge_sort(i64 *idx, i64 *tmp, i64 n, const i64 *key, int W) {
-    if (n <= 12) {
+/* Paths to order: the free nodes packed into pk (compared first), the row of the key. */
+typedef struct {
+    uint64_t pk;
+    i64 idx;
+} Item;
+
+static inline int item_lt(const Item *x, const Item *y, const i64 *key, int W) {
+    if (x->pk != y->pk) return x->pk < y->pk;
+    return key_cmp(key + x->idx * W, key + y->idx * W, W) < 0;
+}
+
+/* stable merge sort of it[0..n) by (pk, key row) */
+static void item_sort(Item *it, Item *tmp, i64 n, const i64 *key, int W) {
+    if (n <= 16) {
         for (i64 i = 1; i < n; i++) {
-            i64 x = idx[i], j = i;
-            while (j > 0 && key_cmp(key + idx[j - 1] * W, key + x * W, W) > 0) {
-                idx[j] = idx[j - 1];
+            Item x = it[i];
+            i64 j = i;
+            while (j > 0 && item_lt(&x, &it[j - 1], key, W)) {
+                it[j] = it[j - 1];
                 j--;
             }
-            idx[j] = x;
+            it[j] = x;
         }
         return;
     }
     i64 h = n / 2;
-    merge_sort(idx, tmp, h, key, W);
-    merge_sort(idx + h, tmp, n - h, key, W);
-    if (key_cmp(key + idx[h - 1] * W, key + idx[h] * W, W) <= 0) return; /* already in order */
+    item_sort(it, tmp, h, key, W);
+    item_sort(it + h, tmp, n - h, key, W);
+    if (!item_lt(&it[h], &it[h - 1], key, W)) return; /* already in order */
     i64 i = 0, j = h, o = 0;
-    while (i < h && j < n) tmp[o++] = key_cmp(key + idx[j] * W, key + idx[i] * W, W) < 0 ? idx[j++] : idx[i++];
-    while (i < h) tmp[o++] = idx[i++];
-    memcpy(idx, tmp, (size_t)o * sizeof(i64));
+    while (i < h && j < n) tmp[o++] = item_lt(&it[j], &it[i], key, W) ? it[j++] : it[i++];
+    while (i < h) tmp[o++] = it[i++];
+    memcpy(it, tmp, (size_t)o * sizeof(Item));
 }
 
 /* ------------------------------------------------------------------ the search */
@@ -654,14 +763,49 @@ static int search(Searcher *S, const i64 *q, i64 nq, const i64 *a, i64 na, int H
     return 0;
 }
 
-/* The sorted order of the found paths, into S->border. */
-static i64 *sorted_order(Searcher *S) {
-    i64 n = S->P.n;
-    i64 *order = buf_get(&S->border, (size_t)(n > 0 ? n : 1) * sizeof(i64));
-    i64 *tmp = buf_get(&S->btmp, (size_t)(n > 0 ? n : 1) * sizeof(i64));
-    if (!order || !tmp) return NULL;
-    for (i64 i = 0; i < n; i++) order[i] = i;
-    merge_sort(order, tmp, n, S->P.bkey.p, S->P.W);
+/* The found paths in key order (qi, ai, length, nodes, edges), into S->border: a counting
+ * sort by (qi, ai, length), then each group by the rest of its key. Within a group the first
+ * node (q[qi]), the last ones (a[ai], padding) and the padded edges are the same, so the
+ * nodes between, packed into 64 bits when they fit, decide nearly every comparison. */
+static i64 *sorted_order(Searcher *S, i64 nq, i64 na) {
+    i64 n = S->P.n, H = S->P.H, W = S->P.W, nb = nq * na * H;
+    const i64 *key = S->P.bkey.p;
+    size_t m = (size_t)(n > 0 ? n : 1);
+    i64 *order = buf_get(&S->border, m * sizeof(i64)), *cnt = zeroed(&S->bcnt, nb + 1);
+    if (!order || !cnt) return NULL;
+    for (i64 i = 0; i < n; i++) {
+        const i64 *k = key + i * W;
+        cnt[(k[0] * na + k[1]) * H + k[2] - 1 + 1]++;
+    }
+    for (i64 b = 0; b < nb; b++) cnt[b + 1] += cnt[b];
+    for (i64 i = 0; i < n; i++) {
+        const i64 *k = key + i * W;
+        order[cnt[(k[0] * na + k[1]) * H + k[2] - 1]++] = i;
+    } /* now cnt[b] is the end of group b */
+    int nbits = 1;
+    while (nbits < 63 && ((i64)1 << nbits) < S->n_nodes) nbits++;
+    Item *it = NULL, *tmp = NULL;
+    for (i64 b = 0, lo = 0; b < nb; lo = cnt[b++]) {
+        i64 len = cnt[b] - lo;
+        if (len < 2) continue;
+        if (!it) {
+            it = buf_get(&S->bitems, m * sizeof(Item));
+            tmp = buf_get(&S->btmp, m * sizeof(Item));
+            if (!it || !tmp) return NULL;
+        }
+        int L = (int)(b % H) + 1;
+        int pack = (L - 1) * nbits <= 64;
+        for (i64 x = 0; x < len; x++) {
+            i64 r = order[lo + x];
+            uint64_t pk = 0;
+            if (pack)
+                for (int j = 1; j < L; j++) pk = (pk << nbits) | (uint64_t)key[r * W + 3 + j];
+            it[x].pk = pk;
+            it[x].idx = r;
+        }
+        item_sort(it, tmp, len, key, (int)W);
+        for (i64 x = 0; x < len; x++) order[lo + x] = it[x].idx;
+    }
     return order;
 }
 
@@ -694,6 +838,8 @@ static void searcher_clear(Searcher *S) {
     if (S->q_table_built) table_release(&S->QT);
     for (int j = 0; j < S->nviews; j++) PyBuffer_Release(&S->view[j]);
     S->nviews = 0;
+    free(S->rel8);
+    S->rel8 = NULL;
     for (int j = 0; j < 2; j++) {
         free(S->loc[j]);
         free(S->bits[j]);
@@ -706,9 +852,10 @@ static void searcher_clear(Searcher *S) {
     table_free(&S->QT);
     buf_free(&S->P.bkey);
     buf_free(&S->P.bfwd);
-    Buf *bufs[12] = {&S->bquota, &S->bseen, &S->bopen, &S->brows, &S->bcost, &S->bradix,
-                     &S->bkeep, &S->border, &S->btmp, &S->bothers, &S->bq_key, &S->bq_cost};
-    for (int j = 0; j < 12; j++) buf_free(bufs[j]);
+    Buf *bufs[17] = {&S->bquota, &S->bseen, &S->bopen, &S->brows, &S->bcost,  &S->bradix,
+                     &S->bkeep,  &S->border, &S->btmp, &S->bothers, &S->bq_key, &S->bq_cost,
+                     &S->btl,    &S->bmark,  &S->bfrows, &S->bcnt, &S->bitems};
+    for (int j = 0; j < 17; j++) buf_free(bufs[j]);
 }
 
 static void searcher_dealloc(Searcher *S) {
@@ -744,6 +891,21 @@ static int searcher_init(Searcher *S, PyObject *args, PyObject *kwds) {
     S->n_nodes = N;
     S->n_edges = E;
     S->n_rel = n_rel;
+    if (n_rel <= 256) {
+        S->rel8 = malloc((size_t)(E > 0 ? E : 1));
+        if (!S->rel8) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (i64 e = 0; e < E; e++) {
+            if (S->rel[e] < 0 || S->rel[e] >= 256) { /* not a relation id: keep the int64 array */
+                free(S->rel8);
+                S->rel8 = NULL;
+                break;
+            }
+            S->rel8[e] = (uint8_t)S->rel[e];
+        }
+    }
     for (int j = 0; j < 2; j++) {
         S->loc[j] = malloc((size_t)(N > 0 ? N : 1) * sizeof(int32_t));
         S->bits[j] = calloc((size_t)(N / 8 + 1), 1);
@@ -802,7 +964,7 @@ static i64 *run(Searcher *S, PyObject *args, Py_buffer *views, int *H_out) {
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = search(S, q, nq, a, na, H);
-    if (!rc) order = sorted_order(S);
+    if (!rc) order = sorted_order(S, nq, na);
     Py_END_ALLOW_THREADS
     S->busy = 0;
     if (rc || !order) {
@@ -907,13 +1069,22 @@ static PyObject *searcher_node_set(Searcher *S, PyObject *args) {
     if (nq) memcpy(c, q, (size_t)nq * 8);
     if (na) memcpy(c + nq, a, (size_t)na * 8);
     if (no) memcpy(c + nq + na, others, (size_t)no * 8);
+    const uint8_t *rel8 = S->rel8;
     for (i64 i = 0; i < n; i++) {
+        if (i + PF < n) { /* the relations of a later path: scattered edge ids */
+            const i64 *kk = key + order[i + PF] * W;
+            for (int j = 0; j < kk[2]; j++)
+                __builtin_prefetch(rel8 ? (const void *)(rel8 + kk[4 + H + j]) : (const void *)(S->rel + kk[4 + H + j]));
+        }
         const i64 *k = key + order[i] * W;
         const uint8_t *f = fw + order[i] * H;
         i64 L = k[2];
         pl[i] = L;
         for (int j = 0; j <= H; j++) pp[i * (H + 1) + j] = loc[k[3 + j]];
-        for (int j = 0; j < H; j++) pr[i * H + j] = j < L ? S->rel[k[4 + H + j]] + (f[j] ? 0 : R) : 0;
+        for (int j = 0; j < H; j++) {
+            i64 e = k[4 + H + j];
+            pr[i * H + j] = j < L ? (rel8 ? (i64)rel8[e] : S->rel[e]) + (f[j] ? 0 : R) : 0;
+        }
     }
     res = Py_BuildValue("(OLOLOOO)", S->truncated ? Py_True : Py_False, (long long)n, cid, (long long)no, paths,
                         rels, len);

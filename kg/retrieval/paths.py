@@ -205,7 +205,7 @@ class PathRetriever(_Retriever):
     **Implementations** (``backend``). The search above is implemented twice: in C
     (``kg/retrieval/_pathsearch.c``, one call per statement, which also lays out the node set
     when there is no scorer) and in numpy (this module). Both return exactly the same arrays
-    (``tests/kg/test_kg_path_join.py``); the compiled one is about 7x faster on a
+    (``tests/kg/test_kg_path_join.py``); the compiled one is about 11x faster on a
     ConceptNet-scale graph (docs/benchmarks.md). It is built by ``pip install`` when a C
     compiler is available; without one the install still succeeds and ``"auto"`` uses numpy.
 
