@@ -228,15 +228,18 @@ def _pretrain_config(config: Any, overrides: Sequence[str]) -> Any:
 
 
 def pretrain(config: Any, overrides: Sequence[str] = (), *, output_dir: PathLike | None = None, graph: Any = None,
-             linked: Any = None, progress: bool = True, accelerator: Any = None) -> PretrainRun:
+             linked: Any = None, resume_from: PathLike | None = None, allow_changes: bool = False,
+             progress: bool = True, accelerator: Any = None) -> PretrainRun:
     """ERNIE pre-training (masked LM + dEA): :func:`kgfuse.tasks.pretrain.pretrain` on ``config``
-    (a file, a dict or a :class:`~kgfuse.tasks.pretrain.PretrainConfig`)."""
+    (a file, a dict or a :class:`~kgfuse.tasks.pretrain.PretrainConfig`); ``resume_from``
+    (``"auto"`` or a ``checkpoint-<step>/`` folder) and ``allow_changes`` as there."""
     from .pretrain import pretrain as _pretrain
 
     cfg = _pretrain_config(config, overrides)
     if output_dir is not None:
         cfg.output_dir = _abs(output_dir)
-    kw: dict[str, Any] = {"progress": progress, "accelerator": accelerator}
+    kw: dict[str, Any] = {"progress": progress, "accelerator": accelerator, "resume_from": resume_from,
+                          "allow_changes": allow_changes}
     if graph is not None:
         kw["graph"] = graph
     if linked is not None:

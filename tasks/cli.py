@@ -8,7 +8,7 @@ Commands::
     kgfuse link --graph PATH TEXT [--choice TEXT]             mentions (and grounding with --choice)
     kgfuse prepare --config FILE [--set k=v ...]              ground + retrieve every split into the cache
     kgfuse train --config FILE [--set k=v ...] [--output DIR] [--resume auto|CHECKPOINT]
-    kgfuse pretrain --config FILE [--set k=v ...] [--output DIR | --link-only FILE]   ERNIE MLM + dEA pre-training
+    kgfuse pretrain --config FILE [--set k=v ...] [--output DIR [--resume auto|CKPT] | --link-only FILE]   ERNIE MLM + dEA pre-training
     kgfuse evaluate --config COMPARISON.yaml                   (model, dataset, graph) table
     kgfuse evaluate --model DIR --data FILE [--format F] [--graph PATH] [--output DIR]
     kgfuse predict --model DIR --question Q --choices A B C [--json]
@@ -214,12 +214,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from . import api
 
+    if args.link_only and (args.resume or args.allow_changes):
+        raise SystemExit("kgfuse pretrain: --resume and --allow-changes continue a training run; they do not apply "
+                         "to --link-only")
     if args.link_only:
         lc = api.link_corpus(args.config, args.set, output=args.link_only, progress=not args.quiet)
         print(f"linked corpus: {lc.num_train} training / {lc.num_eval} held-out sequences -> {lc.path}\n"
               f"train from it (no spaCy needed): kgfuse pretrain --config {args.config} --set data.linked={lc.path}")
         return 0
-    res = api.pretrain(args.config, args.set, output_dir=args.output or None, progress=not args.quiet)
+    res = api.pretrain(args.config, args.set, output_dir=args.output or None, resume_from=args.resume,
+                       allow_changes=args.allow_changes, progress=not args.quiet)
     f = res.metrics
     if f.get("dea_accuracy") is not None:
         print(f"held-out dEA accuracy: {f['dea_accuracy']:.4f} (removed alignments: "
@@ -504,6 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="output folder (overrides output_dir)")
     p.add_argument("--link-only", metavar="FILE", help="only link and tokenise the corpus into FILE (.jsonl.gz); "
                    "train from it elsewhere with --set data.linked=FILE (no spaCy needed there)")
+    p.add_argument("--resume", help="'auto' (latest checkpoint-<step> in the output folder, written every "
+                   "train.save_steps) or a checkpoint folder")
+    p.add_argument("--allow-changes", action="store_true",
+                   help="resume even though settings that change the run differ from the recorded ones (recorded in config-changes.jsonl)")
     with_set(p)
     p.set_defaults(func=cmd_pretrain)
 

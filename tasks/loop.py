@@ -20,8 +20,9 @@ batch, what to log, how to evaluate); the loop does everything else, once, for e
 - checkpoints (:class:`Checkpointing`): resumable ``checkpoint-<step>/`` every ``save_steps``
   (the ``save_total_limit`` newest kept), ``last/`` at every epoch end, the best model by a
   metric exported to ``model/`` (``best/`` records which epoch it is), and resuming from any
-  of them (weights, optimiser, scheduler, RNG states and the position inside the epoch), so a
-  resumed run ends with the same parameters as an uninterrupted one.
+  of them (weights, optimiser, scheduler, RNG states, the position inside the epoch and the
+  task's own state, :meth:`LoopTask.state_dict`), so a resumed run ends with the same
+  parameters as an uninterrupted one.
 
 It runs unchanged under ``accelerate launch --num_processes N``: model, optimiser, scheduler
 (and the training loader, when the task lets the loop prepare it) go through
@@ -82,6 +83,26 @@ def _truncate_log(path: Path, last_step: int) -> None:
     tmp.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
     os.replace(tmp, path)
 
+
+
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``log.jsonl`` (a line cut by a crash is skipped)."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+def _read_evaluations(path: Path) -> list[dict[str, Any]]:
+    """The ``eval`` records of a ``log.jsonl``, as :attr:`TrainingLoop.evaluations` holds them."""
+    return [rec["eval"] for rec in _read_log(path) if isinstance(rec.get("eval"), dict)]
 
 
 class _RunLog:
@@ -175,6 +196,22 @@ class LoopTask:
     def end_epoch(self, model: nn.Module, record: dict[str, Any]) -> None:
         """Add this epoch's evaluation to its record (``epoch_records`` loops)."""
 
+    #: True when :meth:`load_state_dict` puts the training data at the checkpoint's position
+    #: itself (a streamed corpus that skips consumed records without reading them into
+    #: batches): the loop then iterates the loader as it is on a resume mid-epoch, instead of
+    #: drawing and discarding the batches already trained on.
+    resumes_data_position: bool = False
+
+    def state_dict(self) -> dict[str, Any]:
+        """The task's own state at a checkpoint (JSON-able: random generators of its data,
+        the position in a streamed corpus, running meters); saved under ``"task"`` in the
+        checkpoint's trainer state when not empty."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (``{}`` for a checkpoint without task state);
+        called by :meth:`TrainingLoop.resume` after weights, optimiser and RNG states."""
+
 
 @dataclass
 class Checkpointing:
@@ -263,7 +300,8 @@ class TrainingLoop:
         self.is_main = self.acc.is_main_process
         self.distributed = self.acc.num_processes > 1
         self.accum = max(1, opt.grad_accum)
-        #: the evaluations of the step cadence (``eval_every``, start, end), in order
+        #: the evaluations of the step cadence (``eval_every``, start, end), in order (on a
+        #: resume, those before the checkpoint are read back from ``log.jsonl``, main process)
         self.evaluations: list[dict[str, Any]] = []
 
         optimizer, scheduler = make_optimizer(model, opt, self.total_steps)
@@ -304,6 +342,9 @@ class TrainingLoop:
         """Write checkpoint ``name`` (``last``, ``best``, ``checkpoint-<step>``) into the output folder."""
         if self.out is None:
             return
+        task_state = self.task.state_dict()
+        if task_state:
+            self.state["task"] = task_state
         save_checkpoint(self.out / name, model=self.unwrapped if with_model else None,
                         optimizer=self.raw_optimizer if with_optim else None,
                         scheduler=self.raw_scheduler if with_optim else None, trainer_state=self.state,
@@ -341,6 +382,7 @@ class TrainingLoop:
                 f"settings (epoch {state['epoch']} of {self.max_epochs}): start a new run, or keep the state with "
                 "train.keep_optimizer_state: true")
         self.state = state
+        self.task.load_state_dict(state.get("task") or {})
         self.resumed = True
         if self.is_main:
             self.log.info("resumed from %s: epoch %s, step %s", ck, state["epoch"], state["global_step"])
@@ -373,6 +415,8 @@ class TrainingLoop:
             # its checkpoint, a new run those of an earlier run in the same folder
             if self.resumed:
                 _truncate_log(out / "log.jsonl", state["global_step"])
+                # the step-cadence evaluations before the checkpoint, as an uninterrupted run has them
+                self.evaluations = _read_evaluations(out / "log.jsonl")
             else:
                 (out / "log.jsonl").unlink(missing_ok=True)
         run_log = _RunLog(out, is_main)
@@ -400,7 +444,7 @@ class TrainingLoop:
                 if hasattr(loader, "set_epoch"):
                     loader.set_epoch(epoch)
                 skip = state.get("step_in_epoch", 0) * accum
-                if skip:
+                if skip and not task.resumes_data_position:
                     loader = acc.skip_first_batches(self.train_loader, skip)
                     if hasattr(loader, "set_epoch"):
                         loader.set_epoch(epoch)

@@ -25,7 +25,22 @@ alignments, next to the chance level ``mean(1 / #candidates)``) are measured eve
 
 Output folder: ``model/`` (the pre-trained model with its tokenizer: give it to
 ``kgfuse train`` as ``model.init_from``), ``metrics.json``, ``report.md``, ``curves.png``
-(MLM loss and dEA accuracy), ``log.jsonl``, ``config.yaml``.
+(MLM loss and dEA accuracy), ``log.jsonl``, ``config.yaml``, and with ``train.save_steps``
+the resumable ``checkpoint-<step>/`` folders (the ``train.save_total_limit`` newest).
+
+Checkpoints and resuming: a ``checkpoint-<step>/`` holds what an exact continuation needs:
+weights, optimiser and schedule, the step, the python / numpy / torch RNG states, the
+masking collator's generator, the position in the streamed corpus (the pass and the records
+read in it; a resume skips those records without linking them again) and the training
+meter of the current log interval. ``pretrain(config, resume_from="auto")`` (``kgfuse
+pretrain --resume auto``) continues from the newest one and ends with the same weights and
+the same logged losses as an uninterrupted run (single process; the corpus is read by the
+training process itself, ``num_workers=0``). Resuming compares the run's recorded
+``config.yaml`` with the given settings like fine-tuning
+(:func:`kgfuse.tasks.train.resume_differences`, plus ``data.eval_every``, which changes
+only the evaluation cadence): a difference that changes the trajectory raises
+:class:`~kgfuse.tasks.train.ResumeError` unless ``allow_changes``. A run started without
+``resume_from`` in a folder holding one replaces it (its checkpoints are removed).
 
 The run is fine-tuning's loop (:class:`kgfuse.tasks.loop.TrainingLoop`: optimiser and
 schedule, accumulation, clipping, the log and evaluation cadence, ``log.jsonl``, the model
@@ -52,8 +67,9 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch.utils.data import DataLoader
 
+from .checkpoint import CheckpointError
 from .config import ConfigError, default_home
-from .loop import LoopTask, TrainingLoop, make_accelerator
+from .loop import Checkpointing, LoopTask, TrainingLoop, _read_log, make_accelerator
 from .pretrain_config import ObjectiveConfig, PretrainConfig, PretrainDataConfig, load_pretrain_config
 from .pretrain_data import (KIND_KEPT, KIND_MASKED, KIND_NAMES, KIND_REPLACED, LinkedCorpus,  # noqa: F401  (re-exports)
                             LinkedFeatureDataset, LinkedTextDataset, LinkingStats, PretrainingCollator, _linked_text_datasets,
@@ -206,9 +222,14 @@ class _Pretraining(LoopTask):
     """ERNIE pre-training on the shared loop: MLM + dEA loss, a meter over the log interval,
     held-out evaluation with a fixed corruption."""
 
+    #: the streamed corpus skips the records read before a checkpoint itself (no re-linking)
+    resumes_data_position = True
+
     def __init__(self, train_ds: Any, objective: ObjectiveConfig, eval_feats: Sequence[Mapping[str, Any]],
-                 eval_collator: PretrainingCollator, *, eval_batch_size: int, device: Any, seed: int, t0: float) -> None:
+                 eval_collator: PretrainingCollator, *, eval_batch_size: int, device: Any, seed: int, t0: float,
+                 collator: PretrainingCollator | None = None) -> None:
         self.train_ds = train_ds
+        self.collator = collator
         self.ob = objective
         self.eval_feats = eval_feats
         self.eval_collator = eval_collator
@@ -236,6 +257,33 @@ class _Pretraining(LoopTask):
         self.meter = _Meter()
         return {k: v for k, v in rec.items() if k != "step"}
 
+    def state_dict(self) -> dict[str, Any]:
+        st: dict[str, Any] = {"data": self.train_ds.position(), "meter": dict(self.meter.s)}
+        if hasattr(self.train_ds, "stats"):
+            st["linking"] = self.train_ds.stats.to_dict()
+        if self.collator is not None:
+            st["collator"] = self.collator.state_dict()
+        return st
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if "data" not in state:
+            raise CheckpointError("the checkpoint holds no position in the pre-training corpus (not written by "
+                                  "kgfuse pretrain): it cannot resume a pre-training run")
+        self.train_ds.resume_at(state["data"])
+        self.meter = _Meter()
+        self.meter.s = {k: float(v) for k, v in state.get("meter", {}).items()}
+        if "linking" in state and hasattr(self.train_ds, "stats"):
+            self.train_ds.stats = LinkingStats(**state["linking"])
+        if self.collator is not None and "collator" in state:
+            self.collator.load_state_dict(state["collator"])
+
+    def restore_train_log(self, log_path: Path, last_step: int) -> None:
+        """The training records of ``log.jsonl`` up to ``last_step`` (a resumed run's earlier
+        part), as :meth:`log_record` made them."""
+        self.train_log = [{k: v for k, v in rec.items() if k != "time"} for rec in _read_log(log_path)
+                          if int(rec.get("step", 0)) <= last_step and "eval" not in rec
+                          and any(k.startswith("train_") for k in rec)]
+
     def evaluate(self, model, step: int) -> dict[str, Any]:
         if not self.eval_feats:
             return {}
@@ -245,9 +293,42 @@ class _Pretraining(LoopTask):
         return r
 
 
+#: Settings that change only pre-training's evaluation or bookkeeping, on top of fine-tuning's
+#: :data:`~kgfuse.tasks.train.RESUME_FREE`: they may differ when resuming.
+PRETRAIN_RESUME_FREE = frozenset({"data.eval_every", "data.max_eval"})
+
+
+def _prepare_output_folder(out: Path, config: PretrainConfig, resume_from, allow_changes: bool) -> list[str]:
+    """Check a resume against the run's recorded settings (returns the accepted changes), or,
+    for a new run, remove the checkpoints of an earlier run in the folder."""
+    import shutil
+
+    import yaml
+
+    from .train import ResumeError, resume_differences
+
+    if resume_from is None:
+        stale = sorted(p for p in out.glob("checkpoint-*") if p.is_dir())
+        if stale:
+            logger.warning("%s: a new run (no --resume): removing the %d checkpoint(s) of the run there", out, len(stale))
+            for p in stale:
+                shutil.rmtree(p, ignore_errors=True)
+        return []
+    rec_path = out / "config.yaml"
+    if not rec_path.is_file():
+        return []
+    recorded = yaml.safe_load(rec_path.read_text(encoding="utf-8")) or {}
+    diffs = [d for d in resume_differences(recorded, config.to_dict()) if d.split(":", 1)[0] not in PRETRAIN_RESUME_FREE]
+    if diffs and not allow_changes:
+        raise ResumeError(f"resuming {out} with settings that change the run ({len(diffs)}): " + "; ".join(diffs)
+                          + ". Pass --allow-changes to continue with them (they are recorded), or give the recorded settings")
+    return diffs
+
+
 def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str | os.PathLike | None" = None,
              progress: bool = True, accelerator: Any | None = None,
-             log: Callable[[str], None] | None = None) -> PretrainResult:
+             log: Callable[[str], None] | None = None, resume_from: str | os.PathLike | None = None,
+             allow_changes: bool = False, stop_after_steps: int | None = None) -> PretrainResult:
     """Run ERNIE pre-training as configured; see the module docstring.
 
     Args:
@@ -259,13 +340,20 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
             ``config.corpus`` on the fly (default: ``config.data.linked`` when set). No linker
             and no spaCy are needed then; the features are checked against the graph, the
             tokenizer and ``train.max_length``.
+        resume_from: a ``checkpoint-<step>/`` folder, or ``"auto"`` for the newest complete
+            one in the output folder (none: a new run).
+        allow_changes: resume even though settings that change the trajectory differ from
+            the run's recorded ``config.yaml`` (they are appended to ``config-changes.jsonl``).
+        stop_after_steps: stop (after writing ``checkpoint-<step>/``) once this many optimiser
+            steps are done, without evaluating or exporting: an interruption, to test resuming.
 
     The number of optimiser steps is ``train.max_steps`` when set, else ``train.epochs``
     passes over the (non-held-out) corpus. The loop is fine-tuning's
     (:class:`~kgfuse.tasks.loop.TrainingLoop`): held-out evaluation before the first step,
     every ``data.eval_every`` steps and after the last one; a ``log.jsonl`` record every
-    ``train.log_every`` steps; the model exported to ``model/`` at the end. Progress lines go
-    to ``log`` (default: this module's logger).
+    ``train.log_every`` steps; a resumable ``checkpoint-<step>/`` every ``train.save_steps``
+    steps (the ``train.save_total_limit`` newest kept); the model exported to ``model/`` at
+    the end. Progress lines go to ``log`` (default: this module's logger).
     """
     from accelerate.utils import set_seed
 
@@ -289,10 +377,14 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
     out = config.path(config.output_dir) if config.output_dir else default_home() / "pretrain" / _config_hash(config)
     is_main = acc.is_main_process
     if is_main:
+        changes = _prepare_output_folder(out, config, resume_from, allow_changes)
         out.mkdir(parents=True, exist_ok=True)
         import yaml
 
         (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        if changes:
+            with open(out / "config-changes.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps({"time": time.time(), "changes": changes}) + "\n")
 
     t = time.time()
     if graph is None:
@@ -323,15 +415,22 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
     collator = PretrainingCollator(tokenizer, graph, ob, seed=opt.seed + 17)
     eval_collator = PretrainingCollator(tokenizer, graph, ob, seed=opt.seed + 1234)
     # A streamed corpus: the loader is not sharded by Accelerate (batches are moved to the
-    # device by the loop), and it draws its worker seed from the global generator.
-    loader = DataLoader(train_ds, batch_size=opt.batch_size, collate_fn=collator, num_workers=0)
+    # device by the loop). It is read in this process (num_workers=0), so the corpus position
+    # and the collator's masks in a checkpoint are exact; its own generator keeps the base seed
+    # each new iterator draws off the global one (which a resumed run would otherwise shift).
+    loader = DataLoader(train_ds, batch_size=opt.batch_size, collate_fn=collator, num_workers=0,
+                        generator=torch.Generator().manual_seed(opt.seed))
     task = _Pretraining(train_ds, ob, eval_feats, eval_collator, eval_batch_size=opt.eval_batch_size,
-                        device=acc.device, seed=opt.seed + 1234, t0=t0)
+                        device=acc.device, seed=opt.seed + 1234, t0=t0, collator=collator)
     loop = TrainingLoop(model, loader, task, opt, total_steps=total_steps, accelerator=acc, output_dir=out,
                         prepare_loader=False, epoch_records=False, eval_every=dc.eval_every, eval_at_start=True,
                         eval_at_end=True, log=logger, progress=progress, desc="pretrain",
+                        checkpointing=Checkpointing(save_steps=opt.save_steps, save_total_limit=opt.save_total_limit),
                         empty_epoch_error="the training corpus yielded no sequence (all held out, filtered or empty)")
-    state = loop.run()
+    loop.resume(resume_from)
+    if loop.resumed and is_main:
+        task.restore_train_log(out / "log.jsonl", loop.state["global_step"])
+    state = loop.run(stop_after_steps=stop_after_steps)
     evals = loop.evaluations
     result = PretrainResult(output_dir=out, model_dir=out / "model", history=list(evals), train_log=task.train_log)
     result.initial = evals[0] if evals and evals[0]["step"] == 0 else {}
@@ -346,11 +445,13 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
         "epochs_started": state["epoch"],
     }
     result.wall_time = time.time() - t0
+    result.model = loop.unwrapped
+    if loop.stopped:
+        return result  # interrupted: the checkpoint is the run's state; model/ is the finished run's
     loop.export(tokenizer.save_pretrained)
     if is_main:
         (out / "metrics.json").write_text(json.dumps(result.to_dict(), indent=1))
         write_report(result, config, graph)
-    result.model = loop.unwrapped
     return result
 
 

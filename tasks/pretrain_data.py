@@ -137,7 +137,45 @@ def link_and_tokenise(text: str, linker, tokenizer, max_length: int, stats: Link
     return feat
 
 
-class LinkedTextDataset(IterableDataset):
+class _StreamPosition:
+    """Where a training stream stands inside its current pass, for an exact resume.
+
+    The stream counts the records it has read in the pass (``records``: those taken from the
+    shuffled order, whether they became a sequence or were filtered out) and the sequences it
+    has yielded (``sequences``). :meth:`position` is read at a checkpoint;
+    :meth:`resume_at` makes the next pass over the same epoch skip that many records without
+    linking or yielding them, so it continues with the record an uninterrupted run would
+    read next. This holds when the stream is iterated in the training process itself (a
+    ``DataLoader`` with ``num_workers=0``, as :func:`~kgfuse.tasks.pretrain.pretrain` uses):
+    a worker process would count in its own copy.
+    """
+
+    epoch: int
+    records_read: int = 0
+    sequences_read: int = 0
+    _resume: dict[str, Any] | None = None
+
+    def position(self) -> dict[str, Any]:
+        """``{"epoch", "records", "sequences"}`` of the pass in progress."""
+        return {"epoch": int(self.epoch), "records": int(self.records_read), "sequences": int(self.sequences_read)}
+
+    def resume_at(self, position: Mapping[str, Any]) -> None:
+        """Continue pass ``position["epoch"]`` after its first ``position["records"]`` records
+        (applies to the next iteration of that epoch, once)."""
+        self._resume = {"epoch": int(position["epoch"]), "records": int(position["records"]),
+                        "sequences": int(position.get("sequences", 0))}
+
+    def _start_pass(self) -> int:
+        """Reset the counters for a new pass; returns the records to skip (a pending resume)."""
+        r, self._resume = self._resume, None
+        if r is not None and r["epoch"] == self.epoch:
+            self.records_read, self.sequences_read = 0, r["sequences"]
+            return r["records"]
+        self.records_read = self.sequences_read = 0
+        return 0
+
+
+class LinkedTextDataset(_StreamPosition, IterableDataset):
     """A corpus streamed, linked and tokenised on the fly.
 
     Args:
@@ -202,8 +240,13 @@ class LinkedTextDataset(IterableDataset):
         yield from buf
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        n = 0
+        skip = self._start_pass()
+        if self.limit is not None and self.sequences_read >= self.limit:
+            return
         for rec in self._shuffled(self.records()):
+            self.records_read += 1
+            if self.records_read <= skip:
+                continue  # read before the checkpoint this pass resumes from (not linked again)
             self.stats.records += 1
             feat = link_and_tokenise(rec.text, self.linker, self.tokenizer, self.max_length, self.stats)
             if len(feat["entity_concepts"]) < self.min_entities:
@@ -211,9 +254,9 @@ class LinkedTextDataset(IterableDataset):
                 continue
             feat["id"] = rec.id
             self.stats.sequences += 1
+            self.sequences_read += 1
             yield feat
-            n += 1
-            if self.limit is not None and n >= self.limit:
+            if self.limit is not None and self.sequences_read >= self.limit:
                 return
 
 
@@ -368,9 +411,10 @@ def _linked_text_datasets(config: "PretrainConfig", linker, tokenizer, *, shuffl
             LinkedTextDataset(config.corpus, linker, tokenizer, split="eval", limit=dc.max_eval, **common))
 
 
-class LinkedFeatureDataset(IterableDataset):
+class LinkedFeatureDataset(_StreamPosition, IterableDataset):
     """Training sequences of a :class:`LinkedCorpus`, reshuffled every epoch (a permutation
-    seeded by ``(seed, epoch)``; ``shuffle=False`` keeps the stored order)."""
+    seeded by ``(seed, epoch)``; ``shuffle=False`` keeps the stored order); a resume
+    (:meth:`resume_at`) continues the permutation where the checkpoint left it."""
 
     def __init__(self, features: Sequence[Mapping[str, Any]], *, shuffle: bool = True, seed: int = 0,
                  stats: Mapping[str, int] | None = None, reports: Sequence[Any] = ()) -> None:
@@ -394,7 +438,11 @@ class LinkedFeatureDataset(IterableDataset):
         order = np.arange(len(self.features))
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.features))
-        for i in order:
+        skip = self._start_pass()
+        self.records_read = self.sequences_read = min(skip, len(order))
+        for i in order[skip:]:
+            self.records_read += 1
+            self.sequences_read += 1
             yield dict(self.features[int(i)])
 
 
@@ -431,6 +479,17 @@ class PretrainingCollator:
 
     def reset(self, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(self.seed if seed is None else seed)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The masking generator's state (JSON-able): a resumed run draws the masks an
+        uninterrupted one would."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        rng = np.random.default_rng(self.seed)
+        rng.bit_generator.state = dict(state["rng"])
+        self.rng = rng
 
     # ---------------------------------------------------------------- MLM
     def mask_tokens(self, ids: list[int]) -> tuple[list[int], list[int]]:

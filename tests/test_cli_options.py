@@ -42,7 +42,7 @@ COMMANDS = {
     "kgfuse link": OUTPUT | {"text", "--graph", "--graph-format", "--choice", "--max-words"},
     "kgfuse prepare": OUTPUT | {"--config", "--set"},
     "kgfuse train": OUTPUT | {"--config", "--output", "--resume", "--allow-changes", "--overwrite", "--set"},
-    "kgfuse pretrain": OUTPUT | {"--config", "--output", "--link-only", "--set"},
+    "kgfuse pretrain": OUTPUT | {"--config", "--output", "--link-only", "--resume", "--allow-changes", "--set"},
     "kgfuse evaluate": OUTPUT | DATA | {"--config", "--only", "--no-train", "--model", "--data", "--graph", "--output",
                                         "--set"},
     "kgfuse predict": OUTPUT | DATA | {"--model", "--server", "--question", "--choices", "--questions", "--data", "--output",
