@@ -89,10 +89,15 @@ class ExperimentRow:
         cmd = (f"kgfuse train --config {q(str(self.config))} --output {q(str(output_dir / self.run_name(seed)))} "
                f"--resume auto {sets}")
         if self.pretrain_config:
-            psets = "".join(f" --set {q(s)}" for s in self.pretrain_overrides)
-            cmd = (f"kgfuse pretrain --config {q(str(self.pretrain_config))} "
-                   f"--output {q(str(output_dir / self.pretrain_name))}{psets} && " + cmd)
+            cmd = f"{self.pretrain_command(output_dir)} && {cmd}"
         return cmd
+
+    def pretrain_command(self, output_dir: Path) -> str:
+        """The shell command of this row's pre-training (resumes its newest checkpoint)."""
+        q = shlex.quote
+        psets = "".join(f" --set {q(s)}" for s in self.pretrain_overrides)
+        return (f"kgfuse pretrain --config {q(str(self.pretrain_config))} "
+                f"--output {q(str(output_dir / self.pretrain_name))} --resume auto{psets}")
 
 
 @dataclass
@@ -109,6 +114,14 @@ class ExperimentFile:
 def is_experiment_file(config: dict[str, Any]) -> bool:
     """An experiment file has ``rows``; a comparison file of trained models has ``runs``."""
     return "rows" in config
+
+
+def _overrides(value: Any, where: str) -> list[str]:
+    """A row's ``set:`` list (``key=value`` strings; missing: none), or a ConfigError naming ``where``."""
+    sets = value or []
+    if isinstance(sets, str) or not isinstance(sets, list) or not all(isinstance(s, str) and "=" in s for s in sets):
+        raise ConfigError(f"{where}: expected a list of 'key=value' strings, got {value!r}")
+    return list(sets)
 
 
 def load_experiment_file(path: str | os.PathLike, overrides: Sequence[str] = ()) -> ExperimentFile:
@@ -143,9 +156,7 @@ def load_experiment_file(path: str | os.PathLike, overrides: Sequence[str] = ())
         cfg = resolve_path(r["config"], base)
         if not cfg.is_file():
             raise ConfigError(f"{where}.config: file not found: {cfg}")
-        sets = r.get("set") or []
-        if isinstance(sets, str) or not all(isinstance(s, str) and "=" in s for s in sets):
-            raise ConfigError(f"{where}.set: expected a list of 'key=value' strings, got {sets!r}")
+        sets = _overrides(r.get("set"), f"{where}.set")
         seeds = r.get("seeds", [0])
         seeds = [seeds] if isinstance(seeds, int) else seeds
         if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
@@ -163,9 +174,7 @@ def load_experiment_file(path: str | os.PathLike, overrides: Sequence[str] = ())
             pcfg = resolve_path(pre["config"], base)
             if not pcfg.is_file():
                 raise ConfigError(f"{where}.pretrain.config: file not found: {pcfg}")
-            psets = pre.get("set") or []
-            if isinstance(psets, str) or not all(isinstance(x, str) and "=" in x for x in psets):
-                raise ConfigError(f"{where}.pretrain.set: expected a list of 'key=value' strings, got {psets!r}")
+            psets = _overrides(pre.get("set"), f"{where}.pretrain.set")
             if any(x.split("=", 1)[0].strip() == "model.init_from" for x in sets):
                 raise ConfigError(f"{where}.set: model.init_from is the pre-trained model of 'pretrain'")
         rows.append(ExperimentRow(name, cfg, list(sets), list(seeds), pcfg, list(psets)))
@@ -204,7 +213,8 @@ def finished_metrics(run_dir: Path) -> dict[str, Any] | None:
 
 
 def _pretrain_once(row: ExperimentRow, out: Path, progress: bool) -> None:
-    """Pre-train the row's model unless its folder already holds a finished pre-training."""
+    """Pre-train the row's model unless its folder already holds a finished pre-training (an
+    interrupted one continues from its newest checkpoint)."""
     from .pretrain import pretrain
     from .pretrain_config import load_pretrain_config
 
@@ -213,10 +223,8 @@ def _pretrain_once(row: ExperimentRow, out: Path, progress: bool) -> None:
         return
     cfg = load_pretrain_config(row.pretrain_config, [*row.pretrain_overrides, f"output_dir={folder}"])
     t0 = time.time()
-    pretrain(cfg, progress=progress)
-    psets = "".join(f" --set {s}" for s in row.pretrain_overrides)
-    _record(out, {"row": row.pretrain_name, "command": f"kgfuse pretrain --config {row.pretrain_config} "
-                  f"--output {folder}{psets}", "wall_s": round(time.time() - t0, 1)})
+    pretrain(cfg, progress=progress, resume_from="auto")  # an interrupted pre-training continues
+    _record(out, {"row": row.pretrain_name, "command": row.pretrain_command(out), "wall_s": round(time.time() - t0, 1)})
 
 
 def _record(out: Path, line: dict[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -67,37 +67,32 @@ logger = logging.getLogger(__name__)
 # log.jsonl
 
 
-def _truncate_log(path: Path, last_step: int) -> None:
-    """Keep only the records of ``log.jsonl`` up to ``last_step`` (atomically)."""
+def _log_lines(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(line, record)`` of every record of a ``log.jsonl`` (a line cut by a crash is skipped)."""
     if not path.is_file():
         return
-    keep = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a crash
-        if isinstance(rec, dict) and int(rec.get("step", 0)) <= last_step:
-            keep.append(line)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-
-def _read_log(path: Path) -> list[dict[str, Any]]:
-    """The records of a ``log.jsonl`` (a line cut by a crash is skipped)."""
-    if not path.is_file():
-        return []
-    out = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue
         if isinstance(rec, dict):
-            out.append(rec)
-    return out
+            yield line, rec
+
+
+def _truncate_log(path: Path, last_step: int) -> None:
+    """Keep only the records of ``log.jsonl`` up to ``last_step`` (atomically)."""
+    if not path.is_file():
+        return
+    keep = [line for line, rec in _log_lines(path) if int(rec.get("step", 0)) <= last_step]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``log.jsonl`` (a line cut by a crash is skipped)."""
+    return [rec for _, rec in _log_lines(path)]
 
 
 def _read_evaluations(path: Path) -> list[dict[str, Any]]:

@@ -37,8 +37,8 @@ pretrain --resume auto``) continues from the newest one and ends with the same w
 the same logged losses as an uninterrupted run (single process; the corpus is read by the
 training process itself, ``num_workers=0``). Resuming compares the run's recorded
 ``config.yaml`` with the given settings like fine-tuning
-(:func:`kgfuse.tasks.train.resume_differences`, plus ``data.eval_every``, which changes
-only the evaluation cadence): a difference that changes the trajectory raises
+(:func:`kgfuse.tasks.train.check_resume`, plus ``data.eval_every`` and ``data.max_eval``,
+which change only the evaluation): a difference that changes the trajectory raises
 :class:`~kgfuse.tasks.train.ResumeError` unless ``allow_changes``. A run started without
 ``resume_from`` in a folder holding one replaces it (its checkpoints are removed).
 
@@ -303,9 +303,7 @@ def _prepare_output_folder(out: Path, config: PretrainConfig, resume_from, allow
     for a new run, remove the checkpoints of an earlier run in the folder."""
     import shutil
 
-    import yaml
-
-    from .train import ResumeError, resume_differences
+    from .train import check_resume
 
     if resume_from is None:
         stale = sorted(p for p in out.glob("checkpoint-*") if p.is_dir())
@@ -314,15 +312,7 @@ def _prepare_output_folder(out: Path, config: PretrainConfig, resume_from, allow
             for p in stale:
                 shutil.rmtree(p, ignore_errors=True)
         return []
-    rec_path = out / "config.yaml"
-    if not rec_path.is_file():
-        return []
-    recorded = yaml.safe_load(rec_path.read_text(encoding="utf-8")) or {}
-    diffs = [d for d in resume_differences(recorded, config.to_dict()) if d.split(":", 1)[0] not in PRETRAIN_RESUME_FREE]
-    if diffs and not allow_changes:
-        raise ResumeError(f"resuming {out} with settings that change the run ({len(diffs)}): " + "; ".join(diffs)
-                          + ". Pass --allow-changes to continue with them (they are recorded), or give the recorded settings")
-    return diffs
+    return check_resume(out, config.to_dict(), allow_changes, free=PRETRAIN_RESUME_FREE)
 
 
 def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str | os.PathLike | None" = None,
@@ -377,14 +367,9 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
     out = config.path(config.output_dir) if config.output_dir else default_home() / "pretrain" / _config_hash(config)
     is_main = acc.is_main_process
     if is_main:
-        changes = _prepare_output_folder(out, config, resume_from, allow_changes)
-        out.mkdir(parents=True, exist_ok=True)
-        import yaml
+        from .train import write_run_config
 
-        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        if changes:
-            with open(out / "config-changes.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps({"time": time.time(), "changes": changes}) + "\n")
+        write_run_config(out, config.to_dict(), _prepare_output_folder(out, config, resume_from, allow_changes))
 
     t = time.time()
     if graph is None:

@@ -14,7 +14,7 @@ shares (:class:`kgfuse.tasks.loop.TrainingLoop`); what is fine-tuning's own is h
 - evaluation on every eval split after every epoch (accuracy, ``gather_for_metrics``), the
   best model (by ``train.metric``) exported once to ``model/``;
 - the output folder's rules: a folder holding a run is resumed or replaced, never mixed
-  (:func:`resume_differences`, :class:`ResumeError`).
+  (:func:`resume_differences`, :func:`check_resume`, :class:`ResumeError`).
 
 The optimisation follows QA-GNN (Yasunaga et al., 2021): AdamW with three parameter groups,
 each with its own learning rate (the pretrained text encoder ``lr_lm`` 1e-5, the GNN
@@ -41,7 +41,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Collection, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -195,13 +195,14 @@ def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def resume_differences(recorded: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
+def resume_differences(recorded: Mapping[str, Any], given: Mapping[str, Any],
+                       free: Collection[str] = ()) -> list[str]:
     """``key: recorded -> given`` for every setting that changes the trajectory of a run
-    (everything but :data:`RESUME_FREE`), between two resolved config dicts."""
+    (everything but :data:`RESUME_FREE` and ``free``), between two resolved config dicts."""
     a, b = _flat(recorded), _flat(given)
     out = []
     for k in sorted(set(a) | set(b)):
-        if k in RESUME_FREE:
+        if k in RESUME_FREE or k in free:
             continue
         if a.get(k) != b.get(k):
             out.append(f"{k}: {a.get(k)!r} -> {b.get(k)!r}")
@@ -210,6 +211,36 @@ def resume_differences(recorded: Mapping[str, Any], given: Mapping[str, Any]) ->
 
 class ResumeError(ConfigError):
     """Resuming a run with settings that change its trajectory (see :func:`resume_differences`)."""
+
+
+def check_resume(out: Path, given: Mapping[str, Any], allow_changes: bool, *, free: Collection[str] = ()) -> list[str]:
+    """Compare the settings recorded by the run in ``out`` (``config.yaml``) with ``given``
+    (a resolved config dict) before resuming it: the differences that change the trajectory
+    (:func:`resume_differences`), returned when ``allow_changes``, else a
+    :class:`ResumeError` listing them. Used by fine-tuning and pre-training alike."""
+    import yaml
+
+    rec_path = out / "config.yaml"
+    if not rec_path.is_file():
+        return []
+    recorded = yaml.safe_load(rec_path.read_text(encoding="utf-8")) or {}
+    diffs = resume_differences(recorded, given, free)
+    if diffs and not allow_changes:
+        raise ResumeError(f"resuming {out} with settings that change the run ({len(diffs)}): " + "; ".join(diffs)
+                          + ". Pass --allow-changes to continue with them (they are recorded), or give the recorded settings")
+    return diffs
+
+
+def write_run_config(out: Path, config: Mapping[str, Any], changes: list[str]) -> None:
+    """Write a run's resolved settings to ``out/config.yaml`` and append the changes accepted
+    on a resume (:func:`check_resume`) to ``out/config-changes.jsonl``."""
+    import yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=False))
+    if changes:
+        with open(out / "config-changes.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps({"time": time.time(), "changes": changes}) + "\n")
 
 
 # --------------------------------------------------------------------------------------
@@ -338,8 +369,6 @@ def _check_output_folder(out: Path, config: TrainConfig, resume_from, allow_chan
     """Refuse to mix two runs in one folder; returns the accepted resume changes."""
     import shutil
 
-    import yaml
-
     has_run = out.is_dir() and any((out / n).exists() for n in ("log.jsonl", "last", "best", "metrics.json")) or \
         (out.is_dir() and any(out.glob("checkpoint-*")))
     if not has_run:
@@ -355,15 +384,7 @@ def _check_output_folder(out: Path, config: TrainConfig, resume_from, allow_chan
         for n in ("log.jsonl", "metrics.json", "config-changes.jsonl", "train_result.json"):
             (out / n).unlink(missing_ok=True)
         return []
-    rec_path = out / "config.yaml"
-    if not rec_path.is_file():
-        return []
-    recorded = yaml.safe_load(rec_path.read_text(encoding="utf-8")) or {}
-    diffs = resume_differences(recorded, config.resolved().to_dict())
-    if diffs and not allow_changes:
-        raise ResumeError(f"resuming {out} with settings that change the run ({len(diffs)}): " + "; ".join(diffs)
-                          + ". Pass --allow-changes to continue with them (they are recorded), or give the recorded settings")
-    return diffs
+    return check_resume(out, config.resolved().to_dict(), allow_changes)
 
 
 def train(config: TrainConfig, *, resume_from: str | os.PathLike | None = None, progress: bool = True,
@@ -396,13 +417,7 @@ def train(config: TrainConfig, *, resume_from: str | os.PathLike | None = None, 
         run = build_run(config, progress=progress and acc.is_main_process)
     out = run.output_dir
     if acc.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        import yaml
-
-        (out / "config.yaml").write_text(yaml.safe_dump(run.config.resolved().to_dict(), sort_keys=False))
-        if changes:
-            with open(out / "config-changes.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps({"time": time.time(), "changes": changes}) + "\n")
+        write_run_config(out, run.config.resolved().to_dict(), changes)
     res = fit(
         run.model,
         run.datasets["train"],

@@ -186,3 +186,21 @@ def test_row_command_is_one_shell_line_with_quoted_overrides(tmp_path):
     assert argv[argv.index("--output") + 1] == str(folder / "out" / "kge-s3")
     sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
     assert sets == ["model.options.node_features={kge: transe}", "train.epochs=2", "train.seed=3"]
+
+
+def test_pretrain_row_command_resumes_and_quotes(tmp_path):
+    """A row with pre-training records ``kgfuse pretrain ... --resume auto && kgfuse train ...``,
+    both quoted, the fine-tuning starting from the pre-trained model."""
+    folder = tmp_path / "my runs"
+    folder.mkdir()
+    (folder / "pre.yaml").write_text("{}")
+    p = _experiment(folder, [{"name": "pt", "config": "tiny.yaml",
+                              "pretrain": {"config": "pre.yaml", "set": ["data.eval_every=5", "objective={mlm: true}"]}}])
+    row = load_experiment_file(p).rows[0]
+    pre, fine = row.command(0, folder / "out").split(" && ")
+    argv = shlex.split(pre)
+    assert argv[:2] == ["kgfuse", "pretrain"] and argv[argv.index("--resume") + 1] == "auto"
+    assert argv[argv.index("--output") + 1] == str(folder / "out" / "pt-pretrain")
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--set"] == ["data.eval_every=5", "objective={mlm: true}"]
+    assert f"model.init_from={folder / 'out' / 'pt-pretrain' / 'model'}" in shlex.split(fine)
+    assert row.pretrain_command(folder / "out") == pre
