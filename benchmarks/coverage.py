@@ -10,9 +10,15 @@ Usage (the data of ../shared/data; any graph and linker/retriever settings)::
     python benchmarks/coverage.py --graph ../shared/data/conceptnet4/conceptnet4_en.tsv.gz \\
         --linker normalize=conceptnet4 --retriever type=subgraph,max_nodes=32 \\
         --data csqa:../shared/data/csqa/train_ih.jsonl csqa:../shared/data/csqa/dev_rand_split.jsonl \\
-               obqa:../shared/data/obqa/train.jsonl ... --out coverage.json
+               obqa:../shared/data/obqa/train.jsonl ... --out coverage.json \
+        [--per-question coverage-questions.jsonl]
 
-Prints one markdown row per dataset file and writes the full numbers as JSON.
+Prints one markdown row per dataset file and writes the full numbers as JSON; with
+``--per-question``, one line per labelled question (``data``, ``id``, ``correct_edge``,
+``correct_path``, ``wrong_edges``, ``wrong_paths``, ``choices``, ``linked``: question and
+correct answer both linked; ``edge_pattern``: which choices a direct question-answer edge
+reaches: ``correct only``, ``correct and wrong``, ``wrong only`` or ``none``), which ``benchmarks/compare_predictions.py --by`` reads to break
+a model comparison down by what the graph offers each question.
 """
 
 from __future__ import annotations
@@ -80,7 +86,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=None, help="preprocessing cache folder (default: a temporary one)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--per-question", default=None, help="write one JSON line per labelled question here")
     args = ap.parse_args(argv)
+    per_q = open(args.per_question, "w", encoding="utf-8") if args.per_question else None
 
     import tempfile
 
@@ -106,7 +114,7 @@ def main(argv=None) -> int:
         t = time.time()
         pre = preprocess(exs, graph, linker, retriever, cache, num_workers=args.workers)
         secs = time.time() - t
-        both = nodes = edges = 0
+        both = 0
         n_nodes: list[int] = []
         n_edges: list[int] = []
         no_edge = 0
@@ -117,6 +125,7 @@ def main(argv=None) -> int:
         for i, ex in enumerate(exs):
             rec = pre[i]
             every = True
+            w_e = w_p = 0
             for j in range(len(ex.choices)):
                 g, d = rec[j]
                 ok = bool(len(g.question_concepts)) and bool(len(g.answer_concepts))
@@ -131,10 +140,19 @@ def main(argv=None) -> int:
                     if j == ex.label:
                         corr_edge += e
                         corr_path += p
+                        q_rec = {"data": Path(path).name, "id": ex.id, "correct_edge": e, "correct_path": p,
+                                 "wrong_edges": 0, "wrong_paths": 0, "choices": len(ex.choices), "linked": ok}
                     else:
                         wrong_edge += e
                         wrong_path += p
                         n_wrong += 1
+                        w_e, w_p = w_e + e, w_p + p
+            if ex.label is not None and per_q is not None:
+                c_e = q_rec["correct_edge"]
+                q_rec.update(wrong_edges=w_e, wrong_paths=w_p,
+                             edge_pattern=("correct only" if c_e and not w_e else "correct and wrong" if c_e
+                                           else "wrong only" if w_e else "none"))
+                per_q.write(json.dumps(q_rec) + "\n")
             labelled += ex.label is not None
             q_both_all += every
         S = len(n_nodes)
@@ -157,6 +175,8 @@ def main(argv=None) -> int:
               f"{pct(row['q_wrong_edge_or_path'])} |", flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
+    if per_q is not None:
+        per_q.close()
     return 0
 
 

@@ -324,7 +324,7 @@ class Evaluation:
 def evaluate(model: Any = None, data: PathLike | None = None, *, config: PathLike | None = None,
              overrides: Sequence[str] = (), format: str = "auto", lenient: bool = False, labels: str = "optional",
              graph: PathLike | None = None, cache_dir: PathLike | None = None, progress: bool = True,
-             only: Sequence[str] = (), train: bool = True) -> Evaluation:
+             only: Sequence[str] = (), train: bool = True, graph_input: str | None = None) -> Evaluation:
     """Evaluate a trained model on a data file, or run a comparison or experiment file.
 
     Args:
@@ -340,6 +340,10 @@ def evaluate(model: Any = None, data: PathLike | None = None, *, config: PathLik
         format, lenient, labels: how to read ``data``.
         graph: the graph to use instead of the recorded one (same hash).
         cache_dir: the grounding cache (default ``$KGFUSE_HOME/cache``).
+        graph_input: a test-time ablation of a fused model: score with this view of each
+            subgraph (``full``, ``no_edges``, ``qa_only`` or ``none``; see
+            :attr:`~kgfuse.tasks.inference.KGFusePredictor.graph_input`) instead of the one
+            it was trained on; recorded in ``metrics["graph_input"]``.
 
     Raises:
         ValueError: neither ``config`` nor both ``model`` and ``data`` are given.
@@ -364,7 +368,15 @@ def evaluate(model: Any = None, data: PathLike | None = None, *, config: PathLik
     exs, rep = load_examples(_abs(data), format, lenient=lenient, labels=labels)
     if rep.skipped:
         logger.warning("%s", rep)
-    m, recs = evaluate_predictor(pred, exs, cache_dir=cache_dir, progress=progress)
+    before = pred._graph_input  # a predictor passed in is left as it came
+    try:
+        if graph_input is not None:
+            pred.graph_input = graph_input
+        m, recs = evaluate_predictor(pred, exs, cache_dir=cache_dir, progress=progress)
+        if pred.uses_graph:
+            m["graph_input"] = pred.graph_input
+    finally:
+        pred._graph_input = before
     return Evaluation(metrics=m, records=recs, model=_model_name(model), data=_abs(data), report=rep)
 
 

@@ -10,7 +10,7 @@ Commands::
     kgfuse train --config FILE [--set k=v ...] [--output DIR] [--resume auto|CHECKPOINT]
     kgfuse pretrain --config FILE [--set k=v ...] [--output DIR [--resume auto|CKPT] | --link-only FILE]   ERNIE MLM + dEA pre-training
     kgfuse evaluate --config COMPARISON.yaml                   (model, dataset, graph) table
-    kgfuse evaluate --model DIR --data FILE [--format F] [--graph PATH] [--output DIR]
+    kgfuse evaluate --model DIR --data FILE [--format F] [--graph PATH] [--graph-input VIEW] [--output DIR]
     kgfuse predict --model DIR --question Q --choices A B C [--json]
     kgfuse predict --model DIR --questions FILE|-               many questions, model loaded once (JSON lines)
     kgfuse predict --model DIR --data FILE --output preds.jsonl
@@ -245,8 +245,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not (args.model and args.data):
         raise SystemExit("kgfuse evaluate: give --config COMPARISON.yaml, or --model DIR and --data FILE")
     ev = api.evaluate(args.model, args.data, format=args.format, lenient=args.lenient, graph=args.graph,
-                      progress=not args.quiet)
+                      progress=not args.quiet, graph_input=args.graph_input)
     m = ev.metrics
+    if args.graph_input:
+        print(f"graph input: {args.graph_input} (test-time ablation)")
     print(f"accuracy: {m['accuracy']:.4f} ({m['correct']}/{m['count']})" if m["accuracy"] is not None else "no labels: accuracy n/a")
     if args.output:
         out = ev.save(args.output)
@@ -526,6 +528,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="data file")
     with_data_format(p)
     p.add_argument("--graph", help="graph to use instead of the recorded one (must have the same hash)")
+    p.add_argument("--graph-input", choices=("full", "no_edges", "qa_only", "none"),
+                   help="test-time ablation of a fused model: score with this view of each subgraph instead "
+                   "of the one it was trained on (none: no graph at all; no_edges: linked nodes, no relations; "
+                   "qa_only: question and answer nodes only)")
     p.add_argument("--output", help="folder for metrics.json and predictions.jsonl")
     with_set(p)
     p.set_defaults(func=cmd_evaluate)

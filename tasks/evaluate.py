@@ -204,7 +204,7 @@ def evaluate_run(run: Any, result: Any, *, accelerator: Any = None, progress: bo
             continue
 
         def explain(i: int, j: int, ds=ds) -> list[str]:
-            return explain_answer(ds.pairs(i)[j], run.retriever, run.graph, top_k=top_k)
+            return explain_answer(ds.retrieved_pairs(i)[j], run.retriever, run.graph, top_k=top_k)
 
         recs = _records(run.examples[split], ds, scores, explain)
         write_predictions(out / f"predictions-{split}.jsonl", recs)
@@ -268,7 +268,7 @@ def evaluate_predictor(predictor: Any, examples: Sequence[Any], *, batch_size: i
     labels = np.asarray([-1 if e.label is None else e.label for e in examples])
 
     def explain(i: int, j: int) -> list[str]:
-        return explain_answer(ds.pairs(i)[j], predictor.retriever, predictor.graph, top_k=top_k)
+        return explain_answer(ds.retrieved_pairs(i)[j], predictor.retriever, predictor.graph, top_k=top_k)
 
     return _accuracy(sc, labels), _records(examples, ds, sc, explain)
 
@@ -289,7 +289,10 @@ def run_evaluations(config_path: str | os.PathLike, overrides: Sequence[str] = (
     Each entry of ``runs`` has ``name``, ``model`` (a trained model folder), ``data``
     (``{path, format, lenient, labels, max_examples}``; ``labels`` as in
     :func:`~kgfuse.tasks.datasets.load_examples`, default ``"auto"``) and optional ``graph``
-    (a path; default: the graph recorded with the model). Paths are relative to the file. Writes
+    (a path; default: the graph recorded with the model) and ``graph_input`` (a test-time
+    ablation of a fused model: ``full``, ``no_edges``, ``qa_only`` or ``none``; default: the view
+    it was trained on; see :attr:`~kgfuse.tasks.inference.KGFusePredictor.graph_input`). Paths
+    are relative to the file. Writes
     ``comparison.md``, ``comparison.csv`` and ``predictions-<name>.jsonl`` into
     ``output_dir``, ``<name>`` made a plain file name by :func:`safe_file_name` (the
     ``predictions`` column names the file). Progress lines go to ``log`` (default: the
@@ -325,6 +328,10 @@ def run_evaluations(config_path: str | os.PathLike, overrides: Sequence[str] = (
         if key not in predictors:
             predictors[key] = KGFusePredictor.from_pretrained(model_dir, graph=graph)
         pred = predictors[key]
+        try:
+            pred.graph_input = r.get("graph_input")  # one predictor serves every view of a model
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
         exs, rep = load_examples(resolve_path(data["path"], base), data.get("format", "auto"),
                                  lenient=bool(data.get("lenient", False)), labels=data.get("labels", "auto"))
         if data.get("max_examples"):
@@ -338,6 +345,7 @@ def run_evaluations(config_path: str | os.PathLike, overrides: Sequence[str] = (
             "data": str(data["path"]),
             "graph": str(graph) if graph else (pred.info.get("graph", {}).get("path") if pred.uses_graph else "none (LM only)"),
             "graph_hash": (pred.graph.hash[:12] if pred.graph is not None else ""),
+            "graph_input": pred.graph_input if pred.uses_graph else "",
             "examples": len(exs),
             "skipped": rep.skipped,
             "labelled": m["count"],

@@ -13,6 +13,7 @@ An experiment file names rows (a training config plus overrides) and the seeds o
       - name: fused-cn4
         config: csqa_conceptnet4.yaml
         seeds: [0, 1]
+        baseline: lm-1e-4                       # paired differences against this row
       - name: fused-pt                          # ERNIE pre-training first, then fine-tuning
         config: csqa_wordnet.yaml
         pretrain: {config: pretrain_wordnet.yaml, set: [train.max_steps=300]}
@@ -26,6 +27,11 @@ checkpoint where one exists, and then writes ``results.md`` and ``results.csv`` 
 interrupted table and rebuilds the table from existing folders (``train=False`` never trains).
 Each (row, seed) trained here appends one line to ``<output_dir>/rows.jsonl``: the equivalent
 ``kgfuse train`` command, the commit of the kgfuse source, wall time, threads and machine.
+
+A row with ``baseline`` (another row's name) also gets paired differences against that row per
+split, from the runs' ``predictions-<split>.jsonl`` (:mod:`kgfuse.tasks.significance`): the
+accuracy difference in points with a 95% bootstrap interval over questions (seeds averaged per
+question), and the exact McNemar test when both rows have one seed.
 
 A row with ``pretrain`` (a pre-training config and its overrides) is pre-trained once, into
 ``<output_dir>/<name>-pretrain`` with the pre-training config's own seed, and every seed of the
@@ -55,7 +61,7 @@ from .config import ConfigError, _unknown_key, apply_overrides, read_config_file
 
 logger = logging.getLogger("kgfuse")
 
-_ROW_KEYS = {"name", "config", "set", "seeds", "pretrain"}
+_ROW_KEYS = {"name", "config", "set", "seeds", "pretrain", "baseline"}
 _PRETRAIN_KEYS = {"config", "set"}
 _FILE_KEYS = {"output_dir", "splits", "rows", "title"}
 
@@ -70,6 +76,7 @@ class ExperimentRow:
     seeds: list[int] = field(default_factory=lambda: [0])
     pretrain_config: Path | None = None
     pretrain_overrides: list[str] = field(default_factory=list)
+    baseline: str | None = None
 
     def run_name(self, seed: int) -> str:
         return f"{self.name}-s{seed}"
@@ -177,7 +184,14 @@ def load_experiment_file(path: str | os.PathLike, overrides: Sequence[str] = ())
             psets = _overrides(pre.get("set"), f"{where}.pretrain.set")
             if any(x.split("=", 1)[0].strip() == "model.init_from" for x in sets):
                 raise ConfigError(f"{where}.set: model.init_from is the pre-trained model of 'pretrain'")
-        rows.append(ExperimentRow(name, cfg, list(sets), list(seeds), pcfg, list(psets)))
+        base_row = r.get("baseline")
+        if base_row is not None and (not isinstance(base_row, str) or not base_row):
+            raise ConfigError(f"{where}.baseline: expected the name of another row, got {base_row!r}")
+        rows.append(ExperimentRow(name, cfg, list(sets), list(seeds), pcfg, list(psets), base_row))
+    for i, row in enumerate(rows):
+        if row.baseline is not None and (row.baseline == row.name or row.baseline not in seen):
+            raise ConfigError(f"{path}: rows[{i}].baseline: {row.baseline!r} is not another row of this file "
+                              f"(rows: {sorted(seen)})")
     splits = d.get("splits")
     if splits is not None and (not isinstance(splits, list) or not all(isinstance(s, str) for s in splits)):
         raise ConfigError(f"{path}: 'splits' must be a list of split names, got {splits!r}")
@@ -265,6 +279,7 @@ class ExperimentResult:
     table: list[dict[str, Any]]
     runs: list[dict[str, Any]]
     missing: list[str]
+    differences: list[dict[str, Any]] = field(default_factory=list)
 
     def save(self, folder: str | os.PathLike | None = None, *, title: str = "kgfuse results") -> Path:
         """Write ``results.md`` and ``results.csv`` into ``folder`` (default: ``output_dir``)."""
@@ -293,6 +308,20 @@ def format_table(result: ExperimentResult, *, title: str = "kgfuse results") -> 
         std = f" ± {_pct(r['std'])}" if r["std"] is not None else ""
         lines.append(f"| {r['row']} | {r['split']} | {', '.join(map(str, r['seeds']))} | {_pct(r['mean'])}{std} | "
                      f"{_pct(r['min'])}–{_pct(r['max'])} | {' / '.join(_pct(a) for a in r['per_seed'])} |")
+    if result.differences:
+        lines += ["", "## Paired differences", "",
+                  "Accuracy of the row minus its baseline row, in points, on the same questions: 95% bootstrap "
+                  "interval over questions (each row's seeds averaged per question); exact McNemar test where both "
+                  "rows have one seed.", "",
+                  "| row | baseline | split | difference | 95% interval | only row right / only baseline right, McNemar p |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for d in result.differences:
+            if d.get("error"):
+                lines.append(f"| {d['row']} | {d['baseline']} | {d['split']} | – | – | {d['error']} |")
+                continue
+            mc = f"{d['a_only']} / {d['b_only']}, p = {d['p_mcnemar']:.3f}" if d.get("p_mcnemar") is not None else "–"
+            lines.append(f"| {d['row']} | {d['baseline']} | {d['split']} | {100 * d['difference']:+.1f} | "
+                         f"[{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] | {mc} |")
     lines += ["", "## Runs", "", "| run | commit | wall (h) | command |", "| --- | --- | --- | --- |"]
     for u in result.runs:
         wall = f"{u['wall_s'] / 3600:.2f}" if u.get("wall_s") is not None else "–"
@@ -321,6 +350,38 @@ def _run_records(out: Path) -> dict[str, dict[str, Any]]:
             r = {**r, "wall_s": round(prev["wall_s"] + r["wall_s"], 1)}
         recs[name] = r
     return recs
+
+
+def _differences(exp: ExperimentFile, table: list[dict[str, Any]], out: Path) -> list[dict[str, Any]]:
+    """Paired differences of each row with a ``baseline`` against that row, per split both have."""
+    from .significance import compare_runs
+
+    seeds = {(r["row"], r["split"]): r["seeds"] for r in table}
+    diffs = []
+    for row in exp.rows:
+        if row.baseline is None:
+            continue
+        for (name, split), row_seeds in seeds.items():
+            base_seeds = seeds.get((row.baseline, split))
+            if name != row.name or not base_seeds:
+                continue
+            files = {side: [out / f"{side}-s{s}" / f"predictions-{split}.jsonl" for s in ss]
+                     for side, ss in ((row.name, row_seeds), (row.baseline, base_seeds))}
+            d: dict[str, Any] = {"row": row.name, "baseline": row.baseline, "split": split,
+                                 "seeds": row_seeds, "baseline_seeds": base_seeds}
+            absent = [f for fs in files.values() for f in fs if not f.is_file()]
+            if absent:
+                d["error"] = f"no prediction file {absent[0]}"
+            else:
+                try:
+                    (c,) = compare_runs(files, row.baseline)
+                except ValueError as e:
+                    d["error"] = str(e)
+                else:
+                    d.update(difference=c.difference, low=c.low, high=c.high, a_only=c.a_only, b_only=c.b_only,
+                             p_mcnemar=c.p_mcnemar)
+            diffs.append(d)
+    return diffs
 
 
 def run_experiments(path: str | os.PathLike, overrides: Sequence[str] = (), *, only: Sequence[str] = (),
@@ -374,7 +435,7 @@ def run_experiments(path: str | os.PathLike, overrides: Sequence[str] = (), *, o
             table.append({"row": row.name, "split": split, "seeds": [s for s, _ in vals], "n": len(accs),
                           "mean": statistics.fmean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else None,
                           "min": min(accs), "max": max(accs), "per_seed": accs})
-    result = ExperimentResult(out, table, runs, missing)
+    result = ExperimentResult(out, table, runs, missing, _differences(exp, table, out))
     result.save(title=exp.title)
     log(f"results table: {out / 'results.md'} and {out / 'results.csv'}"
         + (f"; not finished: {', '.join(missing)}" if missing else ""))

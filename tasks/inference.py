@@ -95,6 +95,7 @@ class KGFusePredictor:
         self.retriever = retriever
         self.max_length = max_length
         self.info = dict(info or {})
+        self._graph_input: str | None = None
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.model.to(self.device)
         from .features import MultipleChoiceCollator
@@ -312,8 +313,33 @@ class KGFusePredictor:
 
     @property
     def graph_input(self) -> str:
-        """``model.graph_input`` of the run that trained the model (``full`` unless recorded)."""
+        """What of each retrieved subgraph reaches the model (see
+        :mod:`kgfuse.tasks.graph_input`): ``model.graph_input`` of the run that trained it
+        (``full`` unless recorded), or the view set on this predictor for a test-time
+        ablation::
+
+            pred.graph_input = "none"      # the trained fused model, its graph taken away
+            pred.graph_input = "no_edges"  # the same linked nodes, no relations between them
+
+        Only scoring changes; explanations still come from the full retrieved subgraph. Set
+        ``None`` to return to the recorded view.
+
+        Raises:
+            ValueError: an unknown view, or a model that reads no graph (LM only).
+        """
+        if self._graph_input is not None:
+            return self._graph_input
         return str((self.info or {}).get("graph_input", "full"))
+
+    @graph_input.setter
+    def graph_input(self, mode: str | None) -> None:
+        from .graph_input import GRAPH_INPUTS
+
+        if mode is not None and mode not in GRAPH_INPUTS:
+            raise ValueError(f"graph_input must be one of {list(GRAPH_INPUTS)}, not {mode!r}")
+        if mode is not None and not self.uses_graph:
+            raise ValueError("graph_input: this model reads no graph (LM only); a graph-input ablation does not apply")
+        self._graph_input = mode
 
     def explain_pair(self, pair: tuple[Any, Any], *, top_k: int = 3) -> list[str]:
         """Readable reasoning lines of one (Grounding, KGData) pair (paths first, else edges, else concepts)."""

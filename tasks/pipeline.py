@@ -197,6 +197,14 @@ class MCFeatureDataset:
         rec = self.pre[i]
         return [rec[j] for j in range(len(self.examples[i].choices))]
 
+    def retrieved_pairs(self, i: int) -> list[tuple[Any, Any]]:
+        """Like :meth:`pairs`, before any ``graph_input`` view: the groundings and subgraphs as
+        retrieved, which explanations and the knowledge text read."""
+        kpre = getattr(self, "knowledge_pre", None)
+        if kpre is None:
+            return self.pairs(i)
+        return [kpre[i][j] for j in range(len(self.examples[i].choices))]
+
     def num_linked_concepts(self, i: int) -> int:
         """Distinct concepts linked in the question and all choices of example ``i``."""
         s: set[int] = set()
@@ -212,9 +220,7 @@ class MCFeatureDataset:
         pairs = self.pairs(i)
         knowledge = None
         if getattr(self, "verbalizer", None) is not None:
-            kpre = getattr(self, "knowledge_pre", None)
-            kpairs = pairs if kpre is None else [kpre[i][j] for j in range(len(ex.choices))]
-            knowledge = [self.verbalizer(g, d) for g, d in kpairs]
+            knowledge = [self.verbalizer(g, d) for g, d in self.retrieved_pairs(i)]
         if not getattr(self, "graph_inputs", True):
             pairs = _empty_pairs(len(pairs))
         return build_features(ex.question, ex.choices, [g for g, _ in pairs], [d for _, d in pairs], self.tokenizer,

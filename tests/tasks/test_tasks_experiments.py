@@ -43,7 +43,7 @@ def _experiment(folder, rows):
 def test_rows_train_once_and_table_has_mean_and_spread(tmp_path):
     exp = _experiment(tmp_path, [
         {"name": "lm", "config": "tiny.yaml", "set": ["model.lm_only=true"], "seeds": [0, 1]},
-        {"name": "fused", "config": "tiny.yaml", "seeds": [3]},
+        {"name": "fused", "config": "tiny.yaml", "seeds": [3], "baseline": "lm"},
     ])
     res = run_experiments(exp, progress=False)
     out = tmp_path / "out"
@@ -73,7 +73,31 @@ def test_rows_train_once_and_table_has_mean_and_spread(tmp_path):
     # a second invocation trains nothing and gives the same table
     again = run_experiments(exp, progress=False)
     assert len((out / "rows.jsonl").read_text().splitlines()) == 3
-    assert again.table == res.table
+    assert again.table == res.table and again.differences == res.differences
+
+    # paired differences against the baseline row, from the runs' prediction files
+    (d,) = res.differences
+    f_acc = json.loads((out / "fused-s3" / "metrics.json").read_text())["splits"]["dev"]["accuracy"]
+    assert (d["row"], d["baseline"], d["split"], d["seeds"], d["baseline_seeds"]) == ("fused", "lm", "dev", [3], [0, 1])
+    assert d["difference"] == pytest.approx(f_acc - statistics.fmean(accs))  # the lm seeds averaged per question
+    assert d["low"] <= d["difference"] <= d["high"] and d["p_mcnemar"] is None  # no McNemar test against two seeds
+    assert "## Paired differences" in md and f"| fused | lm | dev | {100 * d['difference']:+.1f} |" in md
+    # one seed against one seed: the exact McNemar test of the two prediction files
+    exp.write_text(yaml.safe_dump({"output_dir": "out", "rows": [
+        {"name": "lm", "config": "tiny.yaml", "set": ["model.lm_only=true"], "seeds": [0]},
+        {"name": "fused", "config": "tiny.yaml", "seeds": [3], "baseline": "lm"}]}))
+    (d1,) = run_experiments(exp, train=False, progress=False).differences
+
+    def right(run):
+        recs = [json.loads(x) for x in (out / run / "predictions-dev.jsonl").read_text().splitlines()]
+        return {r["id"]: r["correct"] for r in recs}
+    a, b = right("fused-s3"), right("lm-s0")
+    assert (d1["a_only"], d1["b_only"]) == (sum(a[k] and not b[k] for k in a), sum(b[k] and not a[k] for k in a))
+    assert 0 < d1["p_mcnemar"] <= 1 and d1["difference"] == pytest.approx(f_acc - accs[0])
+    # a baseline run without prediction files is reported, not skipped silently
+    (out / "lm-s0" / "predictions-dev.jsonl").rename(out / "lm-s0" / "moved.jsonl")
+    (d2,) = run_experiments(exp, train=False, progress=False).differences
+    assert d2["error"].startswith("no prediction file") and "no prediction file" in (out / "results.md").read_text()
 
 
 def test_only_and_table_without_training(tmp_path):
@@ -94,13 +118,15 @@ def test_only_and_table_without_training(tmp_path):
 
 
 @pytest.mark.parametrize("rows, message", [
-    ([{"name": "x", "config": "tiny.yaml", "seed": [0]}], r"unknown key 'rows\[0\]\.seed'; valid keys: \['config', 'name', 'pretrain', 'seeds', 'set'\]; did you mean 'seeds'\?"),
+    ([{"name": "x", "config": "tiny.yaml", "seed": [0]}], r"unknown key 'rows\[0\]\.seed'; valid keys: \['baseline', 'config', 'name', 'pretrain', 'seeds', 'set'\]; did you mean 'seeds'\?"),
     ([{"name": "x", "config": "missing.yaml"}], r"rows\[0\]\.config: file not found"),
     ([{"name": "x", "config": "tiny.yaml", "seeds": ["0"]}], r"rows\[0\]\.seeds: expected a list of integers"),
     ([{"name": "x", "config": "tiny.yaml"}, {"name": "x", "config": "tiny.yaml"}], r"rows\[1\]\.name: 'x' is used twice"),
     ([{"name": "a/b", "config": "tiny.yaml"}], r"rows\[0\]\.name: 'a/b' must be a plain folder name"),
     ([{"name": "x", "config": "tiny.yaml", "set": ["train.seed=3"]}], r"use 'seeds'"),
     ([{"config": "tiny.yaml"}], r"rows\[0\]: missing 'name'"),
+    ([{"name": "x", "config": "tiny.yaml", "baseline": "y"}], r"rows\[0\]\.baseline: 'y' is not another row"),
+    ([{"name": "x", "config": "tiny.yaml", "baseline": "x"}], r"rows\[0\]\.baseline: 'x' is not another row"),
 ])
 def test_bad_experiment_files_name_file_and_key(tmp_path, rows, message):
     exp = _experiment(tmp_path, rows)
@@ -142,6 +168,23 @@ def test_shipped_experiment_files_load_and_validate_every_row(repo_root, monkeyp
                 load_pretrain_config(row.pretrain_config, row.pretrain_overrides)
                 init = load_config(row.config, row.train_overrides(0, exp.output_dir)).model.init_from
                 assert init == str(exp.output_dir / f"{row.name}-pretrain" / "model")
+
+    # files sharing an output_dir reuse each other's finished runs by row name: a shared name
+    # must mean the same training runs
+    by_dir: dict = {}
+    for f in files:
+        exp = load_experiment_file(f)
+        for row in exp.rows:
+            prev = by_dir.setdefault((exp.output_dir, row.name), (f.name, row))
+            if prev[1] is not row:
+                a, b = prev[1], row
+                assert (a.config, a.overrides, a.pretrain_config, a.pretrain_overrides) == \
+                       (b.config, b.overrides, b.pretrain_config, b.pretrain_overrides), (prev[0], f.name, row.name)
+                assert set(b.seeds) <= set(a.seeds) or set(a.seeds) <= set(b.seeds)
+    full = load_experiment_file(repo_root / "configs/results.yaml")
+    text = load_experiment_file(repo_root / "configs/results-knowledge-text.yaml")
+    assert text.output_dir == full.output_dir
+    assert sorted({r.name for r in full.rows} & {r.name for r in text.rows}) == ["csqa-cn4", "csqa-lm-5e-5"]
 
 
 def test_a_pretrain_row_pretrains_once_and_fine_tunes_every_seed_from_it(tmp_path):
