@@ -336,6 +336,8 @@ def build_model(model_cfg, graph, *, base_dir: str | os.PathLike | None = None, 
         return cls.from_pretrained_on_graph(str(path), graph), tokenizer
     te = model_cfg.text_encoder
     te_path = text_encoder_source(te, base_dir)
+    if opts.get("use_graph", True):
+        _check_node_dim(opts, te_path)  # before any name embedding or KGE training
     if isinstance(opts.get("node_features"), Mapping):
         opts["node_features"] = kge_node_features(graph, opts["node_features"])
     text_config = opts.pop("text_config", None)
@@ -360,8 +362,45 @@ def build_model(model_cfg, graph, *, base_dir: str | os.PathLike | None = None, 
             with torch.no_grad():
                 model.node_embeddings.weight.copy_(torch.as_tensor(table, dtype=torch.float32))
     else:
+        if opts.get("node_features") == "name" and opts.get("use_graph", True):
+            # every concept name embedded once per (graph, encoder weights), like KGE tables
+            opts.setdefault("name_embedding_cache", str(default_home() / "cache" / "names"))
         model = cls.from_text_pretrained(te_path, graph=graph, **opts)
     return model, tokenizer
+
+
+def _check_node_dim(opts: Mapping[str, Any], te_path: Any) -> None:
+    """A ``node_dim`` option must match the width of ``node_features`` when these come as a
+    table (``name``: the text encoder's hidden size; ``{kge: ..., dim: d}``: ``d``), since
+    the table is the node-embedding matrix; checked before the table is computed."""
+    nf, given = opts.get("node_features"), opts.get("node_dim")
+    if given is None or nf is None or nf == "learned":
+        return
+    if isinstance(nf, Mapping):
+        import inspect
+
+        from kgfuse.kg.embeddings import train_kg_embeddings
+
+        width = int(nf.get("dim", inspect.signature(train_kg_embeddings).parameters["dim"].default))
+        what, fix = f"{{kge: {nf.get('kge')}}} gives {width}-dimensional node features (its 'dim')", f"node_features.dim: {given}"
+    elif nf == "name":
+        tc = opts.get("text_config")
+        if tc is not None:
+            width = int(dict(tc).get("hidden_size", 0)) or None
+        else:
+            from transformers import AutoConfig
+
+            from kgfuse.encoders.text import resolve_text_encoder
+
+            width = int(AutoConfig.from_pretrained(resolve_text_encoder(te_path), local_files_only=True).hidden_size)
+        if width is None:
+            return
+        what, fix = f"'name' gives {width}-dimensional node features (the text encoder's width)", None
+    else:
+        return
+    if int(given) != width:
+        hint = f"set node_dim: {width}, leave node_dim out" + (f", or set {fix}" if fix else "")
+        raise ConfigError(f"model.options.node_dim is {given}, but node_features {what}: {hint}")
 
 
 def kge_node_features(graph, spec: Mapping[str, Any]):

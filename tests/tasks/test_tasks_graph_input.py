@@ -85,3 +85,62 @@ def test_kge_node_features_from_a_config(tmp_path, monkeypatch):
         TrainConfig.from_dict({"model": {"options": {"node_features": {"kge": "transe", "epoch": 2}}}})
     with pytest.raises(ConfigError, match="must be learned, name or"):
         TrainConfig.from_dict({"model": {"options": {"node_features": "transe"}}})
+
+
+def test_node_dim_must_match_table_node_features_before_computing_them(tmp_path, monkeypatch):
+    """A node_dim that does not fit name or KGE node features is refused before the table is
+    computed (embedding every concept name or training TransE can take many CPU-minutes)."""
+    from kgfuse.tasks.pipeline import build_model, load_graph
+
+    monkeypatch.setenv("KGFUSE_HOME", str(tmp_path / "home"))
+    d = data_dir()
+    base = {"graph": {"path": str(d / "sample_kg/assertions.csv")}}
+    graph = load_graph(TrainConfig.from_dict(base).graph)
+
+    def model(**options):
+        cfg = TrainConfig.from_dict({**base, "model": {"options": {"text_config": TINY, "num_fusion_layers": 1,
+                                                                   "graph_hidden_dim": 16, **options}}})
+        return build_model(cfg.model, graph)
+
+    with pytest.raises(ConfigError, match=r"node_dim is 16, but node_features \{kge: transe\} gives 12-dimensional "
+                                          r"node features \(its 'dim'\): set node_dim: 12, leave node_dim out, or set "
+                                          r"node_features.dim: 16"):
+        model(node_dim=16, node_features={"kge": "transe", "dim": 12, "epochs": 2})
+    assert not (tmp_path / "home" / "cache" / "kge").exists()  # nothing was trained
+    with pytest.raises(ConfigError, match=r"node_dim is 100, but node_features \{kge: transe\} gives 50"):
+        model(node_dim=100, node_features={"kge": "transe", "dim": 50})
+    with pytest.raises(ConfigError, match=r"node_dim is 16, but node_features 'name' gives 32-dimensional node "
+                                          r"features \(the text encoder's width\)"):
+        model(node_dim=16, node_features="name")
+    # a matching node_dim, or none, is accepted; learned features take any node_dim
+    m, _ = model(node_dim=12, node_features={"kge": "transe", "dim": 12, "epochs": 1, "batch_size": 64})
+    assert m.config.node_dim == 12 and m.config.node_feature_kind == "kge"
+    m, _ = model(node_dim=24, node_features="learned")
+    assert m.config.node_dim == 24
+
+
+def test_name_node_features_from_a_config_are_cached(tmp_path, monkeypatch):
+    """model.options.node_features: name embeds every concept name with the shipped MiniLM,
+    once: the table is cached under $KGFUSE_HOME/cache/names and the node table starts from it."""
+    from kgfuse.encoders.names import concept_name_embeddings
+    from kgfuse.tasks.pipeline import build_model, load_graph
+
+    monkeypatch.setenv("KGFUSE_HOME", str(tmp_path / "home"))
+    d = data_dir()
+    cfg = TrainConfig.from_dict({"graph": {"path": str(d / "sample_kg/assertions.csv")},
+                                 "model": {"options": {"num_fusion_layers": 1, "graph_hidden_dim": 16,
+                                                       "node_features": "name"}}})
+    graph = load_graph(cfg.graph)
+    model, _ = build_model(cfg.model, graph)
+    cached = sorted((tmp_path / "home" / "cache" / "names").glob("names-*.safetensors"))
+    assert len(cached) == 1 and model.config.node_dim == 384 and model.config.node_feature_kind == "name"
+    ref = concept_name_embeddings(graph)  # computed again, no cache
+    assert torch.allclose(model.node_embeddings.weight.detach(), ref, atol=1e-5)
+    stamp = cached[0].stat().st_mtime_ns
+    build_model(cfg.model, graph)  # a second model reads the table instead of embedding again
+    assert cached[0].stat().st_mtime_ns == stamp
+    # the shipped MiniLM is 384 wide: another node_dim is refused before any embedding
+    bad = TrainConfig.from_dict({"graph": {"path": str(d / "sample_kg/assertions.csv")},
+                                 "model": {"options": {"node_dim": 100, "node_features": "name"}}})
+    with pytest.raises(ConfigError, match="node_dim is 100, but node_features 'name' gives 384-dimensional"):
+        build_model(bad.model, graph)
