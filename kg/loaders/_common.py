@@ -49,7 +49,7 @@ class LoadReport:
         malformed: counts of malformed records by reason (``"columns"``, ``"relation_uri"``,
             ``"start_uri"``, ``"end_uri"``, ``"json"``, ``"weight"``, ``"encoding"`` ...).
         examples: the first malformed records as ``{"line": n, "reason": r, "text": ...}``.
-        seconds: wall time of the load.
+        seconds: wall time of the load (not compared: two reports of the same load are equal).
     """
 
     source: str = ""
@@ -61,7 +61,7 @@ class LoadReport:
     skipped_relations: dict[str, int] = field(default_factory=dict)
     malformed: dict[str, int] = field(default_factory=dict)
     examples: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, compare=False)
 
     @property
     def num_malformed(self) -> int:
