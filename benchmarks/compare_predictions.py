@@ -59,7 +59,10 @@ def main(argv=None) -> int:
         groups: dict[str, list[str]] = defaultdict(list)
         with Path(args.by).open(encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
-                rec = json.loads(line)
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise SystemExit(f"{args.by}:{n}: not JSON ({e.msg})") from None
                 if args.data and rec.get("data") != args.data:
                     continue
                 if args.field not in rec:

@@ -434,6 +434,8 @@ class _VersionAction(argparse.Action):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``kgfuse`` argument parser (every option and command carries a help text)."""
+    from .graph_input import GRAPH_INPUTS  # names only: imports nothing heavy
+
     top = _verbosity_options(False, 0)
     parser = argparse.ArgumentParser(prog="kgfuse", parents=[top],
                                      description="Knowledge-graph-augmented language models for multiple-choice QA.",
@@ -528,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="data file")
     with_data_format(p)
     p.add_argument("--graph", help="graph to use instead of the recorded one (must have the same hash)")
-    p.add_argument("--graph-input", choices=("full", "no_edges", "qa_only", "none"),
+    p.add_argument("--graph-input", choices=GRAPH_INPUTS,
                    help="test-time ablation of a fused model: score with this view of each subgraph instead "
                    "of the one it was trained on (none: no graph at all; no_edges: linked nodes, no relations; "
                    "qa_only: question and answer nodes only)")

@@ -357,30 +357,28 @@ def _differences(exp: ExperimentFile, table: list[dict[str, Any]], out: Path) ->
     from .significance import compare_runs
 
     seeds = {(r["row"], r["split"]): r["seeds"] for r in table}
+    rows = {r.name: r for r in exp.rows}
     diffs = []
-    for row in exp.rows:
-        if row.baseline is None:
+    for (name, split), row_seeds in seeds.items():
+        base = rows[name].baseline
+        base_seeds = seeds.get((base, split)) if base else None
+        if not base_seeds:
             continue
-        for (name, split), row_seeds in seeds.items():
-            base_seeds = seeds.get((row.baseline, split))
-            if name != row.name or not base_seeds:
-                continue
-            files = {side: [out / f"{side}-s{s}" / f"predictions-{split}.jsonl" for s in ss]
-                     for side, ss in ((row.name, row_seeds), (row.baseline, base_seeds))}
-            d: dict[str, Any] = {"row": row.name, "baseline": row.baseline, "split": split,
-                                 "seeds": row_seeds, "baseline_seeds": base_seeds}
-            absent = [f for fs in files.values() for f in fs if not f.is_file()]
+        files = {side: [out / rows[side].run_name(s) / f"predictions-{split}.jsonl" for s in ss]
+                 for side, ss in ((name, row_seeds), (base, base_seeds))}
+        d: dict[str, Any] = {"row": name, "baseline": base, "split": split, "seeds": row_seeds,
+                             "baseline_seeds": base_seeds}
+        absent = [f for fs in files.values() for f in fs if not f.is_file()]
+        try:
             if absent:
-                d["error"] = f"no prediction file {absent[0]}"
-            else:
-                try:
-                    (c,) = compare_runs(files, row.baseline)
-                except ValueError as e:
-                    d["error"] = str(e)
-                else:
-                    d.update(difference=c.difference, low=c.low, high=c.high, a_only=c.a_only, b_only=c.b_only,
-                             p_mcnemar=c.p_mcnemar)
-            diffs.append(d)
+                raise ValueError(f"no prediction file {absent[0]}")
+            (c,) = compare_runs(files, base)
+        except ValueError as e:
+            d["error"] = str(e)
+        else:
+            d.update(difference=c.difference, low=c.low, high=c.high, a_only=c.a_only, b_only=c.b_only,
+                     p_mcnemar=c.p_mcnemar)
+        diffs.append(d)
     return diffs
 
 

@@ -16,7 +16,6 @@ Only numpy and the standard library are used.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -81,30 +80,30 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, *, samples: int = 10_000, see
 
 
 def read_correct(path: str | os.PathLike) -> dict[str, bool]:
-    """``{question id: answered right}`` from a prediction file (labelled records only).
+    """``{question id: answered right}`` from a prediction file (labelled records only; plain
+    or gzip JSON lines, read like the data files of :mod:`kgfuse.tasks.datasets`).
 
     Raises:
-        ValueError: a line that is not JSON, or a record without ``id`` or ``correct``
-            (named by file and line), or an id given twice.
+        kgfuse.tasks.datasets.DataFormatError: a line that is not JSON, a record without
+            ``id`` or ``correct``, or an id given twice (named by file, line and field).
     """
+    from .data_readers import _iter_json_records
+    from .data_types import DataFormatError
+
     path = Path(path)
     out: dict[str, bool] = {}
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not JSON ({e.msg})") from None
-            if not isinstance(rec, dict) or "id" not in rec or "correct" not in rec:
-                raise ValueError(f"{path}:{n}: a prediction record needs 'id' and 'correct'")
-            if rec["correct"] is None:  # an unlabelled question
-                continue
-            qid = str(rec["id"])
-            if qid in out:
-                raise ValueError(f"{path}:{n}: id {qid!r} given twice")
-            out[qid] = bool(rec["correct"])
+    for n, rec in _iter_json_records(path):
+        if isinstance(rec, DataFormatError):
+            raise rec
+        for key in ("id", "correct"):
+            if not isinstance(rec, dict) or key not in rec:
+                raise DataFormatError(path, n, key, "missing: a prediction record needs 'id' and 'correct'")
+        if rec["correct"] is None:  # an unlabelled question
+            continue
+        qid = str(rec["id"])
+        if qid in out:
+            raise DataFormatError(path, n, "id", "given twice", id=qid, reason="duplicate_id")
+        out[qid] = bool(rec["correct"])
     return out
 
 

@@ -80,13 +80,13 @@ def test_prediction_files_compared(tmp_path):
         compare_runs({"ref": [ref]}, "x")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "correct": true}\n{"id": "b"}\n')
-    with pytest.raises(ValueError, match=r"bad.jsonl:2: .*'id' and 'correct'"):
+    with pytest.raises(ValueError, match=r"bad.jsonl, line 2, field 'correct': missing"):
         read_correct(bad)
     bad.write_text('{"id": "a", "correct": true}\n{"id": "a", "correct": false}\n')
-    with pytest.raises(ValueError, match=r"bad.jsonl:2: id 'a' given twice"):
+    with pytest.raises(ValueError, match=r"bad.jsonl, line 2, id 'a', field 'id': given twice"):
         read_correct(bad)
     bad.write_text('{"id": "a", "correct": null}\nnot json\n')
-    with pytest.raises(ValueError, match=r"bad.jsonl:2: not JSON"):
+    with pytest.raises(ValueError, match=r"bad.jsonl, line 2: invalid JSON"):
         read_correct(bad)
     with pytest.raises(ValueError, match="no runs"):
         align({})
