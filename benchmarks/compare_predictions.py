@@ -19,12 +19,9 @@ Prints markdown tables.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections import defaultdict
-from pathlib import Path
 
-from kgfuse.tasks.significance import HEADER, compare_runs
+from kgfuse.tasks.significance import HEADER, compare_runs, read_groups
 
 
 def _sides(specs: list[str]) -> dict[str, list[str]]:
@@ -56,19 +53,8 @@ def main(argv=None) -> int:
     if args.by:
         if not args.field:
             raise SystemExit("compare_predictions: --by needs --field")
-        groups: dict[str, list[str]] = defaultdict(list)
-        with Path(args.by).open(encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise SystemExit(f"{args.by}:{n}: not JSON ({e.msg})") from None
-                if args.data and rec.get("data") != args.data:
-                    continue
-                if args.field not in rec:
-                    raise SystemExit(f"{args.by}:{n}: no field {args.field!r}")
-                groups[json.dumps(rec[args.field])].append(str(rec["id"]))
-        for value in sorted(groups):
+        groups = read_groups(args.by, args.field, data=args.data)
+        for value in groups:
             print(f"\n{args.field} = {value} ({len(groups[value])} questions)\n")
             print(HEADER)
             for c in compare_runs(sides, args.reference, samples=args.samples, seed=args.seed,

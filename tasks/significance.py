@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["mcnemar", "paired_bootstrap", "read_correct", "align", "compare_runs", "Comparison"]
+__all__ = ["mcnemar", "paired_bootstrap", "read_correct", "read_groups", "align", "compare_runs", "Comparison"]
 
 
 def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> tuple[int, int, float]:
@@ -105,6 +105,39 @@ def read_correct(path: str | os.PathLike) -> dict[str, bool]:
             raise DataFormatError(path, n, "id", "given twice", id=qid, reason="duplicate_id")
         out[qid] = bool(rec["correct"])
     return out
+
+
+def read_groups(path: str | os.PathLike, field: str, *, data: str | None = None) -> dict[str, list[str]]:
+    """Question ids grouped by the value of ``field`` in a per-question file.
+
+    The file holds one record per question with ``id`` and ``field`` (e.g. the lines of
+    ``benchmarks/coverage.py --per-question``); ``data``, when given, keeps only the records
+    whose ``"data"`` is that file name. Groups are keyed by the value as JSON (``true``, ``2``,
+    ``"AtLocation"``) and sorted by that key; ids keep the file's order.
+
+    Raises:
+        kgfuse.tasks.datasets.DataFormatError: a line that is not JSON, or a kept record
+            without ``id`` or ``field`` (named by file, line and field).
+    """
+    import json
+
+    from .data_readers import _iter_json_records
+    from .data_types import DataFormatError
+
+    path = Path(path)
+    groups: dict[str, list[str]] = {}
+    for n, rec in _iter_json_records(path):
+        if isinstance(rec, DataFormatError):
+            raise rec
+        if not isinstance(rec, dict):
+            raise DataFormatError(path, n, None, f"expected an object, got {type(rec).__name__}")
+        if data is not None and rec.get("data") != data:
+            continue
+        for key in ("id", field):
+            if key not in rec:
+                raise DataFormatError(path, n, key, "missing")
+        groups.setdefault(json.dumps(rec[field], sort_keys=True), []).append(str(rec["id"]))
+    return dict(sorted(groups.items()))
 
 
 def align(runs: Mapping[str, Sequence[Mapping[str, bool]]]) -> tuple[list[str], dict[str, np.ndarray]]:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from kgfuse.tasks.significance import align, compare_runs, mcnemar, paired_bootstrap, read_correct
+from kgfuse.tasks.significance import align, compare_runs, mcnemar, paired_bootstrap, read_correct, read_groups
 
 
 def test_mcnemar_is_the_exact_binomial_test():
@@ -90,3 +90,33 @@ def test_prediction_files_compared(tmp_path):
         read_correct(bad)
     with pytest.raises(ValueError, match="no runs"):
         align({})
+
+
+def test_questions_grouped_by_a_per_question_field(tmp_path):
+    per_q = _write(tmp_path / "cov.jsonl", [
+        {"data": "dev.jsonl", "id": "q1", "correct_edge": True},
+        {"data": "train.jsonl", "id": "t1", "correct_edge": False},
+        {"data": "dev.jsonl", "id": "q2", "correct_edge": False},
+        {"data": "dev.jsonl", "id": 3, "correct_edge": True},
+    ])
+    assert read_groups(per_q, "correct_edge", data="dev.jsonl") == {"false": ["q2"], "true": ["q1", "3"]}
+    assert read_groups(per_q, "correct_edge") == {"false": ["t1", "q2"], "true": ["q1", "3"]}
+    assert read_groups(per_q, "correct_edge", data="other.jsonl") == {}
+    # the groups restrict a paired comparison to their questions
+    ref = _write(tmp_path / "ref.jsonl", [{"id": i, "correct": i != "q2"} for i in ("q1", "q2", "3")])
+    other = _write(tmp_path / "o.jsonl", [{"id": i, "correct": True} for i in ("q1", "q2", "3")])
+    groups = read_groups(per_q, "correct_edge", data="dev.jsonl")
+    (c,) = compare_runs({"ref": [ref], "o": [other]}, "ref", samples=100, questions=groups["false"])
+    assert (c.reference_accuracy, c.accuracy) == (0.0, 1.0)
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"data": "dev.jsonl", "id": "a", "hops": 1}\n{"data": "dev.jsonl", "id": "b"}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl, line 2, field 'hops': missing"):
+        read_groups(bad, "hops")
+    assert read_groups(bad, "hops", data="train.jsonl") == {}  # records of other files are not checked
+    bad.write_text('{"id": "a", "hops": 1}\n[1, 2]\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl, line 2: expected an object, got list"):
+        read_groups(bad, "hops")
+    bad.write_text('{"id": "a", "hops": 1}\n{not json\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl, line 2: invalid JSON"):
+        read_groups(bad, "hops")
