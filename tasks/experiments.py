@@ -5,6 +5,7 @@ An experiment file names rows (a training config plus overrides) and the seeds o
     # configs/results-csqa.yaml
     output_dir: ${KGFUSE_HOME}/results/csqa     # relative to this file, or absolute
     splits: [dev]                               # the table's columns (default: every split but train)
+    table: results                              # the table's file names (default: results.md / .csv)
     rows:
       - name: lm-1e-4                           # LM only, learning rate 1e-4
         config: csqa_conceptnet4.yaml           # relative to this file
@@ -21,12 +22,16 @@ An experiment file names rows (a training config plus overrides) and the seeds o
 
 ``kgfuse evaluate --config FILE`` (or :func:`run_experiments`) trains every (row, seed) whose
 run folder ``<output_dir>/<name>-s<seed>`` holds no finished run, resuming from its newest
-checkpoint where one exists, and then writes ``results.md`` and ``results.csv`` into
-``output_dir``: per row and split, the accuracy of each seed, their mean, standard deviation
+checkpoint where one exists, and then writes ``results.md`` and ``results.csv`` (``table: NAME``: ``NAME.md``, ``NAME.csv``)
+into ``output_dir``: per row and split, the accuracy of each seed, their mean, standard deviation
 (n - 1) and range. A finished run is never retrained, so the same command both continues an
 interrupted table and rebuilds the table from existing folders (``train=False`` never trains).
 Each (row, seed) trained here appends one line to ``<output_dir>/rows.jsonl``: the equivalent
 ``kgfuse train`` command, the commit of the kgfuse source, wall time, threads and machine.
+
+Two experiment files may share an ``output_dir`` and rows of the same name and settings: the
+runs are then trained once and used by both tables. Give each file its own ``table`` name so
+that neither overwrites the other's table.
 
 A row with ``baseline`` (another row's name) also gets paired differences against that row per
 split, from the runs' ``predictions-<split>.jsonl`` (:mod:`kgfuse.tasks.significance`): the
@@ -63,7 +68,7 @@ logger = logging.getLogger("kgfuse")
 
 _ROW_KEYS = {"name", "config", "set", "seeds", "pretrain", "baseline"}
 _PRETRAIN_KEYS = {"config", "set"}
-_FILE_KEYS = {"output_dir", "splits", "rows", "title"}
+_FILE_KEYS = {"output_dir", "splits", "rows", "title", "table"}
 
 
 @dataclass
@@ -116,6 +121,7 @@ class ExperimentFile:
     rows: list[ExperimentRow]
     splits: list[str] | None = None
     title: str = "kgfuse results"
+    table: str = "results"
 
 
 def is_experiment_file(config: dict[str, Any]) -> bool:
@@ -195,8 +201,11 @@ def load_experiment_file(path: str | os.PathLike, overrides: Sequence[str] = ())
     splits = d.get("splits")
     if splits is not None and (not isinstance(splits, list) or not all(isinstance(s, str) for s in splits)):
         raise ConfigError(f"{path}: 'splits' must be a list of split names, got {splits!r}")
+    table = d.get("table", "results")
+    if not isinstance(table, str) or not table or table != Path(table).name or table.startswith("."):
+        raise ConfigError(f"{path}: 'table' must be a file name without folders, e.g. results-text, got {table!r}")
     out = resolve_path(d.get("output_dir") or "results", base)
-    return ExperimentFile(path, out, rows, splits, str(d.get("title") or "kgfuse results"))
+    return ExperimentFile(path, out, rows, splits, str(d.get("title") or "kgfuse results"), table)
 
 
 def source_commit() -> str:
@@ -281,18 +290,19 @@ class ExperimentResult:
     missing: list[str]
     differences: list[dict[str, Any]] = field(default_factory=list)
 
-    def save(self, folder: str | os.PathLike | None = None, *, title: str = "kgfuse results") -> Path:
-        """Write ``results.md`` and ``results.csv`` into ``folder`` (default: ``output_dir``)."""
+    def save(self, folder: str | os.PathLike | None = None, *, title: str = "kgfuse results",
+             name: str = "results") -> Path:
+        """Write ``<name>.md`` and ``<name>.csv`` into ``folder`` (default: ``output_dir``)."""
         out = Path(folder) if folder is not None else self.output_dir
         out.mkdir(parents=True, exist_ok=True)
         keys = ["row", "split", "seeds", "n", "mean", "std", "min", "max", "per_seed"]
-        with (out / "results.csv").open("w", newline="", encoding="utf-8") as f:
+        with (out / f"{name}.csv").open("w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=keys)
             w.writeheader()
             for r in self.table:
                 w.writerow({k: (" ".join(f"{a:.4f}" for a in r[k]) if k == "per_seed" else
                                 " ".join(map(str, r[k])) if k == "seeds" else r[k]) for k in keys})
-        (out / "results.md").write_text(format_table(self, title=title), encoding="utf-8")
+        (out / f"{name}.md").write_text(format_table(self, title=title), encoding="utf-8")
         return out
 
 
@@ -434,7 +444,7 @@ def run_experiments(path: str | os.PathLike, overrides: Sequence[str] = (), *, o
                           "mean": statistics.fmean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else None,
                           "min": min(accs), "max": max(accs), "per_seed": accs})
     result = ExperimentResult(out, table, runs, missing, _differences(exp, table, out))
-    result.save(title=exp.title)
-    log(f"results table: {out / 'results.md'} and {out / 'results.csv'}"
+    result.save(title=exp.title, name=exp.table)
+    log(f"results table: {out / (exp.table + '.md')} and {out / (exp.table + '.csv')}"
         + (f"; not finished: {', '.join(missing)}" if missing else ""))
     return result

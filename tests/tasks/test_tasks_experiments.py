@@ -148,6 +148,27 @@ def test_cli_evaluate_runs_an_experiment_file(tmp_path, capsys):
     assert "seeds: expected a list of integers" in capsys.readouterr().err
 
 
+def test_files_sharing_an_output_dir_keep_their_own_tables(tmp_path):
+    _train_config(tmp_path)
+    lm = {"name": "lm", "config": "tiny.yaml", "set": ["model.lm_only=true"], "seeds": [0]}
+    first = tmp_path / "first.yaml"
+    first.write_text(yaml.safe_dump({"output_dir": "out", "title": "first", "rows": [lm]}))
+    second = tmp_path / "second.yaml"
+    second.write_text(yaml.safe_dump({"output_dir": "out", "title": "second", "table": "results-second",
+                                      "rows": [lm, {**lm, "name": "lm2"}]}))
+    out = tmp_path / "out"
+    run_experiments(first, progress=False)
+    res = run_experiments(second, train=False, progress=False)  # the shared row is reused, not retrained
+    assert res.missing == ["lm2-s0"] and [r["row"] for r in res.table] == ["lm"]
+    assert (out / "results.md").read_text().startswith("# first")
+    assert (out / "results-second.md").read_text().startswith("# second")
+    assert (out / "results-second.csv").read_text().splitlines()[1].startswith("lm,dev,0,")
+    for bad in ("sub/name", "", ".hidden", 3):
+        second.write_text(yaml.safe_dump({"output_dir": "out", "table": bad, "rows": [lm]}))
+        with pytest.raises(ConfigError, match=r"second.yaml: 'table' must be a file name"):
+            load_experiment_file(second)
+
+
 def test_shipped_experiment_files_load_and_validate_every_row(repo_root, monkeypatch):
     from kgfuse.tasks.config import load_config
 
@@ -185,6 +206,9 @@ def test_shipped_experiment_files_load_and_validate_every_row(repo_root, monkeyp
     text = load_experiment_file(repo_root / "configs/results-knowledge-text.yaml")
     assert text.output_dir == full.output_dir
     assert sorted({r.name for r in full.rows} & {r.name for r in text.rows}) == ["csqa-cn4", "csqa-lm-5e-5"]
+    # ... and each file writes its own table there
+    tables = [(load_experiment_file(f).output_dir, load_experiment_file(f).table) for f in files]
+    assert len(set(tables)) == len(tables)
 
 
 def test_a_pretrain_row_pretrains_once_and_fine_tunes_every_seed_from_it(tmp_path):
