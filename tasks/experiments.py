@@ -22,10 +22,11 @@ An experiment file names rows (a training config plus overrides) and the seeds o
 
 ``kgfuse evaluate --config FILE`` (or :func:`run_experiments`) trains every (row, seed) whose
 run folder ``<output_dir>/<name>-s<seed>`` holds no finished run, resuming from its newest
-checkpoint where one exists, and then writes ``results.md`` and ``results.csv`` (``table: NAME``: ``NAME.md``, ``NAME.csv``)
-into ``output_dir``: per row and split, the accuracy of each seed, their mean, standard deviation
-(n - 1) and range. A finished run is never retrained, so the same command both continues an
-interrupted table and rebuilds the table from existing folders (``train=False`` never trains).
+checkpoint where one exists, and then writes ``results.md`` and ``results.csv`` (with
+``table: NAME``: ``NAME.md`` and ``NAME.csv``) into ``output_dir``: per row and split, the
+accuracy of each seed, their mean, standard deviation (n - 1) and range. A finished run is
+never retrained, so the same command both continues an interrupted table and rebuilds the table
+from existing folders (``train=False`` never trains).
 Each (row, seed) trained here appends one line to ``<output_dir>/rows.jsonl``: the equivalent
 ``kgfuse train`` command, the commit of the kgfuse source, wall time, threads and machine.
 

@@ -16,6 +16,7 @@ Only numpy and the standard library are used.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -119,8 +120,6 @@ def read_groups(path: str | os.PathLike, field: str, *, data: str | None = None)
         kgfuse.tasks.datasets.DataFormatError: a line that is not JSON, or a kept record
             without ``id`` or ``field`` (named by file, line and field).
     """
-    import json
-
     from .data_readers import _iter_json_records
     from .data_types import DataFormatError
 

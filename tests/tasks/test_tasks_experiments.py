@@ -207,7 +207,7 @@ def test_shipped_experiment_files_load_and_validate_every_row(repo_root, monkeyp
     assert text.output_dir == full.output_dir
     assert sorted({r.name for r in full.rows} & {r.name for r in text.rows}) == ["csqa-cn4", "csqa-lm-5e-5"]
     # ... and each file writes its own table there
-    tables = [(load_experiment_file(f).output_dir, load_experiment_file(f).table) for f in files]
+    tables = [(e.output_dir, e.table) for e in map(load_experiment_file, files)]
     assert len(set(tables)) == len(tables)
 
 
