@@ -205,7 +205,7 @@ def test_shipped_experiment_files_load_and_validate_every_row(repo_root, monkeyp
     full = load_experiment_file(repo_root / "configs/results.yaml")
     text = load_experiment_file(repo_root / "configs/results-knowledge-text.yaml")
     assert text.output_dir == full.output_dir
-    assert sorted({r.name for r in full.rows} & {r.name for r in text.rows}) == ["csqa-cn4", "csqa-lm-5e-5"]
+    assert sorted({r.name for r in full.rows} & {r.name for r in text.rows}) == ["csqa-cn4", "csqa-lm-5e-5", "obqa-cn4", "obqa-lm-1e-4"]
     # ... and each file writes its own table there
     tables = [(e.output_dir, e.table) for e in map(load_experiment_file, files)]
     assert len(set(tables)) == len(tables)
