@@ -208,6 +208,12 @@ class OptimConfig:
     them (the epoch-end ``last/`` and ``best/`` are kept regardless). Once a run has finished,
     ``last/`` drops its optimiser and scheduler state (twice the model's size with AdamW)
     unless ``keep_optimizer_state`` is true: keep it to continue the run with more epochs.
+
+    ``group_by_length`` batches training questions of similar token length together
+    (:class:`~kgfuse.tasks.train.LengthGroupedSampler`, still a pure function of seed and
+    epoch) and evaluates each epoch's splits longest first: less padding, so shorter steps,
+    but a different batch composition from the default random batches (compare runs with the
+    same setting).
     """
 
     epochs: int = 3
@@ -233,6 +239,7 @@ class OptimConfig:
     save_steps: int | None = None
     save_total_limit: int | None = 1
     keep_optimizer_state: bool = False
+    group_by_length: bool = False
 
 
 @dataclass

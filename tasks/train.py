@@ -8,7 +8,8 @@ returning ``.loss``/``.logits`` on multiple-choice batches with the loop every k
 shares (:class:`kgfuse.tasks.loop.TrainingLoop`); what is fine-tuning's own is here:
 
 - the data order: :class:`SeededShuffleSampler`, a pure function of (seed, epoch), so every
-  process agrees on it and a resumed run sees the same order;
+  process agrees on it and a resumed run sees the same order; with ``train.group_by_length``,
+  :class:`LengthGroupedSampler` (the same, with batches of similar length: less padding);
 - the loss (the model's cross-entropy over the choices) and the log record (``train/loss``,
   ``train/lr_lm``);
 - evaluation on every eval split after every epoch (accuracy, ``gather_for_metrics``), the
@@ -58,6 +59,8 @@ from .optim import (GNN_PREFIXES, LM_PREFIXES, _named_groups, build_param_groups
 __all__ = [
     "TrainResult",
     "SeededShuffleSampler",
+    "LengthGroupedSampler",
+    "item_lengths",
     "build_param_groups",
     "make_accelerator",
     "make_optimizer",
@@ -135,6 +138,71 @@ class SeededShuffleSampler(Sampler[int]):
         return self.num_items
 
 
+class LengthGroupedSampler(SeededShuffleSampler):
+    """Batches of similar length in a random order that is a pure function of ``(seed, epoch)``.
+
+    The batches of ``transformers.Trainer``'s ``group_by_length``, with fine-tuning's
+    reproducibility: the permutation of :class:`SeededShuffleSampler` is cut into megabatches
+    of ``batch_size * megabatch`` items; each megabatch is sorted by length (longest first,
+    ties in permutation order) and cut into batches, and the batches of each megabatch are
+    shuffled by a generator of the same ``(seed, epoch)``. Consecutive ``batch_size`` items
+    then pad to nearly the same length; every item is still seen once per epoch, and only the
+    very last batch of the epoch can be short.
+
+    Args:
+        lengths: the padded-to length of each item (:func:`item_lengths`).
+        batch_size: the training loader's batch size.
+        seed: as for :class:`SeededShuffleSampler`.
+        megabatch: batches per megabatch (50, as in ``transformers``): larger groups pad less
+            and mix less.
+    """
+
+    def __init__(self, lengths: Collection[int], batch_size: int, seed: int = 0, megabatch: int = 50) -> None:
+        super().__init__(len(lengths), seed=seed)
+        if batch_size < 1 or megabatch < 1:
+            raise ValueError(f"batch_size and megabatch must be >= 1, got {batch_size} and {megabatch}")
+        self.lengths = [int(n) for n in lengths]
+        self.batch_size = int(batch_size)
+        self.megabatch = int(megabatch)
+
+    def __iter__(self) -> Iterator[int]:
+        order = list(super().__iter__())
+        g = torch.Generator()
+        g.manual_seed(self.seed * 1_000_003 + self.epoch + 7_919)
+        B, size = self.batch_size, self.batch_size * self.megabatch
+        out: list[int] = []
+        for start in range(0, len(order), size):
+            group = sorted(order[start:start + size], key=lambda i: -self.lengths[i])
+            batches = [group[j:j + B] for j in range(0, len(group), B)]
+            tail = [batches.pop()] if len(batches[-1]) < B else []  # a short batch stays last
+            for k in torch.randperm(len(batches), generator=g).tolist():
+                out.extend(batches[k])
+            for b in tail:
+                out.extend(b)
+        return iter(out)
+
+
+def item_lengths(dataset: Dataset) -> list[int]:
+    """The length each item of a multiple-choice feature dataset pads to: its longest choice's
+    ``input_ids`` (the collator pads the whole batch to its longest sequence).
+
+    Builds every item once (:class:`~kgfuse.tasks.pipeline.MCFeatureDataset` tokenises on
+    access). Items must be tokenised features (``input_ids``: one list of token ids per choice).
+    """
+    out = []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        ids = item.get("input_ids") if isinstance(item, Mapping) else None
+        if ids is None or len(ids) == 0:
+            raise ValueError(f"train.group_by_length needs tokenised items with 'input_ids'; item {i} has none "
+                             f"(keys: {sorted(item) if isinstance(item, Mapping) else type(item).__name__})")
+        if isinstance(ids, torch.Tensor):  # already padded to one length: [C, L] or [L]
+            out.append(int(ids.shape[-1]))
+        else:
+            out.append(max(len(x) for x in ids) if isinstance(ids[0], (list, tuple, torch.Tensor)) else len(ids))
+    return out
+
+
 # --------------------------------------------------------------------------------------
 # evaluation helper (used every epoch; full reports live in kgfuse.tasks.evaluate)
 
@@ -196,10 +264,16 @@ def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def resume_differences(recorded: Mapping[str, Any], given: Mapping[str, Any],
-                       free: Collection[str] = ()) -> list[str]:
+                       free: Collection[str] = (), defaults: Mapping[str, Any] | None = None) -> list[str]:
     """``key: recorded -> given`` for every setting that changes the trajectory of a run
-    (everything but :data:`RESUME_FREE` and ``free``), between two resolved config dicts."""
+    (everything but :data:`RESUME_FREE` and ``free``), between two resolved config dicts.
+
+    ``defaults`` (a config dict of the same shape) fills the settings the recorded dict lacks:
+    a run recorded before a setting existed ran with its default."""
     a, b = _flat(recorded), _flat(given)
+    if defaults is not None:
+        a = {**{k: v for k, v in _flat(defaults).items()
+                if k not in a and not any(p.startswith(k + ".") or k.startswith(p + ".") for p in a)}, **a}
     out = []
     for k in sorted(set(a) | set(b)):
         if k in RESUME_FREE or k in free:
@@ -213,7 +287,8 @@ class ResumeError(ConfigError):
     """Resuming a run with settings that change its trajectory (see :func:`resume_differences`)."""
 
 
-def check_resume(out: Path, given: Mapping[str, Any], allow_changes: bool, *, free: Collection[str] = ()) -> list[str]:
+def check_resume(out: Path, given: Mapping[str, Any], allow_changes: bool, *, free: Collection[str] = (),
+                 defaults: Mapping[str, Any] | None = None) -> list[str]:
     """Compare the settings recorded by the run in ``out`` (``config.yaml``) with ``given``
     (a resolved config dict) before resuming it: the differences that change the trajectory
     (:func:`resume_differences`), returned when ``allow_changes``, else a
@@ -224,7 +299,7 @@ def check_resume(out: Path, given: Mapping[str, Any], allow_changes: bool, *, fr
     if not rec_path.is_file():
         return []
     recorded = yaml.safe_load(rec_path.read_text(encoding="utf-8")) or {}
-    diffs = resume_differences(recorded, given, free)
+    diffs = resume_differences(recorded, given, free, defaults)
     if diffs and not allow_changes:
         raise ResumeError(f"resuming {out} with settings that change the run ({len(diffs)}): " + "; ".join(diffs)
                           + ". Pass --allow-changes to continue with them (they are recorded), or give the recorded settings")
@@ -325,14 +400,22 @@ def fit(
 
     set_seed(opt.seed)
 
-    sampler = SeededShuffleSampler(len(train_dataset), seed=opt.seed)
+    eval_samplers: dict[str, Any] = {}
+    if getattr(opt, "group_by_length", False):
+        sampler: SeededShuffleSampler = LengthGroupedSampler(item_lengths(train_dataset), opt.batch_size, seed=opt.seed)
+        # accuracy does not depend on the order: evaluate longest first, in batches of like length
+        for k, ds in eval_datasets.items():
+            n = item_lengths(ds)
+            eval_samplers[k] = sorted(range(len(n)), key=lambda i: -n[i])
+    else:
+        sampler = SeededShuffleSampler(len(train_dataset), seed=opt.seed)
     # Each loader gets its own generator: starting an iterator draws a worker base seed, and
     # drawing it from the global RNG would shift the dropout masks of a resumed run.
     train_loader = DataLoader(train_dataset, batch_size=opt.batch_size, sampler=sampler, collate_fn=collate_fn,
                               num_workers=opt.num_workers, generator=torch.Generator().manual_seed(opt.seed))
     eval_loaders = {
-        k: DataLoader(ds, batch_size=opt.eval_batch_size, shuffle=False, collate_fn=collate_fn, num_workers=opt.num_workers,
-                      generator=torch.Generator().manual_seed(opt.seed))
+        k: DataLoader(ds, batch_size=opt.eval_batch_size, sampler=eval_samplers.get(k), shuffle=False, collate_fn=collate_fn,
+                      num_workers=opt.num_workers, generator=torch.Generator().manual_seed(opt.seed))
         for k, ds in eval_datasets.items()
         if len(ds) > 0
     }
@@ -384,7 +467,7 @@ def _check_output_folder(out: Path, config: TrainConfig, resume_from, allow_chan
         for n in ("log.jsonl", "metrics.json", "config-changes.jsonl", "train_result.json"):
             (out / n).unlink(missing_ok=True)
         return []
-    return check_resume(out, config.resolved().to_dict(), allow_changes)
+    return check_resume(out, config.resolved().to_dict(), allow_changes, defaults=TrainConfig().to_dict())
 
 
 def train(config: TrainConfig, *, resume_from: str | os.PathLike | None = None, progress: bool = True,

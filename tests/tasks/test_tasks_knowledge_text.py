@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from kgfuse.tasks.cli import data_dir
 from kgfuse.tasks.config import ConfigError, TrainConfig
@@ -272,6 +273,7 @@ def _train(tiny_config, root, lm_only: bool, defs_file):
 
     cfg = tiny_config(root / "run", root / "cache", epochs=1, max_length=64)
     cfg.model.lm_only = lm_only
+    cfg.train.group_by_length = not lm_only  # the fused run also batches real features by length
     cfg = _with_knowledge(cfg, triples=3, definitions="answer", definition_source=str(defs_file), max_tokens=32)
     return train(cfg, progress=False)
 
@@ -286,6 +288,7 @@ def test_train_and_predict_with_knowledge_text(trained, sample):
 
     lm_only, res = trained
     assert res.model.config.use_graph is (not lm_only)
+    assert yaml.safe_load((res.output_dir / "config.yaml").read_text())["train"]["group_by_length"] is (not lm_only)
     info = json.loads((res.output_dir / "model/kgfuse_pipeline.json").read_text())
     kt = info["knowledge_text"]
     assert kt["options"]["enabled"] and kt["options"]["triples"] == 3 and kt["config"]["max_tokens"] == 32

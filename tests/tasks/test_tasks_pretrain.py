@@ -426,3 +426,12 @@ def test_config_shares_the_fine_tuning_loader_and_checks(tmp_path):
     p.write_text('corpus = ["c.txt"]\n[objective]\nmlm_weight = 0.5\n')
     assert load_config(p, cls=PretrainConfig) == load_pretrain_config(p)
     assert load_pretrain_config(p).objective.mlm_weight == 0.5
+
+
+def test_pretraining_refuses_the_fine_tuning_length_grouping():
+    from kgfuse.tasks.config import ConfigError, TrainConfig
+    from kgfuse.tasks.pretrain_config import PretrainConfig
+
+    assert TrainConfig.from_dict({"train": {"group_by_length": True}}).train.group_by_length is True
+    with pytest.raises(ConfigError, match=r"pre.yaml: train.group_by_length is a fine-tuning setting"):
+        PretrainConfig.from_dict({"train": {"group_by_length": True}}, source="pre.yaml")

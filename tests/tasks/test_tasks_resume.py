@@ -71,3 +71,22 @@ def test_resume_differences_ignores_bookkeeping():
     a = {"train": {"batch_size": 8, "eval_batch_size": 16, "lr_lm": 1e-5}, "output_dir": "/a", "model": {"options": {"node_dim": 16}}}
     b = {"train": {"batch_size": 8, "eval_batch_size": 64, "lr_lm": 2e-5}, "output_dir": "/b", "model": {"options": {"node_dim": 32}}}
     assert resume_differences(a, b) == ["model.options.node_dim: 16 -> 32", "train.lr_lm: 1e-05 -> 2e-05"]
+
+
+def test_a_setting_the_recorded_run_lacks_counts_as_its_default():
+    import copy
+
+    from kgfuse.tasks.config import TrainConfig
+
+    defaults = TrainConfig().to_dict()
+    given = copy.deepcopy(defaults)
+    given["model"]["options"] = {"node_dim": 16}
+    recorded = copy.deepcopy(given)
+    del recorded["train"]["group_by_length"]        # a run recorded before the setting existed
+    assert resume_differences(recorded, given) == ["train.group_by_length: None -> False"]
+    assert resume_differences(recorded, given, defaults=defaults) == []
+    given["train"]["group_by_length"] = True
+    assert resume_differences(recorded, given, defaults=defaults) == ["train.group_by_length: False -> True"]
+    given["model"]["options"] = {"node_dim": 32}    # a nested section is compared key by key, not as its default {}
+    assert resume_differences(recorded, given, defaults=defaults) == ["model.options.node_dim: 16 -> 32",
+                                                                       "train.group_by_length: False -> True"]

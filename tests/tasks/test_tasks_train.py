@@ -10,7 +10,7 @@ from transformers import BertConfig, BertForMultipleChoice
 
 from kgfuse.tasks.checkpoint import CheckpointError, verify_checkpoint
 from kgfuse.tasks.config import OptimConfig
-from kgfuse.tasks.train import SeededShuffleSampler, build_param_groups, fit
+from kgfuse.tasks.train import LengthGroupedSampler, SeededShuffleSampler, build_param_groups, fit, item_lengths
 
 
 def _model(seed=0, dropout=0.1):
@@ -226,3 +226,86 @@ def test_training_loop_step_cadence_accumulation_and_log(tmp_path):
                          prepare_loader=False, epoch_records=False, progress=False, empty_epoch_error="nothing to train on")
     with pytest.raises(ValueError, match="nothing to train on"):
         empty.run()
+
+
+# --------------------------------------------------------------------------------------
+# batches grouped by length (train.group_by_length)
+
+
+def _padded(order, lengths, B):
+    return sum(max(lengths[i] for i in order[j:j + B]) * len(order[j:j + B]) for j in range(0, len(order), B))
+
+
+def test_length_grouped_sampler_pads_less_and_stays_seeded():
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 60, (103,), generator=g).tolist()
+    a = LengthGroupedSampler(lengths, batch_size=4, seed=1, megabatch=5)
+    b = LengthGroupedSampler(lengths, batch_size=4, seed=1, megabatch=5)
+    a.set_epoch(2), b.set_epoch(2)
+    order = list(a)
+    assert order == list(b) and sorted(order) == list(range(103)) and len(a) == 103
+    b.set_epoch(3)
+    assert list(b) != order
+    # each megabatch holds the items of the same stretch of the plain seeded permutation
+    plain = SeededShuffleSampler(103, seed=1)
+    plain.set_epoch(2)
+    base = list(plain)
+    for s in range(0, 103, 20):
+        assert sorted(order[s:s + 20]) == sorted(base[s:s + 20])
+    # batches are runs of like length: far less padding than the plain order
+    assert _padded(order, lengths, 4) < 0.8 * _padded(base, lengths, 4)
+    for s in range(0, 100, 4):  # full batches: within a megabatch no other batch's lengths interleave
+        batch = order[s:s + 4]
+        mega = order[(s // 20) * 20:(s // 20) * 20 + 20]
+        lo, hi = min(lengths[i] for i in batch), max(lengths[i] for i in batch)
+        assert sum(lo < lengths[i] < hi for i in mega if i not in batch) == 0
+    assert order[100:] == sorted(base[100:], key=lambda i: -lengths[i])  # the short last batch stays last
+    with pytest.raises(ValueError, match="batch_size and megabatch"):
+        LengthGroupedSampler(lengths, batch_size=0)
+
+
+def test_item_lengths_reads_the_longest_choice():
+    assert item_lengths([{"input_ids": [[1, 2], [1, 2, 3]]}, {"input_ids": torch.zeros(3, 6)}, {"input_ids": [4, 5]}]) == [3, 6, 2]
+    with pytest.raises(ValueError, match=r"group_by_length needs tokenised items with 'input_ids'; item 0 has none \(keys: \['question'\]\)"):
+        item_lengths([{"question": "q"}])
+
+
+class _VarToy(torch.utils.data.Dataset):
+    """_Toy with choices cut to 3-6 tokens (token 50 stays at position 2): items of varying length."""
+
+    def __init__(self, n, seed):
+        self.base = _Toy(n, seed)
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        it = self.base[i]
+        n = 3 + (i * 7) % 4
+        return {"input_ids": [row[:n].tolist() for row in it["input_ids"]], "labels": it["labels"]}
+
+
+def _collate_var(items):
+    L = max(len(r) for it in items for r in it["input_ids"])
+    ids = torch.zeros(len(items), len(items[0]["input_ids"]), L, dtype=torch.long)
+    for b, it in enumerate(items):
+        for c, r in enumerate(it["input_ids"]):
+            ids[b, c, :len(r)] = torch.tensor(r)
+    return {"input_ids": ids, "attention_mask": (ids != 0).long(), "labels": torch.stack([it["labels"] for it in items])}
+
+
+def test_fit_grouped_by_length_learns_and_resumes_exactly(tmp_path):
+    opt = _opt(epochs=3, batch_size=4, group_by_length=True)
+    ref = fit(_model(0), _VarToy(40, 0), {"dev": _VarToy(12, 1)}, _collate_var, opt, tmp_path / "a", progress=False)
+    plain = fit(_model(0), _VarToy(40, 0), {"dev": _VarToy(12, 1)}, _collate_var, _opt(epochs=3, batch_size=4),
+                tmp_path / "p", progress=False)
+    assert [h["train_loss"] for h in ref.history] != [h["train_loss"] for h in plain.history]  # other batches
+    assert ref.best_metric >= 0.9, ref.history
+    ref_sd = {k: v.clone() for k, v in ref.model.state_dict().items()}
+    fit(_model(0), _VarToy(40, 0), {"dev": _VarToy(12, 1)}, _collate_var, opt, tmp_path / "b", stop_after_steps=13,
+        progress=False)
+    res = fit(_model(9), _VarToy(40, 0), {"dev": _VarToy(12, 1)}, _collate_var, opt, tmp_path / "b",
+              resume_from=tmp_path / "b" / "checkpoint-13", progress=False)
+    assert [h["dev_accuracy"] for h in res.history] == [h["dev_accuracy"] for h in ref.history]
+    for k, v in res.model.state_dict().items():
+        assert torch.equal(v, ref_sd[k]), k
