@@ -138,8 +138,8 @@ class PretrainConfig:
             raise ConfigError(f"{source}: corpus must be a list of corpus specs (mappings with 'type') or paths")
         self.corpus = [dict(x) if isinstance(x, Mapping) else x for x in c]
         if self.train.group_by_length:
-            raise ConfigError(f"{source}: train.group_by_length is a fine-tuning setting; pre-training reads its "
-                              "corpus in order (data.shuffle) and packs no batches by length")
+            raise ConfigError(f"{source}: train.group_by_length is a fine-tuning setting; pre-training streams its "
+                              "corpus (shuffled within data.shuffle_buffer) and groups no batches by length")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
