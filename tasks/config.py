@@ -214,6 +214,13 @@ class OptimConfig:
     epoch) and evaluates each epoch's splits longest first: less padding, so shorter steps,
     but a different batch composition from the default random batches (compare runs with the
     same setting).
+
+    ``early_stopping_patience`` ends the run once the selection metric (``metric``) has not
+    improved by more than ``early_stopping_threshold`` for that many epochs in a row, as
+    ``transformers.EarlyStoppingCallback`` does: with it, ``epochs`` is the most a run trains
+    ("train until dev accuracy stops rising"). The learning-rate schedule still spans
+    ``epochs``, so a run that stops early never decays to zero; the best epoch's model is kept
+    as always.
     """
 
     epochs: int = 3
@@ -240,6 +247,8 @@ class OptimConfig:
     save_total_limit: int | None = 1
     keep_optimizer_state: bool = False
     group_by_length: bool = False
+    early_stopping_patience: int | None = None
+    early_stopping_threshold: float = 0.0
 
 
 @dataclass
@@ -522,13 +531,15 @@ def validate_config(cfg: Any, source: str = "<dict>") -> None:
                 raise ConfigError(f"{source}: train.{key} must be >= 1, got {v}")
         if t.mixed_precision not in _PRECISIONS:
             raise ConfigError(f"{source}: train.mixed_precision must be one of {list(_PRECISIONS)}, got {t.mixed_precision!r}")
-        for key in ("save_steps", "max_steps", "save_total_limit"):
+        for key in ("save_steps", "max_steps", "save_total_limit", "early_stopping_patience"):
             v = getattr(t, key)
             if v is not None and v < 1:
                 raise ConfigError(f"{source}: train.{key} must be >= 1 or null, got {v}")
         for key in ("lr_lm", "lr_gnn", "lr_fusion"):
             if getattr(t, key) < 0:
                 raise ConfigError(f"{source}: train.{key} must be >= 0, got {getattr(t, key)}")
+        if t.early_stopping_threshold < 0:
+            raise ConfigError(f"{source}: train.early_stopping_threshold must be >= 0, got {t.early_stopping_threshold}")
     if hasattr(cfg, "knowledge_text"):
         _validate_knowledge_text(cfg.knowledge_text, source)
     for f in dataclasses.fields(cfg):

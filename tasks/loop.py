@@ -17,6 +17,8 @@ batch, what to log, how to evaluate); the loop does everything else, once, for e
   ``eval_every`` steps and/or at the end of every epoch (:class:`TrainingLoop` arguments);
 - ``log.jsonl`` (and TensorBoard when installed), one record per step at most, with ``step``
   and ``time``;
+- early stopping: the run ends once the selection metric has not improved for
+  ``early_stopping_patience`` epochs (``transformers.EarlyStoppingCallback``'s rule);
 - checkpoints (:class:`Checkpointing`): resumable ``checkpoint-<step>/`` every ``save_steps``
   (the ``save_total_limit`` newest kept), ``last/`` at every epoch end, the best model by a
   metric exported to ``model/`` (``best/`` records which epoch it is), and resuming from any
@@ -258,6 +260,10 @@ class TrainingLoop:
             the best model is chosen among them by ``metric``.
         metric: the epoch record key that selects the best model (higher is better; an epoch
             without that key, e.g. no evaluation data, counts as an improvement).
+        early_stopping_patience: end the run after this many epochs in a row whose ``metric``
+            is not more than ``early_stopping_threshold`` above the best before them (None:
+            never). The trainer state records it (``early_stopped``), so a resume of such a
+            run finds it over.
         eval_every: :meth:`LoopTask.evaluate` every this many optimiser steps (0: never),
             except at the last step; ``eval_at_start`` / ``eval_at_end``: also before the first
             step and after the last one. Evaluations go into :attr:`evaluations` and ``log.jsonl``.
@@ -272,7 +278,8 @@ class TrainingLoop:
                  max_epochs: int | None = None, accelerator: Any | None = None,
                  output_dir: str | os.PathLike | None = None, prepare_loader: bool = True,
                  checkpointing: Checkpointing | None = None, epoch_records: bool = True,
-                 metric: str | None = None, eval_every: int = 0, eval_at_start: bool = False, eval_at_end: bool = False,
+                 metric: str | None = None, early_stopping_patience: int | None = None,
+                 early_stopping_threshold: float = 0.0, eval_every: int = 0, eval_at_start: bool = False, eval_at_end: bool = False,
                  log: logging.Logger | None = None, progress: bool = True, desc: str = "train",
                  empty_epoch_error: str | None = None) -> None:
         self.task = task
@@ -285,6 +292,8 @@ class TrainingLoop:
         self.ckpt = checkpointing if checkpointing is not None else Checkpointing()
         self.epoch_records = epoch_records
         self.metric = metric
+        self.patience = early_stopping_patience
+        self.threshold = float(early_stopping_threshold)
         self.eval_every = int(eval_every or 0)
         self.eval_at_start = eval_at_start
         self.eval_at_end = eval_at_end
@@ -331,7 +340,7 @@ class TrainingLoop:
     def finished(self, state: Mapping[str, Any]) -> bool:
         """Whether a trainer state is the end of this run."""
         return ((self.max_epochs is not None and int(state.get("epoch", 0)) >= self.max_epochs)
-                or int(state.get("global_step", 0)) >= self.step_limit)
+                or int(state.get("global_step", 0)) >= self.step_limit or bool(state.get("early_stopped")))
 
     def save(self, name: str, with_optim: bool = True, with_model: bool = True) -> None:
         """Write checkpoint ``name`` (``last``, ``best``, ``checkpoint-<step>``) into the output folder."""
@@ -426,7 +435,7 @@ class TrainingLoop:
                 self._evaluate(run_log, 0)
             epoch = state["epoch"]
             while self.max_epochs is None or epoch < self.max_epochs:
-                if state["global_step"] >= self.step_limit:
+                if state["global_step"] >= self.step_limit or state.get("early_stopped"):
                     break
                 ep_t0 = time.time()
                 task.set_epoch(epoch)
@@ -531,13 +540,23 @@ class TrainingLoop:
         self.task.end_epoch(self.model, record)
         record["seconds"] = time.time() - ep_t0
         state["history"].append(record)
-        run_log.log({k: v for k, v in record.items() if k != "epoch"} | {"epoch": epoch + 1}, state["global_step"])
         value = record.get(self.metric) if self.metric else None
+        previous_best = state["best_metric"]
         improved = False
         if value is None and self.metric not in record:
             improved = True  # no eval data: keep the last epoch
-        elif value is not None and (state["best_metric"] is None or value > state["best_metric"]):
+        elif value is not None and (previous_best is None or value > previous_best):
             improved = True
+        if self.patience is not None and value is not None:
+            # transformers.EarlyStoppingCallback: a new best counts only when it clears the threshold
+            if previous_best is None or value - previous_best > self.threshold:
+                state["epochs_without_improvement"] = 0
+            else:
+                state["epochs_without_improvement"] = int(state.get("epochs_without_improvement", 0)) + 1
+            record["epochs_without_improvement"] = state["epochs_without_improvement"]
+            if state["epochs_without_improvement"] >= self.patience and not self.finished(state):
+                state["early_stopped"] = True  # only a run cut short: its last epoch ends it anyway
+        run_log.log({k: v for k, v in record.items() if k != "epoch"} | {"epoch": epoch + 1}, state["global_step"])
         if improved:
             state["best_metric"] = value
             state["best_epoch"] = epoch + 1
@@ -553,3 +572,7 @@ class TrainingLoop:
             accs = ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k.endswith("_accuracy") and v is not None)
             self.log.info("epoch %d/%d: train_loss=%.4f%s (%.1fs)", epoch + 1, self.max_epochs or 0, train_loss,
                           ", " + accs if accs else "", record["seconds"])
+        if state.get("early_stopped") and self.is_main:
+            self.log.info("early stopping after epoch %d: %s has not improved by more than %g for %d epoch(s); "
+                          "best %.4f at epoch %s", epoch + 1, self.metric, self.threshold, self.patience,
+                          state["best_metric"], state["best_epoch"])

@@ -140,6 +140,9 @@ class PretrainConfig:
         if self.train.group_by_length:
             raise ConfigError(f"{source}: train.group_by_length is a fine-tuning setting; pre-training streams its "
                               "corpus (shuffled within data.shuffle_buffer) and groups no batches by length")
+        if self.train.early_stopping_patience is not None:
+            raise ConfigError(f"{source}: train.early_stopping_patience is a fine-tuning setting; pre-training runs "
+                              "all its train.max_steps steps; its held-out metrics (every data.eval_every steps) select no model")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

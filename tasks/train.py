@@ -85,6 +85,7 @@ class TrainResult:
         metrics: final metrics of the best model per split (``{"dev": {"accuracy": ..}}``).
         model_dir: folder of the exported best model (``from_pretrained``-able), if written.
         wall_time: seconds.
+        stopped_early: the run ended by ``train.early_stopping_patience`` before its last epoch.
     """
 
     output_dir: Path
@@ -95,6 +96,7 @@ class TrainResult:
     model_dir: Path | None = None
     wall_time: float = 0.0
     global_step: int = 0
+    stopped_early: bool = False
     model: Any = field(default=None, repr=False, compare=False)
     is_main_process: bool = True
 
@@ -108,6 +110,7 @@ class TrainResult:
             "model_dir": None if self.model_dir is None else str(self.model_dir),
             "wall_time": self.wall_time,
             "global_step": self.global_step,
+            "stopped_early": self.stopped_early,
         }
 
 
@@ -424,9 +427,16 @@ def fit(
     if opt.max_steps is not None:
         total_steps = min(total_steps, opt.max_steps)
 
+    patience = getattr(opt, "early_stopping_patience", None)
+    if patience is not None and opt.metric.removesuffix("_accuracy") not in eval_loaders:
+        raise ValueError(f"train.early_stopping_patience watches train.metric {opt.metric!r}, but the run has no "
+                         f"non-empty {opt.metric.removesuffix('_accuracy')!r} evaluation split "
+                         f"(it has: {sorted(eval_loaders) or 'none'}): give that split (e.g. data.dev) or drop the patience")
     task = _FineTuning(sampler, acc)
     loop = TrainingLoop(model, train_loader, task, opt, total_steps=total_steps, max_epochs=opt.epochs, accelerator=acc,
                         output_dir=out, checkpointing=Checkpointing.from_optim(opt, save_steps), metric=opt.metric,
+                        early_stopping_patience=patience,
+                        early_stopping_threshold=getattr(opt, "early_stopping_threshold", 0.0),
                         log=logger, progress=progress)
     task.eval_loaders = {k: acc.prepare(v) for k, v in eval_loaders.items()}
     loop.resume(resume_from)
@@ -437,6 +447,7 @@ def fit(
         best_epoch=state["best_epoch"],
         history=list(state["history"]),
         global_step=state["global_step"],
+        stopped_early=bool(state.get("early_stopped")),
         wall_time=time.time() - t0,
         model_dir=(out / "model") if (out is not None and opt.save_best and state["best_epoch"] is not None) else None,
         model=loop.unwrapped,

@@ -50,6 +50,8 @@ def test_toml_equals_yaml(tmp_path):
         ("data: [1, 2]\n", "data must be a mapping"),
         ("train: {save_best: 1}\n", "train.save_best must be true/false"),
         ("bogus: 1\n", "unknown key 'bogus'"),
+        ("train: {early_stopping_patience: 0}\n", "train.early_stopping_patience must be >= 1 or null, got 0"),
+        ("train: {early_stopping_threshold: -0.01}\n", "train.early_stopping_threshold must be >= 0"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path, text, match):

@@ -428,10 +428,13 @@ def test_config_shares_the_fine_tuning_loader_and_checks(tmp_path):
     assert load_pretrain_config(p).objective.mlm_weight == 0.5
 
 
-def test_pretraining_refuses_the_fine_tuning_length_grouping():
+def test_pretraining_refuses_the_fine_tuning_length_grouping_and_early_stopping():
     from kgfuse.tasks.config import ConfigError, TrainConfig
     from kgfuse.tasks.pretrain_config import PretrainConfig
 
     assert TrainConfig.from_dict({"train": {"group_by_length": True}}).train.group_by_length is True
     with pytest.raises(ConfigError, match=r"pre.yaml: train.group_by_length is a fine-tuning setting"):
         PretrainConfig.from_dict({"train": {"group_by_length": True}}, source="pre.yaml")
+    assert TrainConfig.from_dict({"train": {"early_stopping_patience": 2}}).train.early_stopping_patience == 2
+    with pytest.raises(ConfigError, match=r"pre.yaml: train.early_stopping_patience is a fine-tuning setting"):
+        PretrainConfig.from_dict({"train": {"early_stopping_patience": 2}}, source="pre.yaml")

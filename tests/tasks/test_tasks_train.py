@@ -131,6 +131,59 @@ def test_lm_freeze_keeps_lm_weights(tmp_path):
     assert not torch.equal(head_before, w.head.weight)
 
 
+def test_early_stopping_ends_the_run_once_dev_stops_rising(tmp_path):
+    """The toy task is learnt within a few epochs; dev accuracy then cannot rise, and with
+    patience 2 the run ends two epochs after its best, keeping the best epoch's model."""
+    res = fit(_model(), _Toy(64, 0), {"dev": _Toy(32, 1)}, _collate, _opt(epochs=12, early_stopping_patience=2),
+              tmp_path / "p", progress=False)
+    accs = [h["dev_accuracy"] for h in res.history]
+    assert res.stopped_early and len(accs) < 12, accs
+    # stopped exactly when the last two epochs did not beat the best before them
+    assert len(accs) == res.best_epoch + 2 and max(accs[-2:]) <= max(accs[:-2]) == res.best_metric, accs
+    assert [h["epochs_without_improvement"] for h in res.history][-2:] == [1, 2]
+    assert res.global_step == len(accs) * 8
+    best = json.loads((tmp_path / "p" / "best" / "trainer_state.json").read_text())
+    assert best["best_epoch"] == res.best_epoch
+    # a finished run: last/ drops its optimiser state, and a resume finds nothing left to do
+    assert not (tmp_path / "p" / "last" / "optimizer.safetensors").exists()
+    again = fit(_model(5), _Toy(64, 0), {"dev": _Toy(32, 1)}, _collate, _opt(epochs=12, early_stopping_patience=2),
+                tmp_path / "p", resume_from="auto", progress=False)
+    assert again.stopped_early and again.global_step == res.global_step and len(again.history) == len(accs)
+
+    # without patience the same run trains all its epochs
+    full = fit(_model(), _Toy(64, 0), {"dev": _Toy(32, 1)}, _collate, _opt(epochs=len(accs) + 1), None, progress=False)
+    assert not full.stopped_early and len(full.history) == len(accs) + 1
+    # a run whose patience runs out in its last epoch was not stopped early
+    last = fit(_model(), _Toy(64, 0), {"dev": _Toy(32, 1)}, _collate, _opt(epochs=len(accs), early_stopping_patience=2),
+               None, progress=False)
+    assert len(last.history) == len(accs) and not last.stopped_early
+
+
+def test_early_stopping_threshold_and_its_need_for_dev_data(tmp_path):
+    # a gain of at most the threshold is no improvement: stopped after 1 + patience epochs
+    res = fit(_model(), _Toy(64, 0), {"dev": _Toy(32, 1)}, _collate,
+              _opt(epochs=6, early_stopping_patience=1, early_stopping_threshold=1.0), None, progress=False)
+    assert res.stopped_early and len(res.history) == 2
+    # ...while the best model is still chosen among the epochs trained
+    assert res.best_metric == max(h["dev_accuracy"] for h in res.history)
+    with pytest.raises(ValueError, match=r"early_stopping_patience watches train.metric 'dev_accuracy'.*has: none"):
+        fit(_model(), _Toy(16, 0), {}, _collate, _opt(epochs=2, early_stopping_patience=1), None, progress=False)
+
+
+def test_an_early_stopping_run_resumed_mid_epoch_equals_uninterrupted(tmp_path):
+    opt = _opt(epochs=12, batch_size=8, early_stopping_patience=1)
+    ref = fit(_model(0), _Toy(64, 0), {"dev": _Toy(32, 1)}, _collate, opt, tmp_path / "a", progress=False)
+    assert ref.stopped_early
+    stop = ref.global_step - 3  # inside the last epoch
+    fit(_model(0), _Toy(64, 0), {"dev": _Toy(32, 1)}, _collate, opt, tmp_path / "b", stop_after_steps=stop, progress=False)
+    res = fit(_model(9), _Toy(64, 0), {"dev": _Toy(32, 1)}, _collate, opt, tmp_path / "b",
+              resume_from=tmp_path / "b" / f"checkpoint-{stop}", progress=False)
+    assert res.stopped_early and res.global_step == ref.global_step
+    assert [h["dev_accuracy"] for h in res.history] == [h["dev_accuracy"] for h in ref.history]
+    for k, v in res.model.state_dict().items():
+        assert torch.equal(v, ref.model.state_dict()[k]), k
+
+
 @pytest.mark.parametrize("stop, accum", [(5, 1), (4, 2)])
 def test_resume_mid_epoch_equals_uninterrupted(tmp_path, stop, accum):
     """A run interrupted mid-epoch and resumed from its checkpoint ends with identical weights."""
