@@ -186,6 +186,10 @@ class KnowledgeTextConfig:
         templates: relation template preset (``relation_templates``) or a JSON file.
         definition_source: ``wordnet`` (the WordNet glosses in ``/usr/share/wordnet``), another
             registered source, or a ``{concept: text}`` JSON / ``name<TAB>text`` TSV file.
+        examples: KEAR's retrieved training examples: the K training questions most similar
+            to the question (BM25, :mod:`kgfuse.tasks.retrieved_examples`), each with its
+            answer, after the graph knowledge of every choice (0: none). They are not counted
+            in ``max_tokens``; ``train.max_length`` cuts them first.
     """
 
     enabled: bool = False
@@ -194,6 +198,7 @@ class KnowledgeTextConfig:
     max_tokens: int | None = 64
     templates: str = "relation_templates"
     definition_source: str = "wordnet"
+    examples: int = 0
 
 
 @dataclass
@@ -584,8 +589,11 @@ def _validate_knowledge_text(kt: "KnowledgeTextConfig", source: str) -> None:
     if not is_path_like(kt.definition_source) and kt.definition_source.lower() not in names:
         raise ConfigError(f"{source}: knowledge_text.definition_source must be one of {names} or the path of a "
                           f"definitions file (.json or .tsv), got {kt.definition_source!r}")
-    if kt.enabled and kt.triples == 0 and kt.definitions == "none":
-        raise ConfigError(f"{source}: knowledge_text is enabled with triples 0 and definitions none: it adds nothing")
+    if kt.examples < 0:
+        raise ConfigError(f"{source}: knowledge_text.examples must be >= 0, got {kt.examples}")
+    if kt.enabled and kt.triples == 0 and kt.definitions == "none" and kt.examples == 0:
+        raise ConfigError(f"{source}: knowledge_text is enabled with triples 0, definitions none and examples 0: "
+                          "it adds nothing")
 
 
 def _parse_value(text: str) -> Any:

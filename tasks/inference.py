@@ -27,7 +27,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from .pipeline import PIPELINE_FILE, build_linker, build_retriever, load_graph
 
@@ -80,14 +80,18 @@ class KGFusePredictor:
         info: the pipeline description (:data:`~kgfuse.tasks.pipeline.PIPELINE_FILE`).
         verbalizer: the :class:`~kgfuse.kg.verbalize.Verbalizer` of a model trained with
             ``knowledge_text`` (needs graph, linker and retriever, also for an LM-only model).
+        example_retriever: the :class:`~kgfuse.tasks.retrieved_examples.ExampleRetriever` of a
+            model trained with ``knowledge_text.examples`` (its training examples, saved in
+            the model folder).
     """
 
     def __init__(self, model: Any, tokenizer: Any, graph: Any = None, linker: Any = None, retriever: Any = None, *,
                  max_length: int | None = 128, info: dict[str, Any] | None = None, device: str | None = None,
-                 verbalizer: Any = None) -> None:
+                 verbalizer: Any = None, example_retriever: Any = None) -> None:
         import torch
 
         self.verbalizer = verbalizer
+        self.example_retriever = example_retriever
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.graph = graph
@@ -201,12 +205,14 @@ class KGFusePredictor:
                     f"the retriever rebuilt here differs from the one the model was trained with in {diff} "
                     f"(recorded {[recorded.get(k) for k in diff]}, built {[built.get(k) for k in diff]}): it "
                     "would retrieve other subgraphs (for a relevance ranking: use the same text encoder)")
+        example_retriever = None
         if knowledge_text:
             from .pipeline import build_verbalizer
 
             verbalizer = build_verbalizer(g, knowledge_text["options"], tokenizer)
+            example_retriever = _examples_from(knowledge_text, model_dir)
         return cls(model, tokenizer, g, linker, retriever, max_length=info.get("max_length"), info=info, device=device,
-                   verbalizer=verbalizer)
+                   verbalizer=verbalizer, example_retriever=example_retriever)
 
     def save_pretrained(self, model_dir: str | os.PathLike) -> Path:
         """Write model, tokenizer and the pipeline description to ``model_dir``."""
@@ -214,7 +220,7 @@ class KGFusePredictor:
 
         model_dir = Path(model_dir)
         self.model.save_pretrained(str(model_dir))
-        write_pipeline_files(model_dir, self.tokenizer, self.info)
+        write_pipeline_files(model_dir, self.tokenizer, self.info, example_retriever=self.example_retriever)
         return model_dir
 
     # ------------------------------------------------------------------ prediction
@@ -252,8 +258,9 @@ class KGFusePredictor:
         import torch
 
         from .features import build_features
+        from .pipeline import knowledge_units
 
-        knowledge = [self.verbalizer(g, d) for g, d in pairs] if self.verbalizer is not None else None
+        knowledge = knowledge_units(self.verbalizer, self.example_retriever, pairs, question)
         model_pairs = pairs
         mode = self.graph_input
         if not self.uses_graph or mode == "none":  # the model reads no graph (at most the knowledge text)
@@ -282,13 +289,14 @@ class KGFusePredictor:
     def knowledge_text(self, question: str, choice: str) -> str:
         """The knowledge text the model reads after ``(question, choice)``, cut as in its input
         (``""`` for a model trained without ``knowledge_text``)."""
-        if self.verbalizer is None:
+        if self.verbalizer is None and self.example_retriever is None:
             return ""
         from .features import build_features
+        from .pipeline import knowledge_units
 
         (pair,) = self._pairs(question, [choice])
         feats = build_features(question, [choice], [pair[0]], [pair[1]], self.tokenizer, max_length=self.max_length,
-                               knowledge=[self.verbalizer(*pair)])
+                               knowledge=knowledge_units(self.verbalizer, self.example_retriever, [pair], question))
         return feats["knowledge"][0]
 
     def dataset(self, examples: Sequence[Any], *, cache_dir: str | os.PathLike | None = None) -> Any:
@@ -309,7 +317,8 @@ class KGFusePredictor:
         graph_inputs = self.uses_graph and mode != "none"
         pre = graph_input_view(full, mode) if graph_inputs else full
         return MCFeatureDataset(examples, pre, self.tokenizer, max_length=self.max_length, verbalizer=self.verbalizer,
-                                knowledge_pre=full if pre is not full else None, graph_inputs=graph_inputs)
+                                knowledge_pre=full if pre is not full else None, graph_inputs=graph_inputs,
+                                example_retriever=self.example_retriever)
 
     @property
     def graph_input(self) -> str:
@@ -365,6 +374,25 @@ class KGFusePredictor:
         if self.linker is None:
             return []
         return self.linker.link(text)
+
+
+def _examples_from(knowledge_text: Mapping[str, Any], model_dir: Path):
+    """The example retriever of a model trained with ``knowledge_text.examples`` (None without),
+    read from the model folder and checked against the recorded content hash."""
+    k = int((knowledge_text.get("options") or {}).get("examples") or 0)
+    if not k:
+        return None
+    from .retrieved_examples import EXAMPLES_FILE, ExampleRetriever
+
+    path = model_dir / EXAMPLES_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the model was trained with knowledge_text.examples={k} and "
+                                "retrieves them from that file")
+    r = ExampleRetriever.load(path, k=k)
+    want = (knowledge_text.get("examples") or {}).get("hash")
+    if want and r.content_hash != want:
+        raise ValueError(f"{path} holds other examples (hash {r.content_hash}) than the model was trained with ({want})")
+    return r
 
 
 def _read_info(model_dir: Path) -> dict[str, Any]:

@@ -175,15 +175,20 @@ class MCFeatureDataset:
         graph_inputs: ``False`` for a model that gets no graph (``model.lm_only``, or
             ``model.graph_input: none``): empty groundings and subgraphs go to the model, the
             real ones to the verbaliser.
+        example_retriever: a :class:`~kgfuse.tasks.retrieved_examples.ExampleRetriever`: its
+            units for each question (never the question itself, by id and text) follow the
+            verbaliser's in every choice's knowledge text.
     """
 
     def __init__(self, examples: Sequence[MCExample], pre: Any, tokenizer: Any, *, max_length: int | None = None,
-                 verbalizer: Any = None, knowledge_pre: Any = None, graph_inputs: bool = True) -> None:
+                 verbalizer: Any = None, knowledge_pre: Any = None, graph_inputs: bool = True,
+                 example_retriever: Any = None) -> None:
         self.examples = list(examples)
         self.pre = pre
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.verbalizer = verbalizer
+        self.example_retriever = example_retriever
         self.knowledge_pre = knowledge_pre
         self.graph_inputs = graph_inputs
         if len(pre) != len(self.examples):
@@ -218,9 +223,8 @@ class MCFeatureDataset:
 
         ex = self.examples[i]
         pairs = self.pairs(i)
-        knowledge = None
-        if getattr(self, "verbalizer", None) is not None:
-            knowledge = [self.verbalizer(g, d) for g, d in self.retrieved_pairs(i)]
+        knowledge = knowledge_units(getattr(self, "verbalizer", None), getattr(self, "example_retriever", None),
+                                    self.retrieved_pairs(i), ex.question, ex.id)
         if not getattr(self, "graph_inputs", True):
             pairs = _empty_pairs(len(pairs))
         return build_features(ex.question, ex.choices, [g for g, _ in pairs], [d for _, d in pairs], self.tokenizer,
@@ -236,11 +240,23 @@ class TextOnlyDataset(MCFeatureDataset):
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.verbalizer = None
+        self.example_retriever = None
         self.knowledge_pre = None
         self.graph_inputs = False
 
     def pairs(self, i: int) -> list[tuple[Any, Any]]:
         return _empty_pairs(len(self.examples[i].choices))
+
+
+def knowledge_units(verbalizer: Any, example_retriever: Any, pairs: Sequence[tuple[Any, Any]], question: str,
+                    question_id: str | None = None) -> list[list[str]] | None:
+    """The knowledge units of each choice (``None`` without knowledge text): the verbaliser's
+    sentences of its ``(grounding, subgraph)`` pair, then the question's retrieved examples
+    (the same for every choice)."""
+    if verbalizer is None and example_retriever is None:
+        return None
+    extra = example_retriever.units(question, exclude_id=question_id) if example_retriever is not None else []
+    return [(list(verbalizer(g, d)) if verbalizer is not None else []) + extra for g, d in pairs]
 
 
 def _empty_pairs(n: int) -> list[tuple[Any, Any]]:
@@ -483,25 +499,29 @@ class Run:
     t0: float = field(default_factory=time.time)
     timings: dict[str, float] = field(default_factory=dict)
     verbalizer: Any = None
+    example_retriever: Any = None
 
     def pipeline_info(self) -> dict[str, Any]:
         """The pipeline description saved next to the model (see :data:`PIPELINE_FILE`)."""
-        return pipeline_info(self.config, self.graph, self.linker, self.retriever, self.verbalizer)
+        return pipeline_info(self.config, self.graph, self.linker, self.retriever, self.verbalizer,
+                             self.example_retriever)
 
     def export_extra(self, model_dir: Path) -> None:
-        write_pipeline_files(model_dir, self.tokenizer, self.pipeline_info())
+        write_pipeline_files(model_dir, self.tokenizer, self.pipeline_info(), example_retriever=self.example_retriever)
 
 
-def pipeline_info(config: TrainConfig, graph, linker, retriever, verbalizer=None) -> dict[str, Any]:
+def pipeline_info(config: TrainConfig, graph, linker, retriever, verbalizer=None, example_retriever=None) -> dict[str, Any]:
     """What inference needs to rebuild a run's input: graph, linker, retriever, ``max_length``,
-    and ``knowledge_text`` (``None`` when off; else the resolved section as ``options`` and
-    the verbaliser's ``config``, which names the template table and definition source)."""
+    and ``knowledge_text`` (``None`` when off; else the resolved section as ``options``, the
+    verbaliser's ``config``, which names the template table and definition source, and the
+    retrieved examples' ``config`` with their content hash, or ``None``)."""
     c = config.resolved()
     ret_opts = dict(config.retriever)
     kt = None
     if c.knowledge_text.enabled:
         kt = {"options": dataclasses.asdict(c.knowledge_text),
-              "config": verbalizer.config if verbalizer is not None else None}
+              "config": verbalizer.config if verbalizer is not None else None,
+              "examples": example_retriever.config if example_retriever is not None else None}
     return {
         "format": "kgfuse-pipeline-v1",
         "graph": {"path": c.graph.path, "format": c.graph.format, "options": c.graph.options, "hash": graph.hash,
@@ -517,10 +537,17 @@ def pipeline_info(config: TrainConfig, graph, linker, retriever, verbalizer=None
     }
 
 
-def write_pipeline_files(model_dir: str | os.PathLike, tokenizer: Any, info: Mapping[str, Any]) -> None:
-    """Add the tokenizer and :data:`PIPELINE_FILE` to a saved model folder."""
+def write_pipeline_files(model_dir: str | os.PathLike, tokenizer: Any, info: Mapping[str, Any], *,
+                         example_retriever: Any = None) -> None:
+    """Add the tokenizer and :data:`PIPELINE_FILE` (and the retrievable examples of
+    ``knowledge_text.examples``, :data:`~kgfuse.tasks.retrieved_examples.EXAMPLES_FILE`) to a
+    saved model folder."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
+    if example_retriever is not None:
+        from .retrieved_examples import EXAMPLES_FILE
+
+        example_retriever.save(model_dir / EXAMPLES_FILE)
     if tokenizer is not None:
         tokenizer.save_pretrained(str(model_dir))
     (model_dir / PIPELINE_FILE).write_text(json.dumps(info, indent=1, sort_keys=True))
@@ -580,6 +607,11 @@ def build_run(config: TrainConfig, *, progress: bool = True, log: Callable[[str]
     linker = retriever = None
     # knowledge as text needs linking and retrieval even when the model gets no graph
     verbalizer = build_verbalizer(graph, config.knowledge_text, tokenizer, base_dir=config.base_dir)
+    example_retriever = None
+    if verbalizer is not None and config.knowledge_text.examples:
+        from .retrieved_examples import build_example_retriever
+
+        example_retriever = build_example_retriever(splits["train"], config.knowledge_text.examples)
     datasets: dict[str, MCFeatureDataset] = {}
     t = time.time()
     if text_only and verbalizer is None:
@@ -592,9 +624,10 @@ def build_run(config: TrainConfig, *, progress: bool = True, log: Callable[[str]
             full = preprocess(exs, graph, linker, retriever, cache, num_workers=config.data.preprocess_workers, progress=progress)
             pre = full if text_only else graph_input_view(full, config.model.graph_input)
             datasets[k] = MCFeatureDataset(exs, pre, tokenizer, max_length=config.train.max_length, verbalizer=verbalizer,
-                                           knowledge_pre=full if pre is not full else None, graph_inputs=not text_only)
+                                           knowledge_pre=full if pre is not full else None, graph_inputs=not text_only,
+                                           example_retriever=example_retriever)
         if verbalizer is not None and progress:
-            log(f"knowledge text: {verbalizer!r}")
+            log(f"knowledge text: {verbalizer!r}" + (f", {example_retriever!r}" if example_retriever is not None else ""))
         if config.model.node_vocab is not None and not text_only:
             n = apply_node_vocab(model, config.model.node_vocab, datasets)
             if progress:
@@ -610,7 +643,7 @@ def build_run(config: TrainConfig, *, progress: bool = True, log: Callable[[str]
     collator = MultipleChoiceCollator(tokenizer, max_length=config.train.max_length)
     return Run(config=config, graph=graph, linker=linker, retriever=retriever, tokenizer=tokenizer, model=model,
                collator=collator, examples=splits, datasets=datasets, reports=reports, output_dir=out, cache_dir=cache,
-               t0=t0, timings=timings, verbalizer=verbalizer)
+               t0=t0, timings=timings, verbalizer=verbalizer, example_retriever=example_retriever)
 
 
 def export_model(src: str | os.PathLike, dst: str | os.PathLike) -> Path:

@@ -346,6 +346,11 @@ def write_model_card(model_dir: str | os.PathLike, *, metrics: Mapping[str, Any]
     if knowledge_text:
         lines += [f"Retrieved knowledge is also written into the input as text (`knowledge_text`: "
                   f"{json.dumps(knowledge_text.get('options'))}).", ""]
+        ex = knowledge_text.get("examples")
+        if ex:
+            lines += [f"Each question also reads its {ex.get('k')} most similar training questions with their answers "
+                      f"(BM25 over the {ex.get('examples')} examples saved in `knowledge_examples.jsonl`, "
+                      f"content hash `{ex.get('hash')}`).", ""]
     if uses_graph or knowledge_text:
         lines += ["## Knowledge graph", "", "| | |", "| --- | --- |",
                   f"| path | `{graph.get('path')}` |",
