@@ -5,7 +5,9 @@ itself), and how their answers relate to the question's choices: how often one o
 correct choice, a wrong choice, or no choice at all; with CommonsenseQA's ``question_concept``,
 how often a retrieved question was written from the same ConceptNet concept (CommonsenseQA's
 crowd workers wrote several questions per source concept, whose answer sets overlap). Also
-the index build time and the retrieval time per question, on this machine.
+the tokens the examples add after each (question, choice) pair (``--tokenizer``, the examples
+plus one separator, before any cut to ``train.max_length``), the index build time and the
+retrieval time per question, on this machine.
 
     python benchmarks/retrieved_examples_stats.py --train ../shared/data/csqa/train_ih.jsonl \\
         --eval ../shared/data/csqa/dev_rand_split.jsonl --k 3
@@ -23,6 +25,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--train", required=True, help="training file (any format kgfuse reads)")
     ap.add_argument("--eval", required=True, help="evaluation file, labelled")
     ap.add_argument("--k", type=int, default=3)
+    ap.add_argument("--tokenizer", default="all-MiniLM-L6-v2", help="counts the tokens added")
     ap.add_argument("--out", help="also write the JSON here")
     a = ap.parse_args(argv)
 
@@ -58,11 +61,18 @@ def main(argv=None) -> dict:
         if qc and any(concept.get(r.records[i][0]) == qc for i in idx):
             counts["same_concept"] += 1
     per_query = (time.perf_counter() - t) / max(n, 1)
+    from kgfuse.encoders.text import load_tokenizer
+
+    tok = load_tokenizer(a.tokenizer)
+    texts = [" ".join(r.units(e.question, e.id)) for e in ev]
+    added = sorted(len(x) + 1 if x else 0 for x in tok(texts, add_special_tokens=False)["input_ids"])
     has_concepts = any(concept.values())
     out = {
         "train": a.train, "eval": a.eval, "k": a.k, "indexed": len(r), "eval_questions": n,
         "index_build_s": round(build, 3), "retrieval_ms_per_question": round(per_query * 1000, 2),
         "mean_retrieved": round(retrieved / max(n, 1), 3),
+        "tokens_added": {"tokenizer": a.tokenizer, "mean": round(sum(added) / max(n, 1), 2),
+                         "median": added[n // 2] if n else 0, "p90": added[int(0.9 * (n - 1))] if n else 0},
         "share_no_example": round(counts["none"] / n, 4),
         "share_a_retrieved_answer_is_a_choice": round(counts["some_answer_is_a_choice"] / n, 4),
         "share_correct_answer_retrieved": round(counts["correct"] / n, 4),

@@ -218,6 +218,7 @@ def evaluate_run(run: Any, result: Any, *, accelerator: Any = None, progress: bo
         "best_epoch": result.best_epoch,
         "best_metric": result.best_metric,
         "selection_metric": run.config.train.metric,
+        "stopped_early": result.stopped_early,
         "history": result.history,
         "by_linked_concepts": buckets,
         "data": data_summary(getattr(run, "reports", None) or {}),

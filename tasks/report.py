@@ -225,6 +225,9 @@ def write_report(out: str | os.PathLike, metrics: Mapping[str, Any], *, title: s
         lines.append(f"Best epoch: {metrics['best_epoch']} (selection metric {metrics.get('selection_metric')} = "
                      f"{_fmt(metrics.get('best_metric'))}); its weights are the exported model, and the dotted line "
                      "of the learning-curve plot.")
+        if metrics.get("stopped_early"):
+            lines.append(f"The run stopped early, after epoch {len(history)}: {metrics.get('selection_metric')} had "
+                         "stopped rising (`train.early_stopping_patience`).")
         lines.append("")
     if history:
         keys = ["epoch", "train_loss"] + sorted(k for k in history[0] if k.endswith("_accuracy")) + ["seconds"]
@@ -376,9 +379,11 @@ def write_model_card(model_dir: str | os.PathLike, *, metrics: Mapping[str, Any]
     lines.append("")
 
     keys = ("epochs", "batch_size", "grad_accum", "lr_lm", "lr_gnn", "lr_fusion", "weight_decay", "warmup_ratio",
-            "freeze_lm_epochs", "max_length", "mixed_precision", "seed", "metric")
+            "freeze_lm_epochs", "max_length", "mixed_precision", "seed", "metric", "early_stopping_patience")
     lines += ["## Training", "", "| setting | value |", "| --- | --- |"]
-    lines += [f"| {k} | {_fmt(train.get(k))} |" for k in keys if k in train]
+    lines += [f"| {k} | {_fmt(train.get(k))} |" for k in keys if train.get(k) is not None]
+    if metrics.get("stopped_early"):
+        lines.append(f"| epochs trained | {len(metrics.get('history') or [])} (stopped early) |")
     if (config.get("model") or {}).get("init_from"):
         lines.append(f"| initialised from | `{config['model']['init_from']}` |")
     lines.append("")

@@ -95,6 +95,15 @@ def test_report_shows_right_and_wrong_examples_from_a_fixed_sample(tmp_path):
     assert "## Examples: wrong answers (dev, 0 of 0)\n\nNone." in all_right
 
 
+def test_report_says_when_a_run_stopped_early(tmp_path):
+    hist = [{"epoch": e, "train_loss": 1.0 / e, "dev_accuracy": a, "seconds": 1.0} for e, a in ((1, 0.5), (2, 0.6), (3, 0.55))]
+    m = {"splits": {"dev": {"accuracy": 0.6}}, "history": hist, "best_epoch": 2, "best_metric": 0.6,
+         "selection_metric": "dev_accuracy"}
+    assert "stopped early" not in write_report(tmp_path / "a", m).read_text()
+    text = write_report(tmp_path / "b", dict(m, stopped_early=True)).read_text()
+    assert "The run stopped early, after epoch 3: dev_accuracy had stopped rising" in text
+
+
 def test_learning_curve_marks_the_chosen_epoch():
     import matplotlib.pyplot as plt
 
@@ -131,7 +140,7 @@ def test_run_report_and_plots(run):
 # ------------------------------------------------------------------ model card
 
 
-def test_model_card_in_the_exported_model_folder(run):
+def test_model_card_in_the_exported_model_folder(run, tmp_path):
     _, res = run
     card = (res.output_dir / "model" / "README.md").read_text()
     assert card.startswith("---\n")
@@ -145,6 +154,19 @@ def test_model_card_in_the_exported_model_folder(run):
                  f"{info['graph']['num_concepts']} concepts", "sample_csqa/train.jsonl", "| lr_lm | 0.0010 |",
                  f"| dev | {dev:.4f} |", "AutoModelForMultipleChoice.from_pretrained"):
         assert text in card, text
+    assert "early_stopping_patience" not in card  # a setting left off is not listed
+    # the card of a run that stopped early says so, with its patience
+    from kgfuse.fusion import KGFusedConfig
+    from kgfuse.tasks.report import write_model_card
+
+    config = yaml.safe_load((res.output_dir / "config.yaml").read_text())
+    config["train"]["early_stopping_patience"] = 1
+    metrics = dict(res.metrics, stopped_early=True)
+    (tmp_path / "card").mkdir()
+    out = write_model_card(tmp_path / "card", metrics=metrics, pipeline=info, config=config,
+                           model_config=KGFusedConfig.from_pretrained(str(res.output_dir / "model"))).read_text()
+    assert "| early_stopping_patience | 1 |" in out
+    assert f"| epochs trained | {len(res.metrics['history'])} (stopped early) |" in out
 
 
 # ------------------------------------------------------------------ comparisons
