@@ -29,7 +29,6 @@ import math
 import os
 import re
 from collections import Counter
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -82,23 +81,17 @@ class ExampleRetriever:
             lengths.append(sum(tf.values()))
             for t, n in tf.items():
                 self._postings.setdefault(t, []).append((i, n))
-        self._lengths = lengths
-        self._avg = (sum(lengths) / len(lengths)) if lengths else 0.0
+        avg = (sum(lengths) / len(lengths)) if lengths else 1.0
+        # BM25's length term of each record, computed once: k1 * (1 - b + b * |d| / avgdl)
+        self._length_norm = [self.k1 * (1.0 - self.b + self.b * n / (avg or 1.0)) for n in lengths]
         n = len(rows)
         self._idf = {t: math.log(1.0 + (n - len(p) + 0.5) / (len(p) + 0.5)) for t, p in self._postings.items()}
-        self.retrieve = lru_cache(maxsize=65536)(self._retrieve)  # type: ignore[method-assign]
+        #: sha256 (first 16 hex digits) of the indexed ``(id, question, answer)`` records
+        self.content_hash = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+        self._memo: dict[tuple[str, str | None], tuple[int, ...]] = {}
 
     def __len__(self) -> int:
         return len(self.records)
-
-    def __getstate__(self) -> dict[str, Any]:  # data-loader workers: the memo does not travel
-        state = dict(self.__dict__)
-        state.pop("retrieve", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.retrieve = lru_cache(maxsize=65536)(self._retrieve)  # type: ignore[method-assign]
 
     @property
     def config(self) -> dict[str, Any]:
@@ -106,29 +99,29 @@ class ExampleRetriever:
         return {"type": "bm25", "k": self.k, "k1": self.k1, "b": self.b, "examples": len(self.records),
                 "hash": self.content_hash}
 
-    @property
-    def content_hash(self) -> str:
-        """sha256 (first 16 hex digits) of the indexed ``(id, question, answer)`` records."""
-        h = hashlib.sha256(json.dumps(self.records, ensure_ascii=False).encode("utf-8")).hexdigest()
-        return h[:16]
-
     def scores(self, question: str) -> dict[int, float]:
         """BM25 score of every record sharing a term with ``question`` (record index -> score)."""
         out: dict[int, float] = {}
-        k1, b, avg = self.k1, self.b, self._avg or 1.0
+        k1, norm = self.k1, self._length_norm
         for t, qn in Counter(example_terms(question)).items():
             idf = self._idf.get(t)
             if idf is None:
                 continue
             for i, n in self._postings[t]:
-                norm = k1 * (1.0 - b + b * self._lengths[i] / avg)
-                out[i] = out.get(i, 0.0) + qn * idf * n * (k1 + 1.0) / (n + norm)
+                out[i] = out.get(i, 0.0) + qn * idf * n * (k1 + 1.0) / (n + norm[i])
         return out
 
-    def _retrieve(self, question: str, exclude_id: str | None = None) -> tuple[int, ...]:
+    def retrieve(self, question: str, exclude_id: str | None = None) -> tuple[int, ...]:
         """Indices of the ``k`` best records for ``question``, best first (ties: file order),
         never one with id ``exclude_id`` or with the same question text; nor two with the same
-        question text."""
+        question text. Remembered per (question, id): every epoch asks again."""
+        key = (question, exclude_id)
+        got = self._memo.get(key)
+        if got is None:
+            got = self._memo[key] = self._retrieve(question, exclude_id)
+        return got
+
+    def _retrieve(self, question: str, exclude_id: str | None) -> tuple[int, ...]:
         own = _norm(question)
         ranked = sorted(self.scores(question).items(), key=lambda kv: (-kv[1], kv[0]))
         out: list[int] = []
@@ -168,23 +161,18 @@ class ExampleRetriever:
     def load(cls, path: str | os.PathLike, **kwargs: Any) -> "ExampleRetriever":
         """Read a file written by :meth:`save`; a malformed line is an error naming file,
         line and field."""
+        from .data_readers import _get, _iter_json_records, _record_id
         from .data_types import DataFormatError
 
         path = Path(path)
         rows: list[tuple[str, str, str]] = []
-        with path.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataFormatError(path, n, None, f"not valid JSON ({e.msg})", reason="invalid_json") from None
-                for key in ("id", "question", "answer"):
-                    if not isinstance(rec, dict) or not isinstance(rec.get(key), str):
-                        rid = rec.get("id") if isinstance(rec, dict) and isinstance(rec.get("id"), str) else None
-                        raise DataFormatError(path, n, key, "must be a string", id=rid)
-                rows.append((rec["id"], rec["question"], rec["answer"]))
+        for n, rec in _iter_json_records(path):
+            if isinstance(rec, DataFormatError):
+                raise rec
+            try:
+                rows.append(tuple(_get(rec, path, n, key, str) for key in ("id", "question", "answer")))  # type: ignore[arg-type]
+            except DataFormatError as e:
+                raise e.with_id(_record_id(rec)) from None
         return cls(rows, **kwargs)
 
     def __repr__(self) -> str:
