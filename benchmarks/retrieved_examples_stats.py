@@ -11,12 +11,18 @@ retrieval time per question, on this machine.
 
     python benchmarks/retrieved_examples_stats.py --train ../shared/data/csqa/train_ih.jsonl \\
         --eval ../shared/data/csqa/dev_rand_split.jsonl --k 3
+
+``--per-question FILE`` also writes one JSON line per evaluation question (``data``: the
+evaluation file's name, ``id``, and ``example_pattern``: whether the retrieved answers include
+the correct choice, a wrong one, both or no choice), which ``compare_predictions.py --by FILE
+--field example_pattern`` uses to split a paired comparison.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 
@@ -27,6 +33,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--k", type=int, default=3)
     ap.add_argument("--tokenizer", default="all-MiniLM-L6-v2", help="counts the tokens added")
     ap.add_argument("--out", help="also write the JSON here")
+    ap.add_argument("--per-question", help="also write one JSON line per evaluation question here")
     a = ap.parse_args(argv)
 
     from kgfuse.tasks.datasets import load_examples
@@ -42,6 +49,7 @@ def main(argv=None) -> dict:
     n = len(ev)
     counts = {"none": 0, "some_answer_is_a_choice": 0, "correct": 0, "wrong": 0, "same_concept": 0}
     retrieved = 0
+    rows = []
     t = time.perf_counter()
     for e in ev:
         idx = r.retrieve(e.question, e.id)
@@ -55,8 +63,10 @@ def main(argv=None) -> dict:
             counts["some_answer_is_a_choice"] += 1
         if gold in answers:
             counts["correct"] += 1
-        if any(x in choices and x != gold for x in answers):
+        wrong = any(x in choices and x != gold for x in answers)
+        if wrong:
             counts["wrong"] += 1
+        rows.append((e.id, gold in answers, wrong))
         qc = (e.meta or {}).get("question_concept")
         if qc and any(concept.get(r.records[i][0]) == qc for i in idx):
             counts["same_concept"] += 1
@@ -80,6 +90,13 @@ def main(argv=None) -> dict:
         "share_same_question_concept": round(counts["same_concept"] / n, 4) if has_concepts else None,
     }
     print(json.dumps(out, indent=1))
+    if a.per_question:
+        name = os.path.basename(a.eval)
+        with open(a.per_question, "w") as f:
+            for qid, correct, wrong in rows:
+                pattern = {(True, True): "correct and wrong", (True, False): "correct only",
+                           (False, True): "wrong only", (False, False): "no choice"}[correct, wrong]
+                f.write(json.dumps({"data": name, "id": qid, "example_pattern": pattern}) + "\n")
     if a.out:
         with open(a.out, "w") as f:
             json.dump(out, f, indent=1)
