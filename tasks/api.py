@@ -121,6 +121,8 @@ class TrainRun:
         metrics: ``metrics.json`` of the run: ``splits`` (accuracy per split), ``history``,
             ``best_epoch``, data counts, timings.
         result: the :class:`~kgfuse.tasks.train.TrainResult` (with the trained ``model``).
+        finished: the run is over; False when ``train.stop_after_hours`` ended this sitting
+            first (no final evaluation: ``metrics`` is empty; resume to continue).
     """
 
     output_dir: Path
@@ -131,6 +133,7 @@ class TrainRun:
     history: list[dict[str, Any]] = field(default_factory=list)
     wall_time: float = 0.0
     is_main_process: bool = True
+    finished: bool = True
     result: Any = field(default=None, repr=False, compare=False)
 
     def accuracy(self, split: str = "dev") -> float | None:
@@ -178,7 +181,7 @@ def train(config: Any, overrides: Sequence[str] = (), *, output_dir: PathLike | 
     return TrainRun(output_dir=Path(res.output_dir), model_dir=None if res.model_dir is None else Path(res.model_dir),
                     metrics=dict(res.metrics or {}), best_epoch=res.best_epoch, best_metric=res.best_metric,
                     history=list(res.history or []), wall_time=res.wall_time,
-                    is_main_process=getattr(res, "is_main_process", True), result=res)
+                    is_main_process=getattr(res, "is_main_process", True), finished=res.finished, result=res)
 
 
 # --------------------------------------------------------------------------------------
@@ -195,6 +198,8 @@ class PretrainRun:
         metrics: the held-out metrics at the end (``dea_accuracy``, ``mlm_loss``, ...).
         initial: the same before training; ``history``: per evaluation.
         result: the :class:`~kgfuse.tasks.pretrain.PretrainResult`.
+        finished: the run is over; False when ``train.stop_after_hours`` ended this sitting
+            first (resume to continue).
     """
 
     output_dir: Path
@@ -204,6 +209,7 @@ class PretrainRun:
     history: list[dict[str, Any]] = field(default_factory=list)
     global_step: int = 0
     wall_time: float = 0.0
+    finished: bool = True
     result: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -247,7 +253,7 @@ def pretrain(config: Any, overrides: Sequence[str] = (), *, output_dir: PathLike
     res = _pretrain(cfg, **kw)
     return PretrainRun(output_dir=Path(res.output_dir), model_dir=Path(res.model_dir), metrics=dict(res.final or {}),
                        initial=dict(res.initial or {}), history=list(res.history or []), global_step=res.global_step,
-                       wall_time=res.wall_time, result=res)
+                       wall_time=res.wall_time, finished=res.finished, result=res)
 
 
 @dataclass
@@ -324,7 +330,8 @@ class Evaluation:
 def evaluate(model: Any = None, data: PathLike | None = None, *, config: PathLike | None = None,
              overrides: Sequence[str] = (), format: str = "auto", lenient: bool = False, labels: str = "optional",
              graph: PathLike | None = None, cache_dir: PathLike | None = None, progress: bool = True,
-             only: Sequence[str] = (), train: bool = True, graph_input: str | None = None) -> Evaluation:
+             only: Sequence[str] = (), train: bool = True, graph_input: str | None = None,
+             stop_after_hours: float | None = None) -> Evaluation:
     """Evaluate a trained model on a data file, or run a comparison or experiment file.
 
     Args:
@@ -337,6 +344,8 @@ def evaluate(model: Any = None, data: PathLike | None = None, *, config: PathLik
             ``overrides``.
         only, train: for an experiment file: train only these rows (``name`` or
             ``name-s<seed>``); ``train=False`` tabulates finished runs without training.
+        stop_after_hours: for an experiment file: stop training after this many hours, the
+            run in progress with a checkpoint that the same call resumes later.
         format, lenient, labels: how to read ``data``.
         graph: the graph to use instead of the recorded one (same hash).
         cache_dir: the grounding cache (default ``$KGFUSE_HOME/cache``).
@@ -353,8 +362,13 @@ def evaluate(model: Any = None, data: PathLike | None = None, *, config: PathLik
         from .experiments import is_experiment_file, run_experiments
 
         if is_experiment_file(read_config_file(Path(config).expanduser())):
-            res = run_experiments(config, overrides, only=only, train=train, progress=progress)
-            return Evaluation(metrics={"table": res.table, "missing": res.missing}, rows=res.table)
+            res = run_experiments(config, overrides, only=only, train=train, progress=progress,
+                                  stop_after_hours=stop_after_hours)
+            return Evaluation(metrics={"table": res.table, "missing": res.missing, "progress": res.progress},
+                              rows=res.table)
+        if stop_after_hours is not None:
+            raise ValueError("evaluate: stop_after_hours bounds the training of an experiment file (rows:); "
+                             f"{config} is a comparison file of trained models")
         from .evaluate import run_evaluations
 
         rows = run_evaluations(config, overrides, progress=progress)

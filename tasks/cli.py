@@ -204,6 +204,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                     progress=not args.quiet, allow_changes=args.allow_changes, overwrite=args.overwrite)
     if not res.is_main_process:
         return 0
+    if not res.finished:
+        print(f"not finished: this sitting stopped at step {res.result.global_step} (train.stop_after_hours); "
+              f"continue the run with the same command and --resume auto\nrun folder: {res.output_dir}")
+        return 0
     for split, m in res.metrics.get("splits", {}).items():
         if m.get("accuracy") is not None:
             print(f"{split} accuracy: {m['accuracy']:.4f} ({m['correct']}/{m['count']})")
@@ -224,6 +228,10 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         return 0
     res = api.pretrain(args.config, args.set, output_dir=args.output or None, resume_from=args.resume,
                        allow_changes=args.allow_changes, progress=not args.quiet)
+    if not res.finished:
+        print(f"not finished: this sitting stopped at step {res.global_step} (train.stop_after_hours); "
+              f"continue the run with the same command and --resume auto\nrun folder: {res.output_dir}")
+        return 0
     f = res.metrics
     if f.get("dea_accuracy") is not None:
         print(f"held-out dEA accuracy: {f['dea_accuracy']:.4f} (removed alignments: "
@@ -240,10 +248,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.config:
         api.evaluate(config=args.config, overrides=args.set, progress=not args.quiet, only=args.only or (),
-                     train=not args.no_train)
+                     train=not args.no_train, stop_after_hours=args.stop_after_hours)
         return 0
     if not (args.model and args.data):
         raise SystemExit("kgfuse evaluate: give --config COMPARISON.yaml, or --model DIR and --data FILE")
+    if args.stop_after_hours is not None:
+        raise SystemExit("kgfuse evaluate: --stop-after-hours bounds the training of an experiment file (--config)")
     ev = api.evaluate(args.model, args.data, format=args.format, lenient=args.lenient, graph=args.graph,
                       progress=not args.quiet, graph_input=args.graph_input)
     m = ev.metrics
@@ -526,6 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="experiment file: train only this row (name or name-s<seed>); repeatable")
     p.add_argument("--no-train", action="store_true",
                    help="experiment file: tabulate the finished runs, train nothing")
+    p.add_argument("--stop-after-hours", type=float, metavar="H",
+                   help="experiment file: stop training after H hours; the run in progress saves a checkpoint "
+                        "that the same command resumes")
     p.add_argument("--model", help="trained model folder (<run>/model)")
     p.add_argument("--data", help="data file")
     with_data_format(p)

@@ -226,6 +226,14 @@ class OptimConfig:
     ("train until dev accuracy stops rising"). The learning-rate schedule still spans
     ``epochs``, so a run that stops early never decays to zero; the best epoch's model is kept
     as always.
+
+    ``stop_after_hours`` ends this sitting, not the run: once this many hours of training have
+    passed in this process, the loop saves a resumable ``checkpoint-<step>/`` after the current
+    optimiser step and returns without the final evaluation; ``--resume auto`` continues the
+    run exactly where it stopped (same schedule, same weights as an uninterrupted run). For
+    machines lent for a fixed time: the sitting ends cleanly instead of losing the steps since
+    the last ``save_steps`` checkpoint. It does not change the trajectory, so a resume may
+    change or drop it.
     """
 
     epochs: int = 3
@@ -254,6 +262,7 @@ class OptimConfig:
     group_by_length: bool = False
     early_stopping_patience: int | None = None
     early_stopping_threshold: float = 0.0
+    stop_after_hours: float | None = None
 
 
 @dataclass
@@ -545,6 +554,8 @@ def validate_config(cfg: Any, source: str = "<dict>") -> None:
                 raise ConfigError(f"{source}: train.{key} must be >= 0, got {getattr(t, key)}")
         if t.early_stopping_threshold < 0:
             raise ConfigError(f"{source}: train.early_stopping_threshold must be >= 0, got {t.early_stopping_threshold}")
+        if t.stop_after_hours is not None and not t.stop_after_hours > 0:
+            raise ConfigError(f"{source}: train.stop_after_hours must be > 0 or null, got {t.stop_after_hours}")
     if hasattr(cfg, "knowledge_text"):
         _validate_knowledge_text(cfg.knowledge_text, source)
     for f in dataclasses.fields(cfg):

@@ -219,10 +219,12 @@ def evaluate_run(run: Any, result: Any, *, accelerator: Any = None, progress: bo
         "best_metric": result.best_metric,
         "selection_metric": run.config.train.metric,
         "stopped_early": result.stopped_early,
+        "sittings": result.sittings,
         "history": result.history,
         "by_linked_concepts": buckets,
         "data": data_summary(getattr(run, "reports", None) or {}),
-        "timings": dict(run.timings, train=result.wall_time, evaluate=eval_time, total=time.time() - run.t0),
+        "timings": dict(run.timings, train=result.wall_time, train_all_sittings=result.training_seconds,
+                        evaluate=eval_time, total=time.time() - run.t0),
         "info": {
             "graph": f"{run.config.graph.path} ({run.graph.num_concepts} concepts, {run.graph.num_edges} edges, hash {run.graph.hash[:12]})",
             "text encoder": run.config.model.text_encoder,

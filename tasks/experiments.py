@@ -28,7 +28,11 @@ accuracy of each seed, their mean, standard deviation (n - 1) and range. A finis
 never retrained, so the same command both continues an interrupted table and rebuilds the table
 from existing folders (``train=False`` never trains).
 Each (row, seed) trained here appends one line to ``<output_dir>/rows.jsonl``: the equivalent
-``kgfuse train`` command, the commit of the kgfuse source, wall time, threads and machine.
+``kgfuse train`` command, the commit of the kgfuse source, wall time, threads and machine. The
+table's run list also gives each run's training time over all its sittings and every code
+version it was trained with, from the run's own record (``sittings`` of its ``metrics.json``),
+so that a run interrupted and resumed, even in a process that never reached this record, is
+timed in full.
 
 Two experiment files may share an ``output_dir`` and rows of the same name and settings: the
 runs are then trained once and used by both tables. Give each file its own ``table`` name so
@@ -57,13 +61,13 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .config import ConfigError, _unknown_key, apply_overrides, read_config_file, resolve_path
+from .provenance import source_commit  # noqa: F401  (re-export)
 
 logger = logging.getLogger("kgfuse")
 
@@ -209,21 +213,6 @@ def load_experiment_file(path: str | os.PathLike, overrides: Sequence[str] = ())
     return ExperimentFile(path, out, rows, splits, str(d.get("title") or "kgfuse results"), table)
 
 
-def source_commit() -> str:
-    """The git commit of the kgfuse source in use (``-dirty`` with local changes), or its version."""
-    src = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return head + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        import kgfuse
-
-        return f"kgfuse {kgfuse.__version__}"
-
-
 def finished_metrics(run_dir: Path) -> dict[str, Any] | None:
     """The run's ``metrics.json`` when the run finished (its final evaluation was written)."""
     p = run_dir / "metrics.json"
@@ -236,19 +225,26 @@ def finished_metrics(run_dir: Path) -> dict[str, Any] | None:
     return m if isinstance(m.get("splits"), dict) else None
 
 
-def _pretrain_once(row: ExperimentRow, out: Path, progress: bool) -> None:
+def _time_left(deadline: float | None) -> list[str]:
+    """The ``train.stop_after_hours`` override that ends a sitting at ``deadline`` (none without one)."""
+    return [] if deadline is None else [f"train.stop_after_hours={max(deadline - time.time(), 1e-3) / 3600:.9g}"]
+
+
+def _pretrain_once(row: ExperimentRow, out: Path, progress: bool, deadline: float | None = None) -> bool:
     """Pre-train the row's model unless its folder already holds a finished pre-training (an
-    interrupted one continues from its newest checkpoint)."""
+    interrupted one continues from its newest checkpoint); whether it is finished now."""
     from .pretrain import pretrain
     from .pretrain_config import load_pretrain_config
 
     folder = out / row.pretrain_name
     if (folder / "metrics.json").is_file() and (folder / "model").is_dir():
-        return
-    cfg = load_pretrain_config(row.pretrain_config, [*row.pretrain_overrides, f"output_dir={folder}"])
+        return True
+    cfg = load_pretrain_config(row.pretrain_config, [*row.pretrain_overrides, f"output_dir={folder}", *_time_left(deadline)])
     t0 = time.time()
-    pretrain(cfg, progress=progress, resume_from="auto")  # an interrupted pre-training continues
-    _record(out, {"row": row.pretrain_name, "command": row.pretrain_command(out), "wall_s": round(time.time() - t0, 1)})
+    res = pretrain(cfg, progress=progress, resume_from="auto")  # an interrupted pre-training continues
+    _record(out, {"row": row.pretrain_name, "command": row.pretrain_command(out), "wall_s": round(time.time() - t0, 1),
+                  "run_finished": res.finished})
+    return res.finished
 
 
 def _record(out: Path, line: dict[str, Any]) -> dict[str, Any]:
@@ -261,18 +257,21 @@ def _record(out: Path, line: dict[str, Any]) -> dict[str, Any]:
     return line
 
 
-def _train_one(row: ExperimentRow, seed: int, out: Path, progress: bool) -> dict[str, Any]:
+def _train_one(row: ExperimentRow, seed: int, out: Path, progress: bool, deadline: float | None = None) -> bool:
+    """Train (or resume) one run until it is over or ``deadline`` (a ``time.time()``) ends
+    this sitting; whether it is over."""
     from .config import load_config
     from .train import train
 
-    if row.pretrain_config is not None:
-        _pretrain_once(row, out, progress)
+    if row.pretrain_config is not None and not _pretrain_once(row, out, progress, deadline):
+        return False
     run_dir = out / row.run_name(seed)
-    cfg = load_config(row.config, [*row.train_overrides(seed, out), f"output_dir={run_dir}"])
+    cfg = load_config(row.config, [*row.train_overrides(seed, out), f"output_dir={run_dir}", *_time_left(deadline)])
     t0 = time.time()
-    train(cfg, resume_from="auto" if run_dir.exists() else None, progress=progress)
-    return _record(out, {"row": row.run_name(seed), "command": row.command(seed, out),
-                         "wall_s": round(time.time() - t0, 1)})
+    res = train(cfg, resume_from="auto" if run_dir.exists() else None, progress=progress)
+    _record(out, {"row": row.run_name(seed), "command": row.command(seed, out), "wall_s": round(time.time() - t0, 1),
+                  "run_finished": res.finished})
+    return res.finished
 
 
 def _torch_threads() -> int:
@@ -290,6 +289,9 @@ class ExperimentResult:
     runs: list[dict[str, Any]]
     missing: list[str]
     differences: list[dict[str, Any]] = field(default_factory=list)
+    #: where each unfinished run stands: its newest complete checkpoint (``checkpoint-400``),
+    #: or ``not started``
+    progress: dict[str, str] = field(default_factory=dict)
 
     def save(self, folder: str | os.PathLike | None = None, *, title: str = "kgfuse results",
              name: str = "results") -> Path:
@@ -333,13 +335,31 @@ def format_table(result: ExperimentResult, *, title: str = "kgfuse results") -> 
             mc = f"{d['a_only']} / {d['b_only']}, p = {d['p_mcnemar']:.3f}" if d.get("p_mcnemar") is not None else "–"
             lines.append(f"| {d['row']} | {d['baseline']} | {d['split']} | {100 * d['difference']:+.1f} | "
                          f"[{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] | {mc} |")
-    lines += ["", "## Runs", "", "| run | commit | wall (h) | command |", "| --- | --- | --- | --- |"]
+    lines += ["", "## Runs", "",
+              "Wall: the `kgfuse evaluate` commands that trained the run (preprocessing and final evaluation "
+              "included). Training: the training loop over all the run's sittings, with the code of each.", "",
+              "| run | commit | wall (h) | training (h), sittings | command |", "| --- | --- | --- | --- | --- |"]
     for u in result.runs:
         wall = f"{u['wall_s'] / 3600:.2f}" if u.get("wall_s") is not None else "–"
-        lines.append(f"| {u['run']} | {str(u.get('commit') or '–')[:12]} | {wall} | `{u.get('command') or '–'}` |")
+        sources = u.get("sources") or [u.get("commit") or "–"]
+        commit = ", ".join(str(c)[:12] for c in sources)
+        trained = f"{u['train_s'] / 3600:.2f}, {u['sittings']}" if u.get("sittings") else "–"
+        lines.append(f"| {u['run']} | {commit} | {wall} | {trained} | `{u.get('command') or '–'}` |")
     if result.missing:
-        lines += ["", "Not finished (no row in the table yet): " + ", ".join(result.missing)]
+        lines += ["", "Not finished (no row in the table yet; the same command resumes each from its newest "
+                  "checkpoint): " + ", ".join(f"{n} ({result.progress[n]})" if n in result.progress else n
+                                               for n in result.missing)]
     return "\n".join(lines) + "\n"
+
+
+def run_progress(run_dir: Path) -> str:
+    """Where an unfinished run stands: its newest complete ``checkpoint-<step>`` (by name and
+    ``COMPLETE`` marker only; resuming verifies it), or ``not started``."""
+    from .checkpoint import COMPLETE  # (torch: imported only when a table has unfinished runs)
+
+    steps = [int(p.name[len("checkpoint-"):]) for p in run_dir.glob("checkpoint-*")
+             if p.name[len("checkpoint-"):].isdigit() and (p / COMPLETE).is_file()] if run_dir.is_dir() else []
+    return f"checkpoint-{max(steps)}" if steps else "not started"
 
 
 def _run_records(out: Path) -> dict[str, dict[str, Any]]:
@@ -394,13 +414,18 @@ def _differences(exp: ExperimentFile, table: list[dict[str, Any]], out: Path) ->
 
 
 def run_experiments(path: str | os.PathLike, overrides: Sequence[str] = (), *, only: Sequence[str] = (),
-                    train: bool = True, progress: bool = True,
+                    train: bool = True, progress: bool = True, stop_after_hours: float | None = None,
                     log: Callable[[str], Any] | None = None) -> ExperimentResult:
     """Train what is missing of an experiment file, then build and save its table.
 
     ``only`` restricts training (not the table) to the named rows (``name`` or ``name-s<seed>``);
-    ``train=False`` only tabulates finished runs. Returns the :class:`ExperimentResult`, already
-    saved into the file's ``output_dir``.
+    ``train=False`` only tabulates finished runs. ``stop_after_hours`` bounds the whole command:
+    each run is given the time left when it starts (``train.stop_after_hours``: the run in
+    training when the time is up stops after saving a checkpoint), no further run starts, and
+    the table is written with what is finished; the same command later resumes where it
+    stopped. The first run always trains at least one step, so every command makes progress;
+    building a run and its final evaluation come on top of the limit. Returns the
+    :class:`ExperimentResult`, already saved into the file's ``output_dir``.
     """
     log = log or logger.info
     exp = load_experiment_file(path, overrides)
@@ -408,18 +433,29 @@ def run_experiments(path: str | os.PathLike, overrides: Sequence[str] = (), *, o
     unknown = [o for o in only if o not in known]
     if unknown:
         raise ConfigError(f"{exp.path}: unknown rows {unknown}; the file has {sorted(r.name for r in exp.rows)}")
+    if stop_after_hours is not None and not stop_after_hours > 0:
+        raise ConfigError(f"stop_after_hours must be > 0, got {stop_after_hours}")
+    deadline = None if stop_after_hours is None else time.time() + 3600.0 * stop_after_hours
     out = exp.output_dir
     out.mkdir(parents=True, exist_ok=True)
+    out_of_time = trained_any = False
     for row in exp.rows:
         for seed in row.seeds:
             if only and row.name not in only and row.run_name(seed) not in only:
                 continue
-            if not train or finished_metrics(out / row.run_name(seed)) is not None:
+            if not train or out_of_time or finished_metrics(out / row.run_name(seed)) is not None:
                 continue
+            if deadline is not None and trained_any and time.time() >= deadline:
+                out_of_time = True  # no run starts after the limit (the first always makes a step)
+                continue
+            trained_any = True
             log(f"{row.run_name(seed)}: training ({row.command(seed, out)})")
-            _train_one(row, seed, out, progress)
+            if not _train_one(row, seed, out, progress, deadline):
+                out_of_time = True
+                log(f"{row.run_name(seed)}: stopped by the time limit ({stop_after_hours} h); "
+                    "the same command resumes it")
     records = _run_records(out)
-    table, runs, missing = [], [], []
+    table, runs, missing, progress = [], [], [], {}
     for row in exp.rows:
         per_split: dict[str, list[tuple[int, float]]] = {}
         for seed in row.seeds:
@@ -427,9 +463,14 @@ def run_experiments(path: str | os.PathLike, overrides: Sequence[str] = (), *, o
             m = finished_metrics(out / name)
             if m is None:
                 missing.append(name)
+                progress[name] = run_progress(out / name)
                 continue
             rec = records.get(name, {})
+            sittings = [x for x in m.get("sittings") or [] if isinstance(x, dict)]
             runs.append({"run": name, "commit": rec.get("commit"), "wall_s": rec.get("wall_s"),
+                         "train_s": round(sum(float(x.get("seconds") or 0.0) for x in sittings), 1),
+                         "sittings": len(sittings),
+                         "sources": list(dict.fromkeys(str(x["source"]) for x in sittings if x.get("source"))),
                          "command": rec.get("command") or row.command(seed, out)})
             for split, sm in m["splits"].items():
                 if (exp.splits is None and split == "train") or (exp.splits is not None and split not in exp.splits):
@@ -444,8 +485,8 @@ def run_experiments(path: str | os.PathLike, overrides: Sequence[str] = (), *, o
             table.append({"row": row.name, "split": split, "seeds": [s for s, _ in vals], "n": len(accs),
                           "mean": statistics.fmean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else None,
                           "min": min(accs), "max": max(accs), "per_seed": accs})
-    result = ExperimentResult(out, table, runs, missing, _differences(exp, table, out))
+    result = ExperimentResult(out, table, runs, missing, _differences(exp, table, out), progress)
     result.save(title=exp.title, name=exp.table)
     log(f"results table: {out / (exp.table + '.md')} and {out / (exp.table + '.csv')}"
-        + (f"; not finished: {', '.join(missing)}" if missing else ""))
+        + (f"; not finished: {', '.join(f'{n} ({progress[n]})' for n in missing)}" if missing else ""))
     return result

@@ -24,7 +24,15 @@ batch, what to log, how to evaluate); the loop does everything else, once, for e
   metric exported to ``model/`` (``best/`` records which epoch it is), and resuming from any
   of them (weights, optimiser, scheduler, RNG states, the position inside the epoch and the
   task's own state, :meth:`LoopTask.state_dict`), so a resumed run ends with the same
-  parameters as an uninterrupted one.
+  parameters as an uninterrupted one;
+- ``stop_after_hours``: a sitting ends after that many hours with a resumable checkpoint
+  (:attr:`TrainingLoop.out_of_time`), the run not over;
+- the sittings: each call of :meth:`TrainingLoop.run` on a run not over yet appends to
+  ``state["sittings"]`` the steps it trained, its seconds, its start time and the source
+  code in use (:func:`kgfuse.tasks.provenance.source_commit`), kept up to date at every
+  checkpoint. A run trained in several sittings thus records its whole training time and
+  every code version it ran on; the work done after the checkpoint a sitting resumed from is
+  not counted (the result does not build on it).
 
 It runs unchanged under ``accelerate launch --num_processes N``: model, optimiser, scheduler
 (and the training loader, when the task lets the loop prepare it) go through
@@ -322,6 +330,9 @@ class TrainingLoop:
                                       "best_epoch": None, "history": []}
         self.resumed = False
         self.stopped = False
+        self._sitting_t0: float | None = None
+        #: this sitting ended by ``opt.stop_after_hours`` (the run is not over)
+        self.out_of_time = False
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -346,6 +357,7 @@ class TrainingLoop:
         """Write checkpoint ``name`` (``last``, ``best``, ``checkpoint-<step>``) into the output folder."""
         if self.out is None:
             return
+        self._close_sitting()
         task_state = self.task.state_dict()
         if task_state:
             self.state["task"] = task_state
@@ -353,6 +365,35 @@ class TrainingLoop:
                         optimizer=self.raw_optimizer if with_optim else None,
                         scheduler=self.raw_scheduler if with_optim else None, trainer_state=self.state,
                         accelerator=self.acc, extra_json=None if with_model else {"model.json": {"folder": "../model"}})
+
+    def _open_sitting(self) -> None:
+        """Start this process's record in ``state["sittings"]`` (a run not over yet only)."""
+        if self.finished(self.state):
+            return
+        from .provenance import source_commit
+
+        gs = int(self.state["global_step"])
+        self.state.setdefault("sittings", []).append(
+            {"from_step": gs, "to_step": gs, "seconds": 0.0,
+             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": source_commit()})
+        self._sitting_t0 = time.time()
+
+    def _close_sitting(self) -> None:
+        """Bring the current sitting's record up to now (its last step and seconds)."""
+        if self._sitting_t0 is None:
+            return
+        cur = self.state["sittings"][-1]
+        cur["to_step"] = int(self.state["global_step"])
+        cur["seconds"] = round(time.time() - self._sitting_t0, 1)
+
+    def _out_of_time(self, stop_at: float) -> bool:
+        """Whether this sitting's time is up: as soon as it is for one process, it is for all,
+        so that every process stops after the same step."""
+        late = time.time() >= stop_at
+        if not self.distributed:
+            return late
+        flag = torch.tensor([1.0 if late else 0.0], device=self.acc.device)
+        return bool(self.acc.reduce(flag, reduction="sum").item() > 0)
 
     def export(self, extra: Callable[[Path], None] | None = None, name: str = "model") -> Path | None:
         """Write the model (``save_pretrained``) to ``<output>/<name>`` atomically, with
@@ -414,6 +455,9 @@ class TrainingLoop:
 
         acc, opt, state, out, task = self.acc, self.opt, self.state, self.out, self.task
         is_main, accum = self.is_main, self.accum
+        hours = getattr(opt, "stop_after_hours", None)
+        stop_at = time.time() + 3600.0 * float(hours) if hours else None
+        self.out_of_time = False
         if is_main and out is not None:
             # log.jsonl holds each step once: a resumed run drops the records written after
             # its checkpoint, a new run those of an earlier run in the same folder
@@ -424,6 +468,7 @@ class TrainingLoop:
             else:
                 (out / "log.jsonl").unlink(missing_ok=True)
         run_log = _RunLog(out, is_main)
+        self._open_sitting()
         step_bar = None
         if not self.epoch_records:
             step_bar = tqdm(total=self.total_steps, initial=state["global_step"], desc=self.desc,
@@ -497,6 +542,9 @@ class TrainingLoop:
                     if stop_after_steps is not None and step >= stop_after_steps:
                         stopped = True
                         break
+                    if stop_at is not None and step < self.step_limit and self._out_of_time(stop_at):
+                        stopped = self.out_of_time = True
+                        break
                     if step >= self.step_limit:
                         break
                 if stopped:
@@ -509,12 +557,18 @@ class TrainingLoop:
                 self.save(f"checkpoint-{state['global_step']}")
                 if is_main:
                     _prune_step_checkpoints(out, keep=ckpt.save_total_limit)
+            if self.out_of_time and is_main:
+                self.log.info("train.stop_after_hours: %g h passed; this sitting stops at step %d of %d "
+                              "(checkpoint-%d); resume the run to continue it", float(hours), state["global_step"],
+                              self.step_limit, state["global_step"])
             if not stopped and self.eval_at_end:
                 self._evaluate(run_log, state["global_step"])
             if not stopped and is_main and out is not None and not ckpt.keep_optimizer_state and (out / "last").is_dir():
                 # the run is over: last/ no longer needs what only a resume uses
                 drop_optimizer_state(out / "last")
         finally:
+            self._close_sitting()
+            self._sitting_t0 = None
             if step_bar is not None:
                 step_bar.close()
             run_log.close()

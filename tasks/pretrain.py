@@ -201,6 +201,9 @@ class PretrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     train_log: list[dict[str, Any]] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    #: the run is over (False: this call stopped early, by ``stop_after_steps`` or
+    #: ``train.stop_after_hours``, after saving a checkpoint to resume from)
+    finished: bool = True
     model: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -432,6 +435,7 @@ def pretrain(config: PretrainConfig, *, graph=None, linked: "LinkedCorpus | str 
     result.wall_time = time.time() - t0
     result.model = loop.unwrapped
     if loop.stopped:
+        result.finished = False
         return result  # interrupted: the checkpoint is the run's state; model/ is the finished run's
     loop.export(tokenizer.save_pretrained)
     if is_main:

@@ -247,6 +247,11 @@ def write_report(out: str | os.PathLike, metrics: Mapping[str, Any], *, title: s
             lines += [f"![accuracy by linked concepts]({plots['accuracy_by_concepts']})", ""]
     if metrics.get("timings"):
         lines += ["## Timings", ""] + [f"- {k}: {v:.1f} s" for k, v in metrics["timings"].items()] + [""]
+    sittings = metrics.get("sittings") or []
+    if len(sittings) > 1:
+        lines += [f"Trained in {len(sittings)} sittings, each resumed from the last one's checkpoint:", ""]
+        lines += [f"- steps {x.get('from_step')}–{x.get('to_step')}: {float(x.get('seconds', 0.0)):.1f} s, started "
+                  f"{x.get('started')}, code {x.get('source')}" for x in sittings] + [""]
     headings = {"right": "right answers", "wrong": "wrong answers", "unlabelled": "predictions without a label"}
     for split, recs in (samples or {}).items():
         chosen = select_examples(recs, examples)

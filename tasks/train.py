@@ -84,8 +84,14 @@ class TrainResult:
         history: one dict per epoch (train loss, eval accuracies, learning rates, seconds).
         metrics: final metrics of the best model per split (``{"dev": {"accuracy": ..}}``).
         model_dir: folder of the exported best model (``from_pretrained``-able), if written.
-        wall_time: seconds.
+        wall_time: seconds of this call.
         stopped_early: the run ended by ``train.early_stopping_patience`` before its last epoch.
+        finished: the run is over (False: this call stopped early, by ``stop_after_steps`` or
+            ``train.stop_after_hours``, after saving a checkpoint to resume from; no final
+            evaluation was made).
+        sittings: one dict per call that trained this run (``from_step``, ``to_step``,
+            ``seconds``, ``started``, ``source``: the code in use), resumed ones included; see
+            :mod:`kgfuse.tasks.loop`.
     """
 
     output_dir: Path
@@ -97,6 +103,8 @@ class TrainResult:
     wall_time: float = 0.0
     global_step: int = 0
     stopped_early: bool = False
+    sittings: list[dict[str, Any]] = field(default_factory=list)
+    finished: bool = True
     model: Any = field(default=None, repr=False, compare=False)
     is_main_process: bool = True
 
@@ -111,7 +119,16 @@ class TrainResult:
             "wall_time": self.wall_time,
             "global_step": self.global_step,
             "stopped_early": self.stopped_early,
+            "finished": self.finished,
+            "sittings": self.sittings,
+            "training_seconds": self.training_seconds,
         }
+
+    @property
+    def training_seconds(self) -> float:
+        """Seconds in the training loop over all sittings (preprocessing and the final
+        evaluation not included)."""
+        return round(sum(float(x.get("seconds", 0.0)) for x in self.sittings), 1)
 
 
 class SeededShuffleSampler(Sampler[int]):
@@ -252,7 +269,7 @@ def evaluate_accuracy(model: nn.Module, loader: DataLoader, accelerator) -> dict
 #: Settings that do not change a run's trajectory: they may differ when resuming.
 RESUME_FREE = {"output_dir", "cache_dir", "base_dir", "train.eval_batch_size", "train.log_every", "train.num_workers",
                "train.save_steps", "train.save_total_limit", "train.save_best", "train.save_last", "train.metric",
-               "train.keep_optimizer_state",
+               "train.keep_optimizer_state", "train.stop_after_hours",
                "data.preprocess_workers", "data.max_eval", "data.test"}
 
 
@@ -448,6 +465,8 @@ def fit(
         history=list(state["history"]),
         global_step=state["global_step"],
         stopped_early=bool(state.get("early_stopped")),
+        sittings=[dict(x) for x in state.get("sittings", [])],
+        finished=not loop.stopped,
         wall_time=time.time() - t0,
         model_dir=(out / "model") if (out is not None and opt.save_best and state["best_epoch"] is not None) else None,
         model=loop.unwrapped,
@@ -525,6 +544,11 @@ def train(config: TrainConfig, *, resume_from: str | os.PathLike | None = None, 
         progress=progress,
         export_extra=run.export_extra,
     )
+    if not res.finished:  # train.stop_after_hours: this sitting is over, the run is not
+        res.wall_time = time.time() - run.t0
+        if acc.is_main_process:
+            logger.info("run folder %s: not finished (step %d); continue it with --resume auto", out, res.global_step)
+        return res
     # final: reload the best weights, export, evaluate with full predictions and the report
     from .evaluate import evaluate_run
 

@@ -43,7 +43,7 @@ COMMANDS = {
     "kgfuse prepare": OUTPUT | {"--config", "--set"},
     "kgfuse train": OUTPUT | {"--config", "--output", "--resume", "--allow-changes", "--overwrite", "--set"},
     "kgfuse pretrain": OUTPUT | {"--config", "--output", "--link-only", "--resume", "--allow-changes", "--set"},
-    "kgfuse evaluate": OUTPUT | DATA | {"--config", "--only", "--no-train", "--model", "--data", "--graph", "--graph-input", "--output",
+    "kgfuse evaluate": OUTPUT | DATA | {"--config", "--only", "--no-train", "--stop-after-hours", "--model", "--data", "--graph", "--graph-input", "--output",
                                         "--set"},
     "kgfuse predict": OUTPUT | DATA | {"--model", "--server", "--question", "--choices", "--questions", "--data", "--output",
                                        "--graph", "--threads", "--top-k", "--json"},

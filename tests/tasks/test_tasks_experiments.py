@@ -117,6 +117,34 @@ def test_only_and_table_without_training(tmp_path):
         run_experiments(exp, only=["c"], progress=False)
 
 
+def test_stop_after_hours_bounds_the_command_and_the_same_command_resumes(tmp_path, capsys):
+    """A time limit ends the run in training with a checkpoint and starts no other; the table
+    says where each unfinished run stands; the same command later finishes them, and the
+    table gives each run's training time over its sittings."""
+    exp = _experiment(tmp_path, [
+        {"name": "a", "config": "tiny.yaml", "set": ["model.lm_only=true"], "seeds": [0]},
+        {"name": "b", "config": "tiny.yaml", "set": ["model.lm_only=true"], "seeds": [0]},
+    ])
+    out = tmp_path / "out"
+    assert main(["evaluate", "--config", str(exp), "--stop-after-hours", "1e-9", "-q"]) == 0
+    assert (out / "a-s0" / "checkpoint-1" / "COMPLETE").is_file() and not (out / "b-s0").exists()
+    md = (out / "results.md").read_text()
+    assert "a-s0 (checkpoint-1), b-s0 (not started)" in md
+    (rec,) = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]
+    assert rec["row"] == "a-s0" and rec["run_finished"] is False
+    assert "train.stop_after_hours" not in rec["command"]  # the row's command, not this sitting's limit
+    res = run_experiments(exp, progress=False)
+    assert res.missing == [] and res.progress == {}
+    runs = {u["run"]: u for u in res.runs}
+    assert (runs["a-s0"]["sittings"], runs["b-s0"]["sittings"]) == (2, 1)
+    sittings = json.loads((out / "a-s0" / "metrics.json").read_text())["sittings"]
+    assert runs["a-s0"]["train_s"] == pytest.approx(sum(x["seconds"] for x in sittings), abs=0.11)
+    assert [(x["from_step"], x["to_step"]) for x in sittings] == [(0, 1), (1, 2)]
+    assert f"| {runs['a-s0']['train_s'] / 3600:.2f}, 2 |" in (out / "results.md").read_text()
+    with pytest.raises(SystemExit, match="--stop-after-hours bounds the training of an experiment file"):
+        main(["evaluate", "--model", str(out / "a-s0" / "model"), "--data", "x.jsonl", "--stop-after-hours", "1"])
+
+
 @pytest.mark.parametrize("rows, message", [
     ([{"name": "x", "config": "tiny.yaml", "seed": [0]}], r"unknown key 'rows\[0\]\.seed'; valid keys: \['baseline', 'config', 'name', 'pretrain', 'seeds', 'set'\]; did you mean 'seeds'\?"),
     ([{"name": "x", "config": "missing.yaml"}], r"rows\[0\]\.config: file not found"),

@@ -146,3 +146,17 @@ def test_a_new_run_replaces_the_checkpoints_of_an_earlier_one(tmp_path):
     assert _checkpoints(tmp_path / "part") == ["checkpoint-2", "checkpoint-4"]
     pretrain(_cfg(tmp_path, "part", save_steps=3), progress=False, stop_after_steps=3)
     assert _checkpoints(tmp_path / "part") == ["checkpoint-3"]
+
+
+def test_stop_after_hours_ends_a_pretraining_sitting_and_the_resume_is_exact(tmp_path):
+    """``train.stop_after_hours`` ends a pre-training sitting after its first step with a
+    checkpoint and no model; a resume without the limit (not a trajectory setting) gives the
+    uninterrupted run."""
+    pretrain(_cfg(tmp_path, "full"), progress=False)
+    part = pretrain(_cfg(tmp_path, "part", stop_after_hours=1e-9), progress=False)
+    out = tmp_path / "part"
+    assert not part.finished and part.global_step == 1
+    assert "checkpoint-1" in _checkpoints(out) and not (out / "model").exists() and not (out / "metrics.json").exists()
+    res = pretrain(_cfg(tmp_path, "part"), progress=False, resume_from="auto")
+    assert res.finished and res.global_step == STEPS
+    _assert_same_run(tmp_path / "full", out)

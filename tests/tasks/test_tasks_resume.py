@@ -90,3 +90,33 @@ def test_a_setting_the_recorded_run_lacks_counts_as_its_default():
     given["model"]["options"] = {"node_dim": 32}    # a nested section is compared key by key, not as its default {}
     assert resume_differences(recorded, given, defaults=defaults) == ["model.options.node_dim: 16 -> 32",
                                                                        "train.group_by_length: False -> True"]
+
+
+def test_a_run_in_two_sittings_by_stop_after_hours(tmp_path, capsys):
+    """``train.stop_after_hours`` ends a sitting with a checkpoint and no final evaluation;
+    ``--resume auto`` finishes the run even without the limit (it is not a trajectory
+    setting), and the finished run records both sittings."""
+    from kgfuse.tasks.cli import main
+
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    assert main(["train", "--config", str(_write(tmp_path, _cfg(out, cache))), "-q",
+                 "--set", "train.stop_after_hours=1e-9"]) == 0
+    printed = capsys.readouterr().out
+    assert "not finished: this sitting stopped at step 1" in printed and "--resume auto" in printed
+    assert (out / "checkpoint-1" / "COMPLETE").is_file()
+    assert not (out / "metrics.json").exists() and not (out / "model").exists()
+    res = train(_cfg(out, cache), resume_from="auto", progress=False)
+    assert res.finished and res.global_step == 2
+    m = json.loads((out / "metrics.json").read_text())
+    assert [(x["from_step"], x["to_step"]) for x in m["sittings"]] == [(0, 1), (1, 2)]
+    assert m["timings"]["train_all_sittings"] == pytest.approx(sum(x["seconds"] for x in m["sittings"]), abs=0.11)
+    assert "Trained in 2 sittings" in (out / "report.md").read_text()
+    assert json.loads((out / "train_result.json").read_text())["finished"] is True
+
+
+def _write(folder, cfg):
+    import yaml
+
+    p = folder / "config.yaml"
+    p.write_text(yaml.safe_dump(cfg.to_dict()))
+    return p

@@ -10,6 +10,7 @@ from transformers import BertConfig, BertForMultipleChoice
 
 from kgfuse.tasks.checkpoint import CheckpointError, verify_checkpoint
 from kgfuse.tasks.config import OptimConfig
+from kgfuse.tasks.provenance import source_commit
 from kgfuse.tasks.train import LengthGroupedSampler, SeededShuffleSampler, build_param_groups, fit, item_lengths
 
 
@@ -208,6 +209,37 @@ def test_resume_mid_epoch_equals_uninterrupted(tmp_path, stop, accum):
         recs = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
         return [(r["step"], r.get("train/loss")) for r in recs if "train/loss" in r]
     assert steps(tmp_path / "b") == steps(tmp_path / "a")
+    # the resumed run records both sittings: their steps, time and code
+    assert not part.finished and res.finished and ref.finished
+    assert [(x["from_step"], x["to_step"]) for x in ref.sittings] == [(0, ref.global_step)]
+    assert [(x["from_step"], x["to_step"]) for x in part.sittings] == [(0, stop)]
+    assert [(x["from_step"], x["to_step"]) for x in res.sittings] == [(0, stop), (stop, ref.global_step)]
+    assert all(x["seconds"] >= 0 and x["source"] == source_commit() and x["started"].endswith("Z") for x in res.sittings)
+    assert res.training_seconds == pytest.approx(sum(x["seconds"] for x in res.sittings), abs=0.11)
+    # the checkpoint holds the sittings up to itself
+    st = json.loads((ck / "trainer_state.json").read_text())
+    assert [(x["from_step"], x["to_step"]) for x in st["sittings"]] == [(0, stop)]
+
+
+def test_stop_after_hours_ends_the_sitting_with_a_checkpoint_and_resumes_exactly(tmp_path):
+    """``stop_after_hours`` ends a sitting (not the run) after the step in progress, with a
+    resumable checkpoint; the resumed run equals an uninterrupted one."""
+    opt = _opt(epochs=2, batch_size=4)
+    ref = fit(_model(0), _Toy(24, 0), {"dev": _Toy(8, 1)}, _collate, opt, tmp_path / "a", progress=False)
+    short = _opt(epochs=2, batch_size=4, stop_after_hours=1e-9)  # over after the first step
+    part = fit(_model(0), _Toy(24, 0), {"dev": _Toy(8, 1)}, _collate, short, tmp_path / "b", progress=False)
+    assert not part.finished and part.global_step == 1 and part.history == []
+    assert (tmp_path / "b" / "checkpoint-1" / "COMPLETE").is_file() and not (tmp_path / "b" / "model").exists()
+    res = fit(_model(9), _Toy(24, 0), {"dev": _Toy(8, 1)}, _collate, opt, tmp_path / "b", resume_from="auto", progress=False)
+    assert res.finished and res.global_step == ref.global_step
+    assert [h["dev_accuracy"] for h in res.history] == [h["dev_accuracy"] for h in ref.history]
+    for k, v in res.model.state_dict().items():
+        assert torch.equal(v, ref.model.state_dict()[k]), k
+    assert [(x["from_step"], x["to_step"]) for x in res.sittings] == [(0, 1), (1, ref.global_step)]
+    # a generous limit changes nothing
+    full = fit(_model(0), _Toy(24, 0), {"dev": _Toy(8, 1)}, _collate, _opt(epochs=2, batch_size=4, stop_after_hours=5),
+               tmp_path / "c", progress=False)
+    assert full.finished and full.global_step == ref.global_step
 
 
 class _Regression(torch.utils.data.Dataset):
