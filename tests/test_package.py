@@ -49,6 +49,21 @@ def test_wheel_contains_only_kgfuse(tmp_path):
     assert "kgfuse/kg/graph.py" in names
     # the bundled sample data travels with the package
     assert any(n.startswith("kgfuse/data/") and n.endswith(".csv") for n in names), "sample data missing from wheel"
+    # built from a git checkout, the wheel records its commit, and the installed copy reports it
+    git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if git.returncode != 0:
+        assert "kgfuse/_source.json" not in names
+        return
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    expected = git.stdout.strip() + ("-dirty" if dirty else "")
+    zipfile.ZipFile(wheel).extractall(tmp_path / "site")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from kgfuse.tasks import provenance as p; "
+            "print(p.__file__); print(p.source_commit())")
+    out = subprocess.run([sys.executable, "-S", "-c", code, str(tmp_path / "site")], capture_output=True, text=True,
+                         check=True, cwd=tmp_path)
+    where, commit = out.stdout.split()
+    assert Path(where).is_relative_to(tmp_path / "site") and commit == expected
 
 
 def test_spacy_finds_the_linker_component_through_its_entry_point(tmp_path):
