@@ -367,8 +367,10 @@ def evaluate(model: Any = None, data: PathLike | None = None, *, config: PathLik
             return Evaluation(metrics={"table": res.table, "missing": res.missing, "progress": res.progress},
                               rows=res.table)
         if stop_after_hours is not None:
-            raise ValueError("evaluate: stop_after_hours bounds the training of an experiment file (rows:); "
-                             f"{config} is a comparison file of trained models")
+            from .config import ConfigError
+
+            raise ConfigError(f"{config}: a comparison file of trained models; stop_after_hours bounds the "
+                              "training of an experiment file (rows:)")
         from .evaluate import run_evaluations
 
         rows = run_evaluations(config, overrides, progress=progress)

@@ -143,6 +143,11 @@ def test_stop_after_hours_bounds_the_command_and_the_same_command_resumes(tmp_pa
     assert f"| {runs['a-s0']['train_s'] / 3600:.2f}, 2 |" in (out / "results.md").read_text()
     with pytest.raises(SystemExit, match="--stop-after-hours bounds the training of an experiment file"):
         main(["evaluate", "--model", str(out / "a-s0" / "model"), "--data", "x.jsonl", "--stop-after-hours", "1"])
+    cmp = tmp_path / "cmp.yaml"
+    cmp.write_text(yaml.safe_dump({"runs": [{"model": str(out / "a-s0" / "model"), "data": "x.jsonl"}]}))
+    capsys.readouterr()
+    assert main(["evaluate", "--config", str(cmp), "--stop-after-hours", "1"]) == 2
+    assert "a comparison file of trained models; stop_after_hours bounds" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("rows, message", [
