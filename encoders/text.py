@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_TEXT_ENCODER", "resolve_text_encoder", "load_text_encoder", "load_tokenizer", "weights_hash"]
+__all__ = ["DEFAULT_TEXT_ENCODER", "resolve_text_encoder", "load_text_encoder", "load_tokenizer", "own_weight_memory",
+           "weights_hash"]
 
 DEFAULT_TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_TEXT_ENCODER, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
@@ -69,9 +70,35 @@ def load_text_encoder(name_or_path: str | os.PathLike | None = None, *, local_fi
     from transformers import AutoModel
 
     path = resolve_text_encoder(name_or_path)
-    model = AutoModel.from_pretrained(path, local_files_only=local_files_only, **kwargs)
+    model = own_weight_memory(AutoModel.from_pretrained(path, local_files_only=local_files_only, **kwargs))
     tok = load_tokenizer(path, local_files_only=local_files_only) if with_tokenizer else None
     return tok, model
+
+
+def own_weight_memory(module, alignment: int = 64):
+    """Give each parameter and buffer of ``module`` that is a view into a loaded weight file
+    its own memory (a copy, aligned like any tensor torch allocates); returns ``module``.
+
+    ``from_pretrained`` (transformers 5.2x) can leave tensors as views at the file's byte
+    offsets, not aligned to 64 bytes, and CPU matmul kernels then take other code paths whose
+    results differ in the last bits: a saved model, loaded again, would not reproduce the
+    logits it gave before saving, and a run would depend on how its weights were read. Tied
+    parameters stay tied (each parameter object is copied once)."""
+    import torch
+
+    def needs_copy(t) -> bool:
+        return t.device.type == "cpu" and (t.data_ptr() % alignment != 0
+                                           or t.untyped_storage().nbytes() != t.numel() * t.element_size())
+
+    with torch.no_grad():
+        for p in module.parameters():
+            if needs_copy(p):
+                p.data = p.data.clone()
+        for m in module.modules():
+            for name, b in list(m._buffers.items()):
+                if b is not None and needs_copy(b):
+                    m._buffers[name] = b.clone()
+    return module
 
 
 def weights_hash(name_or_path: str | os.PathLike | None = None) -> str:

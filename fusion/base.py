@@ -352,11 +352,11 @@ class KGFusedModel(KGFusedPreTrainedModel):
             local_files_only: never download (default).
             **config_kwargs: any :class:`KGFusedConfig` field.
         """
-        from ..encoders.text import resolve_text_encoder
+        from ..encoders.text import own_weight_memory, resolve_text_encoder
 
         path = resolve_text_encoder(name_or_path)
         text_cls = backbone.text_model_class(AutoConfig.from_pretrained(path, local_files_only=local_files_only))
-        text = text_cls.from_pretrained(path, local_files_only=local_files_only)
+        text = own_weight_memory(text_cls.from_pretrained(path, local_files_only=local_files_only))
         kw = dict(config_kwargs)
         if graph is not None:
             kw.setdefault("num_concepts", graph.num_concepts)

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
+from ..encoders.text import own_weight_memory
 from ..integrity import MODEL_MANIFEST, verify_model_manifest, write_model_manifest
 from .configuration import KGFusedConfig
 
@@ -102,6 +103,7 @@ class KGFusedPreTrainedModel(PreTrainedModel):
                                        "(from_pretrained(..., verify=False) reads it unchecked)")
         model, info = super().from_pretrained(pretrained_model_name_or_path, *model_args, output_loading_info=True,
                                               **kwargs)
+        own_weight_memory(model)  # the same logits as before saving, to the last bit
         file_keys = _saved_keys(folder) if folder is not None and kwargs.get("state_dict") is None else None
         missing, unexpected = _uncovered(model, info, file_keys)
         if missing or unexpected:
