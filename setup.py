@@ -9,8 +9,8 @@
   code (:func:`kgfuse.tasks.provenance.source_commit`). An editable install reads git itself.
 """
 
+import importlib.util
 import json
-import subprocess
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -21,15 +21,12 @@ HERE = Path(__file__).resolve().parent
 
 def git_commit() -> str | None:
     """``HEAD`` of the checkout this is built from (``-dirty`` with changes to tracked files),
-    or None outside a git checkout."""
-    try:
-        head = subprocess.run(["git", "-C", str(HERE), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(HERE), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head + ("-dirty" if dirty else "") if head else None
+    or None outside a git checkout: the query of ``tasks/provenance.py``, loaded by path
+    because kgfuse is not importable while it is being built."""
+    spec = importlib.util.spec_from_file_location("_kgfuse_provenance", HERE / "tasks" / "provenance.py")
+    provenance = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(provenance)
+    return provenance.git_commit(HERE)
 
 
 class BuildPyWithSource(build_py):

@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .config import ConfigError, _unknown_key, apply_overrides, read_config_file, resolve_path
-from .provenance import source_commit  # noqa: F401  (re-export)
+from .provenance import software_versions, source_commit  # noqa: F401  (source_commit: re-export)
 
 logger = logging.getLogger("kgfuse")
 
@@ -248,7 +248,7 @@ def _pretrain_once(row: ExperimentRow, out: Path, progress: bool, deadline: floa
 
 
 def _record(out: Path, line: dict[str, Any]) -> dict[str, Any]:
-    line = {**line, "commit": source_commit(),
+    line = {**line, "commit": source_commit(), "software": software_versions(),
             "threads": os.environ.get("OMP_NUM_THREADS") or str(_torch_threads()),
             "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores",
             "finished": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -4,12 +4,14 @@
 changes to tracked files): read from git for a source tree or an editable install, from
 ``kgfuse/_source.json`` (written by ``setup.py`` when the package was built from a git
 checkout) for an installed copy, else the package version. Training records it per sitting
-(``sittings`` of the trainer state) and ``kgfuse evaluate --config`` per run (``rows.jsonl``).
+(``sittings`` of the trainer state) and ``kgfuse evaluate --config`` per run (``rows.jsonl``),
+each with :func:`software_versions`.
 """
 
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -21,17 +23,48 @@ def source_commit() -> str:
     recorded = installed_commit()  # first: an installed copy may sit inside another checkout
     if recorded:
         return recorded
-    src = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return head + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        import kgfuse
+    commit = git_commit(Path(__file__).resolve().parents[1])
+    if commit:
+        return commit
+    import kgfuse
 
-        return f"kgfuse {kgfuse.__version__}"
+    return f"kgfuse {kgfuse.__version__}"
+
+
+def git_commit(directory: str | Path) -> str | None:
+    """``HEAD`` of the git checkout holding ``directory`` (``-dirty`` with changes to tracked
+    files), or None outside a checkout or without git. Standard library only: ``setup.py``
+    loads this file by path at build time, before kgfuse is importable."""
+    try:
+        head = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(directory), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("-dirty" if dirty else "") if head else None
+
+
+#: the installed distributions whose versions a run record names (those that change results)
+RECORDED_PACKAGES = ("torch", "transformers", "torch-geometric", "spacy", "accelerate", "safetensors", "tokenizers",
+                     "numpy")
+
+
+@lru_cache(maxsize=1)
+def software_versions() -> dict[str, str]:
+    """Python and the installed versions of :data:`RECORDED_PACKAGES` (those installed), read
+    from the package metadata without importing them. The same commit can train another
+    model under other versions (e.g. how transformers lays out the weights it reads changes
+    the CPU kernels' last bits), so run records keep them beside the commit."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in RECORDED_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
 
 
 def installed_commit() -> str | None:

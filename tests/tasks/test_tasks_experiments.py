@@ -132,6 +132,9 @@ def test_stop_after_hours_bounds_the_command_and_the_same_command_resumes(tmp_pa
     assert "a-s0 (checkpoint-1), b-s0 (not started)" in md
     (rec,) = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]
     assert rec["row"] == "a-s0" and rec["run_finished"] is False
+    import transformers
+
+    assert rec["software"]["transformers"] == transformers.__version__ and rec["software"]["python"].count(".") == 2
     assert "train.stop_after_hours" not in rec["command"]  # the row's command, not this sitting's limit
     res = run_experiments(exp, progress=False)
     assert res.missing == [] and res.progress == {}

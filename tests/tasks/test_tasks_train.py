@@ -215,6 +215,10 @@ def test_resume_mid_epoch_equals_uninterrupted(tmp_path, stop, accum):
     assert [(x["from_step"], x["to_step"]) for x in part.sittings] == [(0, stop)]
     assert [(x["from_step"], x["to_step"]) for x in res.sittings] == [(0, stop), (stop, ref.global_step)]
     assert all(x["seconds"] >= 0 and x["source"] == source_commit() and x["started"].endswith("Z") for x in res.sittings)
+    import transformers
+
+    assert all(x["software"]["transformers"] == transformers.__version__ and x["software"]["torch"] == torch.__version__
+               for x in res.sittings)
     assert res.training_seconds == pytest.approx(sum(x["seconds"] for x in res.sittings), abs=0.11)
     # the checkpoint holds the sittings up to itself
     st = json.loads((ck / "trainer_state.json").read_text())
