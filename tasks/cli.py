@@ -197,6 +197,14 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_unfinished(step: int, output_dir) -> int:
+    """What ``kgfuse train`` and ``kgfuse pretrain`` say when a sitting ends at
+    ``train.stop_after_hours`` before the run is over; exit status 0 (nothing failed)."""
+    print(f"not finished: this sitting stopped at step {step} (train.stop_after_hours); "
+          f"continue the run with the same command and --resume auto\nrun folder: {output_dir}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from . import api
 
@@ -205,9 +213,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not res.is_main_process:
         return 0
     if not res.finished:
-        print(f"not finished: this sitting stopped at step {res.result.global_step} (train.stop_after_hours); "
-              f"continue the run with the same command and --resume auto\nrun folder: {res.output_dir}")
-        return 0
+        return _print_unfinished(res.result.global_step, res.output_dir)
     for split, m in res.metrics.get("splits", {}).items():
         if m.get("accuracy") is not None:
             print(f"{split} accuracy: {m['accuracy']:.4f} ({m['correct']}/{m['count']})")
@@ -229,9 +235,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     res = api.pretrain(args.config, args.set, output_dir=args.output or None, resume_from=args.resume,
                        allow_changes=args.allow_changes, progress=not args.quiet)
     if not res.finished:
-        print(f"not finished: this sitting stopped at step {res.global_step} (train.stop_after_hours); "
-              f"continue the run with the same command and --resume auto\nrun folder: {res.output_dir}")
-        return 0
+        return _print_unfinished(res.global_step, res.output_dir)
     f = res.metrics
     if f.get("dea_accuracy") is not None:
         print(f"held-out dEA accuracy: {f['dea_accuracy']:.4f} (removed alignments: "
