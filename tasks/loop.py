@@ -73,6 +73,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: with several processes, how often (seconds of training, about) they agree whether
+#: ``train.stop_after_hours`` has passed; a single process reads its clock after every step
+CLOCK_SYNC_SECONDS = 5.0
+
 
 # --------------------------------------------------------------------------------------
 # log.jsonl
@@ -388,14 +392,25 @@ class TrainingLoop:
         cur["to_step"] = int(self.state["global_step"])
         cur["seconds"] = round(time.time() - self._sitting_t0, 1)
 
-    def _out_of_time(self, stop_at: float) -> bool:
-        """Whether this sitting's time is up: as soon as it is for one process, it is for all,
-        so that every process stops after the same step."""
+    def _out_of_time(self, stop_at: float, step: int) -> bool:
+        """Whether this sitting's time is up after optimiser step ``step``. With several
+        processes, as soon as it is for one it is for all, so that every process stops after the
+        same step; they agree by an all-reduce, which is held only every
+        ``CLOCK_SYNC_SECONDS`` or so of training, not on every step: at each one they also agree
+        (from their mean step time) on the step of the next, so that all of them join it."""
         late = time.time() >= stop_at
         if not self.distributed:
             return late
-        flag = torch.tensor([1.0 if late else 0.0], device=self.acc.device)
-        return bool(self.acc.reduce(flag, reduction="sum").item() > 0)
+        if step < self._clock_sync_step:
+            return False
+        now = time.time()
+        last_time, last_step = self._clock_sync_last
+        per_step = (now - last_time) / max(1, step - last_step)
+        agreed = self.acc.reduce(torch.tensor([1.0 if late else 0.0, per_step], dtype=torch.float64,
+                                              device=self.acc.device), reduction="mean").tolist()
+        self._clock_sync_last = (now, step)
+        self._clock_sync_step = step + max(1, int(CLOCK_SYNC_SECONDS / max(agreed[1], 1e-6)))
+        return agreed[0] > 0
 
     def export(self, extra: Callable[[Path], None] | None = None, name: str = "model") -> Path | None:
         """Write the model (``save_pretrained``) to ``<output>/<name>`` atomically, with
@@ -460,6 +475,8 @@ class TrainingLoop:
         hours = getattr(opt, "stop_after_hours", None)
         stop_at = time.time() + 3600.0 * float(hours) if hours else None
         self.out_of_time = False
+        # several processes agree on the clock at the first step, then about every CLOCK_SYNC_SECONDS
+        self._clock_sync_step, self._clock_sync_last = 0, (time.time(), self.state["global_step"])
         if is_main and out is not None:
             # log.jsonl holds each step once: a resumed run drops the records written after
             # its checkpoint, a new run those of an earlier run in the same folder
@@ -544,7 +561,7 @@ class TrainingLoop:
                     if stop_after_steps is not None and step >= stop_after_steps:
                         stopped = True
                         break
-                    if stop_at is not None and step < self.step_limit and self._out_of_time(stop_at):
+                    if stop_at is not None and step < self.step_limit and self._out_of_time(stop_at, step):
                         stopped = self.out_of_time = True
                         break
                     if step >= self.step_limit:

@@ -120,3 +120,36 @@ def _write(folder, cfg):
     p = folder / "config.yaml"
     p.write_text(yaml.safe_dump(cfg.to_dict()))
     return p
+
+
+def test_stop_after_hours_with_two_processes_stops_both_after_the_same_step(tmp_path):
+    """Two CPU processes (``accelerate launch``, gloo) agree on the clock: both end the sitting
+    after step 1 with one checkpoint holding each process's RNG state, and the resume with two
+    processes finishes the run."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    cfg = _write(tmp_path, _cfg(out, cache, batch_size=4))  # 16 questions / (4 x 2 processes): 2 steps
+
+    def launch(*extra):
+        with socket.socket() as s:  # a free port for the processes' rendezvous
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(port), "-m", "kgfuse.tasks.cli", "train", "--config", str(cfg), "-q", *extra]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+
+    first = launch("--set", "train.stop_after_hours=1e-9")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "not finished: this sitting stopped at step 1" in first.stdout
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-1"]
+    assert {p.stem for p in (out / "checkpoint-1").glob("rng-*.json")} == {"rng-0", "rng-1"}
+    second = launch("--resume", "auto")
+    assert second.returncode == 0, second.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert [(x["from_step"], x["to_step"]) for x in m["sittings"]] == [(0, 1), (1, 2)]
