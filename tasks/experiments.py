@@ -270,8 +270,17 @@ def _train_one(row: ExperimentRow, seed: int, out: Path, progress: bool, deadlin
     t0 = time.time()
     res = train(cfg, resume_from="auto" if run_dir.exists() else None, progress=progress)
     _record(out, {"row": row.run_name(seed), "command": row.command(seed, out), "wall_s": round(time.time() - t0, 1),
-                  "run_finished": res.finished})
+                  "run_finished": res.finished, **(_scores(res) if res.finished else {})})
     return res.finished
+
+
+def _scores(res: Any) -> dict[str, Any]:
+    """What a finished run scored, for its ``rows.jsonl`` line, so that the record holds the
+    result even where the run folder does not survive: the final evaluation's accuracy per
+    split (``train`` included), the accuracies after each epoch, and the best epoch."""
+    splits = {k: m.get("accuracy") for k, m in sorted((res.metrics.get("splits") or {}).items())}
+    epochs = [{k: v for k, v in h.items() if k == "epoch" or k.endswith("accuracy")} for h in res.history]
+    return {"accuracy": splits, "epochs": epochs, "best_epoch": res.best_epoch}
 
 
 def _torch_threads() -> int:

@@ -70,6 +70,11 @@ def test_rows_train_once_and_table_has_mean_and_spread(tmp_path):
     recs = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]
     assert sorted(r["row"] for r in recs) == ["fused-s3", "lm-s0", "lm-s1"]
     assert all(r["commit"] and "train.seed=" in r["command"] for r in recs)
+    # ...and its scores: the final evaluation's and each epoch's
+    (lm0,) = [r for r in recs if r["row"] == "lm-s0"]
+    assert lm0["accuracy"]["dev"] == accs[0] and lm0["best_epoch"] >= 1
+    assert [e["epoch"] for e in lm0["epochs"]] == list(range(1, len(lm0["epochs"]) + 1))
+    assert max(e["dev_accuracy"] for e in lm0["epochs"]) == accs[0]
     # a second invocation trains nothing and gives the same table
     again = run_experiments(exp, progress=False)
     assert len((out / "rows.jsonl").read_text().splitlines()) == 3
