@@ -120,3 +120,40 @@ def test_questions_grouped_by_a_per_question_field(tmp_path):
     bad.write_text('{"id": "a", "hops": 1}\n{not json\n')
     with pytest.raises(ValueError, match=r"bad.jsonl, line 2: invalid JSON"):
         read_groups(bad, "hops")
+
+
+def test_kept_predictions_compare_like_the_full_files(tmp_path):
+    """benchmarks/keep_predictions.py keeps id, predicted and correct of each question; a
+    comparison of the compact files gives the comparison of the full ones."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "kgfuse_keep_predictions", Path(__file__).resolve().parents[2] / "benchmarks" / "keep_predictions.py")
+    keep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(keep)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, 60)
+    for run in ("a-s0", "b-s0"):
+        (tmp_path / run).mkdir()
+        for split in ("dev", "test"):
+            scores = rng.normal(size=(60, 5))
+            with (tmp_path / run / f"predictions-{split}.jsonl").open("w") as f:
+                for i, (s, y) in enumerate(zip(scores, labels)):
+                    pred = int(s.argmax())
+                    f.write(json.dumps({"id": f"q{i}", "question": "?", "choices": list("abcde"), "label": int(y),
+                                        "predicted": pred, "correct": bool(pred == y), "scores": s.tolist(),
+                                        "explanation": ["x"]}) + "\n")
+    kept = tmp_path / "kept"
+    assert keep.main([str(tmp_path / "a-s0"), str(tmp_path / "b-s0"), "--to", str(kept)]) == 0
+    assert sorted(p.relative_to(kept).as_posix() for p in kept.rglob("*.jsonl")) == [
+        "a-s0/dev.jsonl", "a-s0/test.jsonl", "b-s0/dev.jsonl", "b-s0/test.jsonl"]
+    assert set(json.loads((kept / "a-s0" / "dev.jsonl").read_text().splitlines()[0])) == {"id", "predicted", "correct"}
+    for split in ("dev", "test"):
+        full = compare_runs({"a": [tmp_path / "a-s0" / f"predictions-{split}.jsonl"],
+                             "b": [tmp_path / "b-s0" / f"predictions-{split}.jsonl"]}, "a", samples=500)
+        small = compare_runs({"a": [kept / "a-s0" / f"{split}.jsonl"], "b": [kept / "b-s0" / f"{split}.jsonl"]}, "a",
+                             samples=500)
+        assert [c.row() for c in full] == [c.row() for c in small]
+    with pytest.raises(SystemExit, match="no predictions"):
+        keep.keep(tmp_path / "kept", tmp_path / "again")
