@@ -79,7 +79,7 @@ def own_weight_memory(module, alignment: int = 64):
     """Give each parameter and buffer of ``module`` that is a view into a loaded weight file
     its own memory (a copy, aligned like any tensor torch allocates); returns ``module``.
 
-    ``from_pretrained`` (transformers 5.2x) can leave tensors as views at the file's byte
+    ``from_pretrained`` (transformers 5.24 at least) can leave tensors as views at the file's byte
     offsets, not aligned to 64 bytes, and CPU matmul kernels then take other code paths whose
     results differ in the last bits: a saved model, loaded again, would not reproduce the
     logits it gave before saving, and a run would depend on how its weights were read. Tied

@@ -30,8 +30,8 @@ batch, what to log, how to evaluate); the loop does everything else, once, for e
 - the sittings: each call of :meth:`TrainingLoop.run` on a run not over yet appends to
   ``state["sittings"]`` the steps it trained, its seconds, its start time, the source
   code in use (:func:`kgfuse.tasks.provenance.source_commit`) and the versions of Python,
-  torch, transformers and the rest (:func:`~kgfuse.tasks.provenance.software_versions`), kept up to date at every
-  checkpoint. A run trained in several sittings thus records its whole training time and
+  torch, transformers and the rest (:func:`~kgfuse.tasks.provenance.software_versions`),
+  kept up to date at every checkpoint. A run trained in several sittings thus records its whole training time and
   every code version it ran on; the work done after the checkpoint a sitting resumed from is
   not counted (the result does not build on it).
 
