@@ -31,9 +31,9 @@ batch, what to log, how to evaluate); the loop does everything else, once, for e
   ``state["sittings"]`` the steps it trained, its seconds, its start time, the source
   code in use (:func:`kgfuse.tasks.provenance.source_commit`) and the versions of Python,
   torch, transformers and the rest (:func:`~kgfuse.tasks.provenance.software_versions`),
-  kept up to date at every checkpoint. A run trained in several sittings thus records its whole training time and
-  every code version it ran on; the work done after the checkpoint a sitting resumed from is
-  not counted (the result does not build on it).
+  kept up to date at every checkpoint. A run trained in several sittings thus records its
+  whole training time and every code version it ran on; the work done after the checkpoint a
+  sitting resumed from is not counted (the result does not build on it).
 
 It runs unchanged under ``accelerate launch --num_processes N``: model, optimiser, scheduler
 (and the training loader, when the task lets the loop prepare it) go through
