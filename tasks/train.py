@@ -269,7 +269,7 @@ def evaluate_accuracy(model: nn.Module, loader: DataLoader, accelerator) -> dict
 #: Settings that do not change a run's trajectory: they may differ when resuming.
 RESUME_FREE = {"output_dir", "cache_dir", "base_dir", "train.eval_batch_size", "train.log_every", "train.num_workers",
                "train.save_steps", "train.save_total_limit", "train.save_best", "train.save_last", "train.metric",
-               "train.keep_optimizer_state", "train.stop_after_hours",
+               "train.keep_optimizer_state", "train.stop_after_hours", "train.eval_train_at_end",
                "data.preprocess_workers", "data.max_eval", "data.test"}
 
 

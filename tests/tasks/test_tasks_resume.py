@@ -153,3 +153,19 @@ def test_stop_after_hours_with_two_processes_stops_both_after_the_same_step(tmp_
     assert second.returncode == 0, second.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
     assert [(x["from_step"], x["to_step"]) for x in m["sittings"]] == [(0, 1), (1, 2)]
+
+
+def test_final_evaluation_without_the_training_split(tmp_path):
+    """``train.eval_train_at_end: false`` skips scoring the training split at the end; dev is
+    scored as in a run with it, to the same predictions."""
+    cache = tmp_path / "cache"
+    full = train(_cfg(tmp_path / "full", cache), progress=False)
+    lean = train(_cfg(tmp_path / "lean", cache, eval_train_at_end=False), progress=False)
+    assert set(full.metrics["splits"]) == {"train", "dev"} and set(lean.metrics["splits"]) == {"dev"}
+    assert (tmp_path / "full" / "predictions-train.jsonl").is_file()
+    assert not (tmp_path / "lean" / "predictions-train.jsonl").exists()
+    assert lean.metrics["splits"]["dev"] == full.metrics["splits"]["dev"]
+    assert ((tmp_path / "lean" / "predictions-dev.jsonl").read_text()
+            == (tmp_path / "full" / "predictions-dev.jsonl").read_text())
+    # not a trajectory setting: resuming the finished run with it changed is accepted
+    train(_cfg(tmp_path / "lean", cache), resume_from="auto", progress=False)
