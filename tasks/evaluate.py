@@ -197,7 +197,7 @@ def evaluate_run(run: Any, result: Any, *, accelerator: Any = None, progress: bo
     samples: dict[str, list] = {}
     t = time.time()
     for split, ds in run.datasets.items():
-        if split == "train" and not getattr(run.config.train, "eval_train_at_end", True):
+        if split == "train" and not run.config.train.eval_train_at_end:
             continue
         loader = acc.prepare(DataLoader(ds, batch_size=run.config.train.eval_batch_size, shuffle=False, collate_fn=run.collator))
         scores, labels = predict_scores(pmodel, loader, acc, progress=progress)

@@ -50,21 +50,26 @@ RECORDED_PACKAGES = ("torch", "transformers", "torch-geometric", "spacy", "accel
                      "numpy")
 
 
-@lru_cache(maxsize=1)
 def software_versions() -> dict[str, str]:
     """Python and the installed versions of :data:`RECORDED_PACKAGES` (those installed), read
-    from the package metadata without importing them. The same commit can train another
-    model under other versions (e.g. how transformers lays out the weights it reads changes
-    the CPU kernels' last bits), so run records keep them beside the commit."""
+    from the package metadata without importing them; a new dict on each call (records may
+    change theirs). The same commit can train another model under other versions (e.g. how
+    transformers lays out the weights it reads changes the CPU kernels' last bits), so run
+    records keep them beside the commit."""
+    return dict(_software_versions())
+
+
+@lru_cache(maxsize=1)
+def _software_versions() -> tuple[tuple[str, str], ...]:
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"python": platform.python_version()}
+    out = [("python", platform.python_version())]
     for name in RECORDED_PACKAGES:
         try:
-            out[name] = version(name)
+            out.append((name, version(name)))
         except PackageNotFoundError:
             pass
-    return out
+    return tuple(out)
 
 
 def installed_commit() -> str | None:
