@@ -252,7 +252,8 @@ class OptimConfig:
     freeze_lm_epochs: int = 0
     grad_accum: int = 1
     max_grad_norm: float | None = 1.0
-    mixed_precision: str = "auto"
+    # YAML reads a bare ``no`` (``--set train.mixed_precision=no``) as false: both mean "no"
+    mixed_precision: str = field(default="auto", metadata={"false": "no"})
     seed: int = 42
     max_length: int = 64
     metric: str = "dev_accuracy"
@@ -390,6 +391,8 @@ def _check_type(cls: type, f: dataclasses.Field, v: Any, source: str, prefix: st
             raise ConfigError(f"{source}: {prefix}{f.name} must be a number, got {v!r}")
         return float(v)
     if ann.startswith("str"):
+        if v is False and "false" in f.metadata:  # a YAML word such as ``no`` that reads as false
+            return f.metadata["false"]
         if not isinstance(v, (str, int, float)) or isinstance(v, bool):
             raise ConfigError(f"{source}: {prefix}{f.name} must be a string, got {v!r}")
         return str(v)

@@ -157,6 +157,22 @@ def test_valid_keyword_sections_load(tmp_path):
     assert cfg.model.options["num_fusion_layers"] == 1
 
 
+def test_mixed_precision_no_unquoted(tmp_path):
+    # YAML reads a bare `no` as false; in the file and on the command line it means "no"
+    p = tmp_path / "mp.yaml"
+    p.write_text("train: {mixed_precision: no}\n")
+    assert load_config(p).train.mixed_precision == "no"
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("{}\n")
+    assert load_config(empty, ["train.mixed_precision=no"]).train.mixed_precision == "no"
+    assert load_config(empty, ["train.mixed_precision=bf16"]).train.mixed_precision == "bf16"
+    # true is no precision name, and other string fields still refuse booleans
+    with pytest.raises(ConfigError, match="train.mixed_precision must be a string, got True"):
+        load_config(empty, ["train.mixed_precision=yes"])
+    with pytest.raises(ConfigError, match="train.metric must be a string, got False"):
+        load_config(empty, ["train.metric=no"])
+
+
 def test_cli_config_error_exit_code_2(tmp_path, capsys):
     from kgfuse.tasks.cli import main
 
