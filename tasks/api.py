@@ -331,7 +331,7 @@ def evaluate(model: Any = None, data: PathLike | None = None, *, config: PathLik
              overrides: Sequence[str] = (), format: str = "auto", lenient: bool = False, labels: str = "optional",
              graph: PathLike | None = None, cache_dir: PathLike | None = None, progress: bool = True,
              only: Sequence[str] = (), train: bool = True, graph_input: str | None = None,
-             stop_after_hours: float | None = None) -> Evaluation:
+             stop_after_hours: float | None = None, run_settings: Sequence[str] = ()) -> Evaluation:
     """Evaluate a trained model on a data file, or run a comparison or experiment file.
 
     Args:
@@ -346,6 +346,10 @@ def evaluate(model: Any = None, data: PathLike | None = None, *, config: PathLik
             ``name-s<seed>``); ``train=False`` tabulates finished runs without training.
         stop_after_hours: for an experiment file: stop training after this many hours, the
             run in progress with a checkpoint that the same call resumes later.
+        run_settings: for an experiment file: ``key=value`` settings of how each run trained
+            here is carried out, not of what it trains
+            (:data:`~kgfuse.tasks.experiments.RUN_SETTINGS`, e.g.
+            ``train.eval_train_at_end=false``).
         format, lenient, labels: how to read ``data``.
         graph: the graph to use instead of the recorded one (same hash).
         cache_dir: the grounding cache (default ``$KGFUSE_HOME/cache``).
@@ -363,14 +367,15 @@ def evaluate(model: Any = None, data: PathLike | None = None, *, config: PathLik
 
         if is_experiment_file(read_config_file(Path(config).expanduser())):
             res = run_experiments(config, overrides, only=only, train=train, progress=progress,
-                                  stop_after_hours=stop_after_hours)
+                                  stop_after_hours=stop_after_hours, run_settings=run_settings)
             return Evaluation(metrics={"table": res.table, "missing": res.missing, "progress": res.progress},
                               rows=res.table)
-        if stop_after_hours is not None:
+        if stop_after_hours is not None or run_settings:
             from .config import ConfigError
 
-            raise ConfigError(f"{config}: a comparison file of trained models; stop_after_hours bounds the "
-                              "training of an experiment file (rows:)")
+            what = "stop_after_hours bounds" if stop_after_hours is not None else "run_settings are for"
+            raise ConfigError(f"{config}: a comparison file of trained models; {what} the training of an "
+                              "experiment file (rows:)")
         from .evaluate import run_evaluations
 
         rows = run_evaluations(config, overrides, progress=progress)

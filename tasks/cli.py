@@ -252,12 +252,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.config:
         api.evaluate(config=args.config, overrides=args.set, progress=not args.quiet, only=args.only or (),
-                     train=not args.no_train, stop_after_hours=args.stop_after_hours)
+                     train=not args.no_train, stop_after_hours=args.stop_after_hours, run_settings=args.run_set or ())
         return 0
     if not (args.model and args.data):
         raise SystemExit("kgfuse evaluate: give --config COMPARISON.yaml, or --model DIR and --data FILE")
     if args.stop_after_hours is not None:
         raise SystemExit("kgfuse evaluate: --stop-after-hours bounds the training of an experiment file (--config)")
+    if args.run_set:
+        raise SystemExit("kgfuse evaluate: --run-set is for the runs of an experiment file (--config)")
     ev = api.evaluate(args.model, args.data, format=args.format, lenient=args.lenient, graph=args.graph,
                       progress=not args.quiet, graph_input=args.graph_input)
     m = ev.metrics
@@ -543,6 +545,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after-hours", type=float, metavar="H",
                    help="experiment file: stop training after H hours; the run in progress saves a checkpoint "
                         "that the same command resumes")
+    p.add_argument("--run-set", action="append", metavar="KEY=VALUE",
+                   help="experiment file: a setting of how each run trained now is carried out, not of what it "
+                        "trains, e.g. train.eval_train_at_end=false (skip the training split in the final "
+                        "evaluation); repeatable")
     p.add_argument("--model", help="trained model folder (<run>/model)")
     p.add_argument("--data", help="data file")
     with_data_format(p)

@@ -47,6 +47,12 @@ A row with ``pretrain`` (a pre-training config and its overrides) is pre-trained
 ``<output_dir>/<name>-pretrain`` with the pre-training config's own seed, and every seed of the
 row is fine-tuned from it (``model.init_from``); a finished pre-training is reused.
 
+Settings of how each run is carried out, not of what it trains, may be given to one invocation
+without editing the file: ``kgfuse evaluate --config FILE --run-set train.eval_train_at_end=false``
+(:data:`RUN_SETTINGS`; e.g. on a CPU, leave the training split out of the final evaluation).
+They are added to every run this invocation trains and to its recorded command; a finished
+run is not trained again, so they change no result of the table.
+
 Rows run one after another in one process. To use two cores for two runs side by side, start
 two commands with different ``only`` selections (``--only NAME`` on the command line); a run
 folder is never trained by two commands at once only if the selections are disjoint.
@@ -99,10 +105,12 @@ class ExperimentRow:
         extra = [f"model.init_from={output_dir / self.pretrain_name / 'model'}"] if self.pretrain_config else []
         return [*self.overrides, *extra, f"train.seed={seed}"]
 
-    def command(self, seed: int, output_dir: Path) -> str:
-        """The shell command that reproduces one seed of this row (arguments quoted)."""
+    def command(self, seed: int, output_dir: Path, run_settings: Sequence[str] = ()) -> str:
+        """The shell command that reproduces one seed of this row (arguments quoted), with
+        ``run_settings`` (:data:`RUN_SETTINGS`) before the seed."""
         q = shlex.quote
-        sets = " ".join(f"--set {q(s)}" for s in self.train_overrides(seed, output_dir))
+        overrides = self.train_overrides(seed, output_dir)
+        sets = " ".join(f"--set {q(s)}" for s in [*overrides[:-1], *run_settings, overrides[-1]])
         cmd = (f"kgfuse train --config {q(str(self.config))} --output {q(str(output_dir / self.run_name(seed)))} "
                f"--resume auto {sets}")
         if self.pretrain_config:
@@ -132,6 +140,29 @@ class ExperimentFile:
 def is_experiment_file(config: dict[str, Any]) -> bool:
     """An experiment file has ``rows``; a comparison file of trained models has ``runs``."""
     return "rows" in config
+
+
+#: Training settings that ``run_settings`` (``kgfuse evaluate --run-set``) may give every run of
+#: an invocation: how a run is carried out, logged, checkpointed and finally evaluated on its
+#: training split, never what it trains, which epoch it keeps or what its table reports.
+RUN_SETTINGS = ("train.eval_train_at_end", "train.eval_batch_size", "train.log_every", "train.num_workers",
+                "train.save_steps", "train.save_total_limit", "train.keep_optimizer_state", "data.preprocess_workers",
+                "cache_dir")
+
+
+def check_run_settings(run_settings: Sequence[str]) -> list[str]:
+    """``run_settings`` as a list, or a ConfigError naming a setting that is not one of
+    :data:`RUN_SETTINGS`."""
+    out = []
+    for s in run_settings:
+        key = s.split("=", 1)[0].strip() if isinstance(s, str) and "=" in s else None
+        if key is None:
+            raise ConfigError(f"run setting {s!r} is not of the form section.key=value")
+        if key not in RUN_SETTINGS:
+            raise ConfigError(f"run setting {s!r}: {key} changes what a run trains or reports; a run setting is one of "
+                              f"{list(RUN_SETTINGS)} (what a row trains belongs in its 'set' list)")
+        out.append(s)
+    return out
 
 
 def _overrides(value: Any, where: str) -> list[str]:
@@ -257,7 +288,8 @@ def _record(out: Path, line: dict[str, Any]) -> dict[str, Any]:
     return line
 
 
-def _train_one(row: ExperimentRow, seed: int, out: Path, progress: bool, deadline: float | None = None) -> bool:
+def _train_one(row: ExperimentRow, seed: int, out: Path, progress: bool, deadline: float | None = None,
+               run_settings: Sequence[str] = ()) -> bool:
     """Train (or resume) one run until it is over or ``deadline`` (a ``time.time()``) ends
     this sitting; whether it is over."""
     from .config import load_config
@@ -266,10 +298,12 @@ def _train_one(row: ExperimentRow, seed: int, out: Path, progress: bool, deadlin
     if row.pretrain_config is not None and not _pretrain_once(row, out, progress, deadline):
         return False
     run_dir = out / row.run_name(seed)
-    cfg = load_config(row.config, [*row.train_overrides(seed, out), f"output_dir={run_dir}", *_time_left(deadline)])
+    cfg = load_config(row.config, [*row.train_overrides(seed, out), *run_settings, f"output_dir={run_dir}",
+                                   *_time_left(deadline)])
     t0 = time.time()
     res = train(cfg, resume_from="auto" if run_dir.exists() else None, progress=progress)
-    _record(out, {"row": row.run_name(seed), "command": row.command(seed, out), "wall_s": round(time.time() - t0, 1),
+    _record(out, {"row": row.run_name(seed), "command": row.command(seed, out, run_settings),
+                  "wall_s": round(time.time() - t0, 1),
                   "run_finished": res.finished, **(_scores(res) if res.finished else {})})
     return res.finished
 
@@ -424,7 +458,7 @@ def _differences(exp: ExperimentFile, table: list[dict[str, Any]], out: Path) ->
 
 def run_experiments(path: str | os.PathLike, overrides: Sequence[str] = (), *, only: Sequence[str] = (),
                     train: bool = True, progress: bool = True, stop_after_hours: float | None = None,
-                    log: Callable[[str], Any] | None = None) -> ExperimentResult:
+                    run_settings: Sequence[str] = (), log: Callable[[str], Any] | None = None) -> ExperimentResult:
     """Train what is missing of an experiment file, then build and save its table.
 
     ``only`` restricts training (not the table) to the named rows (``name`` or ``name-s<seed>``);
@@ -433,10 +467,12 @@ def run_experiments(path: str | os.PathLike, overrides: Sequence[str] = (), *, o
     training when the time is up stops after saving a checkpoint), no further run starts, and
     the table is written with what is finished; the same command later resumes where it
     stopped. The first run always trains at least one step, so every command makes progress;
-    building a run and its final evaluation come on top of the limit. Returns the
+    building a run and its final evaluation come on top of the limit. ``run_settings``
+    (``key=value``, each of :data:`RUN_SETTINGS`) are added to every run trained here. Returns the
     :class:`ExperimentResult`, already saved into the file's ``output_dir``.
     """
     log = log or logger.info
+    run_settings = check_run_settings(run_settings)
     exp = load_experiment_file(path, overrides)
     known = {r.name for r in exp.rows} | {r.run_name(s) for r in exp.rows for s in r.seeds}
     unknown = [o for o in only if o not in known]
@@ -458,8 +494,8 @@ def run_experiments(path: str | os.PathLike, overrides: Sequence[str] = (), *, o
                 out_of_time = True  # no run starts after the limit (the first always makes a step)
                 continue
             trained_any = True
-            log(f"{row.run_name(seed)}: training ({row.command(seed, out)})")
-            if not _train_one(row, seed, out, progress, deadline):
+            log(f"{row.run_name(seed)}: training ({row.command(seed, out, run_settings)})")
+            if not _train_one(row, seed, out, progress, deadline, run_settings):
                 out_of_time = True
                 log(f"{row.run_name(seed)}: stopped by the time limit ({stop_after_hours} h); "
                     "the same command resumes it")

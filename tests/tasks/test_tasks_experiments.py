@@ -156,6 +156,8 @@ def test_stop_after_hours_bounds_the_command_and_the_same_command_resumes(tmp_pa
     capsys.readouterr()
     assert main(["evaluate", "--config", str(cmp), "--stop-after-hours", "1"]) == 2
     assert "a comparison file of trained models; stop_after_hours bounds" in capsys.readouterr().err
+    assert main(["evaluate", "--config", str(cmp), "--run-set", "train.eval_train_at_end=false"]) == 2
+    assert "a comparison file of trained models; run_settings are for the training" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("rows, message", [
@@ -187,6 +189,38 @@ def test_cli_evaluate_runs_an_experiment_file(tmp_path, capsys):
     exp.write_text(yaml.safe_dump({"rows": [{"name": "x", "config": "tiny.yaml", "seeds": "all"}]}))
     assert main(["evaluate", "--config", str(exp), "-q"]) == 2
     assert "seeds: expected a list of integers" in capsys.readouterr().err
+
+
+def test_run_settings_reach_every_run_trained_and_its_recorded_command(tmp_path, capsys):
+    exp = _experiment(tmp_path, [{"name": "lm", "config": "tiny.yaml", "set": ["model.lm_only=true"], "seeds": [0, 1]}])
+    out = tmp_path / "out"
+    run_experiments(exp, only=["lm-s0"], progress=False)
+    assert "train" in json.loads((out / "lm-s0" / "metrics.json").read_text())["splits"]
+    assert main(["evaluate", "--config", str(exp), "-q", "--run-set", "train.eval_train_at_end=false",
+                 "--run-set", "train.eval_batch_size=4"]) == 0
+    m1 = json.loads((out / "lm-s1" / "metrics.json").read_text())
+    assert sorted(m1["splits"]) == ["dev"] and not (out / "lm-s1" / "predictions-train.jsonl").exists()
+    cfg1 = yaml.safe_load((out / "lm-s1" / "config.yaml").read_text())["train"]
+    assert cfg1["eval_train_at_end"] is False and cfg1["eval_batch_size"] == 4 and cfg1["seed"] == 1
+    recs = {r["row"]: r for r in map(json.loads, (out / "rows.jsonl").read_text().splitlines())}
+    argv = shlex.split(recs["lm-s1"]["command"])
+    sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+    assert sets == ["model.lm_only=true", "train.eval_train_at_end=false", "train.eval_batch_size=4", "train.seed=1"]
+    assert "eval_train_at_end" not in recs["lm-s0"]["command"]
+    # the finished seed 0 was not trained again: its train split is still there
+    assert "train" in json.loads((out / "lm-s0" / "metrics.json").read_text())["splits"]
+    # what a row trains is not a run setting
+    with pytest.raises(ConfigError, match=r"train.lr_lm changes what a run trains or reports"):
+        run_experiments(exp, run_settings=["train.lr_lm=1e-3"], progress=False)
+    assert main(["evaluate", "--config", str(exp), "-q", "--run-set", "train.metric=train_accuracy"]) == 2
+    assert "a run setting is one of" in capsys.readouterr().err
+
+
+def test_run_settings_may_differ_when_a_run_resumes():
+    from kgfuse.tasks.experiments import RUN_SETTINGS
+    from kgfuse.tasks.train import RESUME_FREE
+
+    assert set(RUN_SETTINGS) <= RESUME_FREE
 
 
 def test_files_sharing_an_output_dir_keep_their_own_tables(tmp_path):
