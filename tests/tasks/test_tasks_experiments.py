@@ -250,7 +250,7 @@ def test_shipped_experiment_files_load_and_validate_every_row(repo_root, monkeyp
     monkeypatch.setenv("KGFUSE_DATA", str(repo_root / "no-data-needed"))
     files = sorted((repo_root / "configs").glob("results*.yaml"))
     assert [f.name for f in files] == ["results-controls.yaml", "results-knowledge-text.yaml",
-                                      "results-wordnet-small.yaml", "results.yaml"]
+                                      "results-until-dev-stops.yaml", "results-wordnet-small.yaml", "results.yaml"]
     for f in files:
         exp = load_experiment_file(f)
         for row in exp.rows:
@@ -281,6 +281,12 @@ def test_shipped_experiment_files_load_and_validate_every_row(repo_root, monkeyp
     text = load_experiment_file(repo_root / "configs/results-knowledge-text.yaml")
     assert text.output_dir == full.output_dir
     assert sorted({r.name for r in full.rows} & {r.name for r in text.rows}) == ["csqa-cn4", "csqa-lm-5e-5", "obqa-cn4", "obqa-lm-1e-4"]
+    # the rows trained until dev stops rising are the 3-epoch rows of the same name, longer
+    long = load_experiment_file(repo_root / "configs/results-until-dev-stops.yaml")
+    three = {r.name: r for r in [*full.rows, *text.rows]}
+    for row in long.rows:
+        assert row.config == three[row.name].config, row.name
+        assert row.overrides == [*three[row.name].overrides, "train.epochs=6", "train.early_stopping_patience=1"]
     # ... and each file writes its own table there
     tables = [(e.output_dir, e.table) for e in map(load_experiment_file, files)]
     assert len(set(tables)) == len(tables)
