@@ -68,6 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Verbalizer",
+    "VerbalizerPart",
     "RelationTemplates",
     "Fact",
     "DEFINITION_MODES",
@@ -658,26 +659,32 @@ class Verbalizer:
         ids = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return [len(x) for x in ids]
 
-    def units(self, grounding: "Grounding", data: Any) -> list[str]:
-        """The knowledge sentences of one statement, in input order, within ``max_tokens``."""
+    def tagged_units(self, grounding: "Grounding", data: Any) -> list[tuple[str, str]]:
+        """``(kind, sentence)`` of each knowledge sentence of one statement, in input order,
+        within ``max_tokens``; ``kind`` is ``"definition"`` or ``"fact"``."""
         answer = list(grounding.answer_concepts) if grounding is not None else []
         question = list(grounding.question_concepts) if grounding is not None else []
-        cand: list[str] = []
+        cand: list[tuple[str, str]] = []
         if self.definitions in ("answer", "all"):
-            cand += self.definition_sentences(answer)
-        cand += self.fact_sentences(grounding, data)
+            cand += [("definition", s) for s in self.definition_sentences(answer)]
+        cand += [("fact", s) for s in self.fact_sentences(grounding, data)]
         if self.definitions == "all":
             in_answer = set(answer)
-            cand += self.definition_sentences(c for c in question if c not in in_answer)
-        cand = list(dict.fromkeys(cand))
+            cand += [("definition", s) for s in self.definition_sentences(c for c in question if c not in in_answer)]
+        seen: set[str] = set()
+        cand = [(k, s) for k, s in cand if not (s in seen or seen.add(s))]
         if self.max_tokens is None:
             return cand
         out, used = [], 0
-        for unit, n in zip(cand, self.count_tokens(cand)):
+        for unit, n in zip(cand, self.count_tokens([s for _, s in cand])):
             if used + n <= self.max_tokens:
                 out.append(unit)
                 used += n
         return out
+
+    def units(self, grounding: "Grounding", data: Any) -> list[str]:
+        """The knowledge sentences of one statement, in input order, within ``max_tokens``."""
+        return [s for _, s in self.tagged_units(grounding, data)]
 
     __call__ = units
 
@@ -688,6 +695,33 @@ class Verbalizer:
     def __repr__(self) -> str:
         return (f"Verbalizer(triples={self.triples}, definitions={self.definitions!r}, max_tokens={self.max_tokens}, "
                 f"templates={self.templates.name!r})")
+
+
+class VerbalizerPart:
+    """One kind of a verbaliser's sentences: exactly those of ``verbalizer``'s text that are of
+    ``kind`` (``"fact"`` or ``"definition"``), the others left out and nothing added in their
+    place (the budget is not refilled). A test-time ablation of a model trained with both
+    kinds: which of the sentences it saw does it draw on? Called like a
+    :class:`Verbalizer`."""
+
+    KINDS = ("fact", "definition")
+
+    def __init__(self, verbalizer: Verbalizer, kind: str) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"kind must be one of {list(self.KINDS)}, got {kind!r}")
+        self.verbalizer = verbalizer
+        self.kind = kind
+
+    def units(self, grounding: "Grounding", data: Any) -> list[str]:
+        return [s for k, s in self.verbalizer.tagged_units(grounding, data) if k == self.kind]
+
+    __call__ = units
+
+    def text(self, grounding: "Grounding", data: Any) -> str:
+        return " ".join(self.units(grounding, data))
+
+    def __repr__(self) -> str:
+        return f"VerbalizerPart({self.verbalizer!r}, kind={self.kind!r})"
 
 
 def _callable_name(fn: Any) -> str:

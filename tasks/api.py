@@ -331,7 +331,7 @@ def evaluate(model: Any = None, data: PathLike | None = None, *, config: PathLik
              overrides: Sequence[str] = (), format: str = "auto", lenient: bool = False, labels: str = "optional",
              graph: PathLike | None = None, cache_dir: PathLike | None = None, progress: bool = True,
              only: Sequence[str] = (), train: bool = True, graph_input: str | None = None,
-             stop_after_hours: float | None = None, run_settings: Sequence[str] = ()) -> Evaluation:
+             knowledge_input: str | None = None, stop_after_hours: float | None = None, run_settings: Sequence[str] = ()) -> Evaluation:
     """Evaluate a trained model on a data file, or run a comparison or experiment file.
 
     Args:
@@ -357,6 +357,10 @@ def evaluate(model: Any = None, data: PathLike | None = None, *, config: PathLik
             subgraph (``full``, ``no_edges``, ``qa_only`` or ``none``; see
             :attr:`~kgfuse.tasks.inference.KGFusePredictor.graph_input`) instead of the one
             it was trained on; recorded in ``metrics["graph_input"]``.
+        knowledge_input: a test-time ablation of a model trained with knowledge text: score
+            with this part of it (``full``, ``none``, ``triples``, ``definitions`` or
+            ``examples``; see :attr:`~kgfuse.tasks.inference.KGFusePredictor.knowledge_input`);
+            recorded in ``metrics["knowledge_input"]``.
 
     Raises:
         ValueError: neither ``config`` nor both ``model`` and ``data`` are given.
@@ -389,15 +393,19 @@ def evaluate(model: Any = None, data: PathLike | None = None, *, config: PathLik
     exs, rep = load_examples(_abs(data), format, lenient=lenient, labels=labels)
     if rep.skipped:
         logger.warning("%s", rep)
-    before = pred._graph_input  # a predictor passed in is left as it came
+    before = pred._graph_input, pred._knowledge_input  # a predictor passed in is left as it came
     try:
         if graph_input is not None:
             pred.graph_input = graph_input
+        if knowledge_input is not None:
+            pred.knowledge_input = knowledge_input
         m, recs = evaluate_predictor(pred, exs, cache_dir=cache_dir, progress=progress)
         if pred.uses_graph:
             m["graph_input"] = pred.graph_input
+        if pred.knowledge_parts:
+            m["knowledge_input"] = pred.knowledge_input
     finally:
-        pred._graph_input = before
+        pred._graph_input, pred._knowledge_input = before
     return Evaluation(metrics=m, records=recs, model=_model_name(model), data=_abs(data), report=rep)
 
 

@@ -10,7 +10,8 @@ Commands::
     kgfuse train --config FILE [--set k=v ...] [--output DIR] [--resume auto|CHECKPOINT]
     kgfuse pretrain --config FILE [--set k=v ...] [--output DIR [--resume auto|CKPT] | --link-only FILE]   ERNIE MLM + dEA pre-training
     kgfuse evaluate --config COMPARISON.yaml                   (model, dataset, graph) table
-    kgfuse evaluate --model DIR --data FILE [--format F] [--graph PATH] [--graph-input VIEW] [--output DIR]
+    kgfuse evaluate --model DIR --data FILE [--format F] [--graph PATH] [--graph-input VIEW]
+                    [--knowledge-input VIEW] [--output DIR]
     kgfuse predict --model DIR --question Q --choices A B C [--json]
     kgfuse predict --model DIR --questions FILE|-               many questions, model loaded once (JSON lines)
     kgfuse predict --model DIR --data FILE --output preds.jsonl
@@ -251,6 +252,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from . import api
 
     if args.config:
+        ablation = [o for o, v in (("--graph-input", args.graph_input), ("--knowledge-input", args.knowledge_input)) if v]
+        if ablation:
+            raise SystemExit(f"kgfuse evaluate: {', '.join(ablation)} is for --model DIR --data FILE; in a comparison "
+                             "file give graph_input / knowledge_input in each entry of runs")
         api.evaluate(config=args.config, overrides=args.set, progress=not args.quiet, only=args.only or (),
                      train=not args.no_train, stop_after_hours=args.stop_after_hours, run_settings=args.run_set or ())
         return 0
@@ -261,10 +266,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.run_set:
         raise SystemExit("kgfuse evaluate: --run-set is for the runs of an experiment file (--config)")
     ev = api.evaluate(args.model, args.data, format=args.format, lenient=args.lenient, graph=args.graph,
-                      progress=not args.quiet, graph_input=args.graph_input)
+                      progress=not args.quiet, graph_input=args.graph_input, knowledge_input=args.knowledge_input)
     m = ev.metrics
     if args.graph_input:
         print(f"graph input: {args.graph_input} (test-time ablation)")
+    if args.knowledge_input:
+        print(f"knowledge input: {args.knowledge_input} (test-time ablation)")
     print(f"accuracy: {m['accuracy']:.4f} ({m['correct']}/{m['count']})" if m["accuracy"] is not None else "no labels: accuracy n/a")
     if args.output:
         out = ev.save(args.output)
@@ -450,7 +457,7 @@ class _VersionAction(argparse.Action):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``kgfuse`` argument parser (every option and command carries a help text)."""
-    from .graph_input import GRAPH_INPUTS  # names only: imports nothing heavy
+    from .graph_input import GRAPH_INPUTS, KNOWLEDGE_INPUTS  # names only: imports nothing heavy
 
     top = _verbosity_options(False, 0)
     parser = argparse.ArgumentParser(prog="kgfuse", parents=[top],
@@ -557,6 +564,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test-time ablation of a fused model: score with this view of each subgraph instead "
                    "of the one it was trained on (none: no graph at all; no_edges: linked nodes, no relations; "
                    "qa_only: question and answer nodes only)")
+    p.add_argument("--knowledge-input", choices=KNOWLEDGE_INPUTS,
+                   help="test-time ablation of a model trained with knowledge text: score with this part of "
+                   "the text it would see (none: the plain input; triples, definitions, examples: only those "
+                   "sentences)")
     p.add_argument("--output", help="folder for metrics.json and predictions.jsonl")
     with_set(p)
     p.set_defaults(func=cmd_evaluate)

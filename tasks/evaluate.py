@@ -296,8 +296,11 @@ def run_evaluations(config_path: str | os.PathLike, overrides: Sequence[str] = (
     :func:`~kgfuse.tasks.datasets.load_examples`, default ``"auto"``) and optional ``graph``
     (a path; default: the graph recorded with the model) and ``graph_input`` (a test-time
     ablation of a fused model: ``full``, ``no_edges``, ``qa_only`` or ``none``; default: the view
-    it was trained on; see :attr:`~kgfuse.tasks.inference.KGFusePredictor.graph_input`). Paths
-    are relative to the file. Writes
+    it was trained on; see :attr:`~kgfuse.tasks.inference.KGFusePredictor.graph_input`) and
+    ``knowledge_input`` (the same for the knowledge text of a model trained with it: ``full``,
+    ``none``, ``triples``, ``definitions`` or ``examples``; see
+    :attr:`~kgfuse.tasks.inference.KGFusePredictor.knowledge_input`). Paths are relative to
+    the file. Writes
     ``comparison.md``, ``comparison.csv`` and ``predictions-<name>.jsonl`` into
     ``output_dir``, ``<name>`` made a plain file name by :func:`safe_file_name` (the
     ``predictions`` column names the file). Progress lines go to ``log`` (default: the
@@ -335,6 +338,7 @@ def run_evaluations(config_path: str | os.PathLike, overrides: Sequence[str] = (
         pred = predictors[key]
         try:
             pred.graph_input = r.get("graph_input")  # one predictor serves every view of a model
+            pred.knowledge_input = r.get("knowledge_input")
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
         exs, rep = load_examples(resolve_path(data["path"], base), data.get("format", "auto"),
@@ -351,6 +355,7 @@ def run_evaluations(config_path: str | os.PathLike, overrides: Sequence[str] = (
             "graph": str(graph) if graph else (pred.info.get("graph", {}).get("path") if pred.uses_graph else "none (LM only)"),
             "graph_hash": (pred.graph.hash[:12] if pred.graph is not None else ""),
             "graph_input": pred.graph_input if pred.uses_graph else "",
+            "knowledge_input": pred.knowledge_input if pred.knowledge_parts else "",
             "examples": len(exs),
             "skipped": rep.skipped,
             "labelled": m["count"],

@@ -12,15 +12,30 @@ none        no grounding and no subgraph at all (the LM-only features) fed to th
 
 Groundings (hence the ERNIE alignments) are unchanged except for ``none``. The views wrap a
 preprocessed dataset (``pre[i][j] -> (Grounding, KGData)``) lazily; nothing is copied.
+
+A model trained with knowledge text (``knowledge_text``) has a second set of test-time views,
+:data:`KNOWLEDGE_INPUTS`, of which part of that text reaches it
+(:attr:`~kgfuse.tasks.inference.KGFusePredictor.knowledge_input`; the subgraph views above
+are independent of them):
+
+============  =================================================================================
+full          the knowledge text the model was trained with (default)
+none          no knowledge text: the plain ``(question, choice)`` input
+triples       only the fact sentences of the text the model would see (definitions and
+              retrieved examples left out, the freed budget not refilled)
+definitions   only its definition sentences
+examples      only its retrieved training examples
+============  =================================================================================
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["GRAPH_INPUTS", "SUBGRAPH_VIEWS", "drop_edges", "qa_nodes_only", "MappedSubgraphs", "graph_input_view"]
+__all__ = ["GRAPH_INPUTS", "KNOWLEDGE_INPUTS", "SUBGRAPH_VIEWS", "drop_edges", "qa_nodes_only", "MappedSubgraphs", "graph_input_view"]
 
 GRAPH_INPUTS = ("full", "no_edges", "qa_only", "none")
+KNOWLEDGE_INPUTS = ("full", "none", "triples", "definitions", "examples")
 
 
 def drop_edges(data):

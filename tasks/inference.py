@@ -100,6 +100,7 @@ class KGFusePredictor:
         self.max_length = max_length
         self.info = dict(info or {})
         self._graph_input: str | None = None
+        self._knowledge_input: str | None = None
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.model.to(self.device)
         from .features import MultipleChoiceCollator
@@ -260,7 +261,7 @@ class KGFusePredictor:
         from .features import build_features
         from .pipeline import knowledge_units
 
-        knowledge = knowledge_units(self.verbalizer, self.example_retriever, pairs, question)
+        knowledge = knowledge_units(*self._knowledge(), pairs, question)
         model_pairs = pairs
         mode = self.graph_input
         if not self.uses_graph or mode == "none":  # the model reads no graph (at most the knowledge text)
@@ -289,14 +290,15 @@ class KGFusePredictor:
     def knowledge_text(self, question: str, choice: str) -> str:
         """The knowledge text the model reads after ``(question, choice)``, cut as in its input
         (``""`` for a model trained without ``knowledge_text``)."""
-        if self.verbalizer is None and self.example_retriever is None:
+        verbalizer, examples = self._knowledge()
+        if verbalizer is None and examples is None:
             return ""
         from .features import build_features
         from .pipeline import knowledge_units
 
         (pair,) = self._pairs(question, [choice])
         feats = build_features(question, [choice], [pair[0]], [pair[1]], self.tokenizer, max_length=self.max_length,
-                               knowledge=knowledge_units(self.verbalizer, self.example_retriever, [pair], question))
+                               knowledge=knowledge_units(verbalizer, examples, [pair], question))
         return feats["knowledge"][0]
 
     def dataset(self, examples: Sequence[Any], *, cache_dir: str | os.PathLike | None = None) -> Any:
@@ -316,9 +318,10 @@ class KGFusePredictor:
         mode = self.graph_input
         graph_inputs = self.uses_graph and mode != "none"
         pre = graph_input_view(full, mode) if graph_inputs else full
-        return MCFeatureDataset(examples, pre, self.tokenizer, max_length=self.max_length, verbalizer=self.verbalizer,
+        verbalizer, example_retriever = self._knowledge()
+        return MCFeatureDataset(examples, pre, self.tokenizer, max_length=self.max_length, verbalizer=verbalizer,
                                 knowledge_pre=full if pre is not full else None, graph_inputs=graph_inputs,
-                                example_retriever=self.example_retriever)
+                                example_retriever=example_retriever)
 
     @property
     def graph_input(self) -> str:
@@ -349,6 +352,68 @@ class KGFusePredictor:
         if mode is not None and not self.uses_graph:
             raise ValueError("graph_input: this model reads no graph (LM only); a graph-input ablation does not apply")
         self._graph_input = mode
+
+    @property
+    def knowledge_input(self) -> str:
+        """What of its knowledge text reaches the model (see :mod:`kgfuse.tasks.graph_input`):
+        ``full`` (as trained), or the view set on this predictor for a test-time ablation of a
+        model trained with ``knowledge_text``::
+
+            pred.knowledge_input = "none"         # the plain (question, choice) input
+            pred.knowledge_input = "triples"      # only the fact sentences of the text it saw
+            pred.knowledge_input = "definitions"  # only the definitions
+
+        Set ``None`` (or ``full``) to return to the text it was trained with.
+
+        Raises:
+            ValueError: an unknown view, a model trained without knowledge text, or a part its
+                knowledge text does not have (``definitions`` of a model trained with
+                ``definitions: none``).
+        """
+        return self._knowledge_input or "full"
+
+    @knowledge_input.setter
+    def knowledge_input(self, mode: str | None) -> None:
+        from .graph_input import KNOWLEDGE_INPUTS
+
+        if mode is not None and mode not in KNOWLEDGE_INPUTS:
+            raise ValueError(f"knowledge_input must be one of {list(KNOWLEDGE_INPUTS)}, not {mode!r}")
+        if mode in (None, "full"):
+            self._knowledge_input = None
+            return
+        have = self.knowledge_parts
+        if not have:
+            raise ValueError("knowledge_input: this model was trained without knowledge text (knowledge_text); "
+                             "a knowledge-text ablation does not apply")
+        if mode != "none" and mode not in have:
+            raise ValueError(f"knowledge_input {mode!r}: the model's knowledge text has no {mode} "
+                             f"(it has {', '.join(have)})")
+        self._knowledge_input = mode
+
+    @property
+    def knowledge_parts(self) -> list[str]:
+        """The parts of the model's knowledge text: some of ``triples``, ``definitions``,
+        ``examples`` (empty for a model trained without it)."""
+        v = self.verbalizer
+        parts = []
+        if v is not None and getattr(v, "triples", 0) > 0:
+            parts.append("triples")
+        if v is not None and getattr(v, "definitions", "none") != "none":
+            parts.append("definitions")
+        if self.example_retriever is not None:
+            parts.append("examples")
+        return parts
+
+    def _knowledge(self) -> tuple[Any, Any]:
+        """The (verbaliser, example retriever) of the current :attr:`knowledge_input`."""
+        mode = self.knowledge_input
+        if mode == "full":
+            return self.verbalizer, self.example_retriever
+        if mode in ("none", "examples"):
+            return None, (self.example_retriever if mode == "examples" else None)
+        from kgfuse.kg.verbalize import VerbalizerPart
+
+        return VerbalizerPart(self.verbalizer, "fact" if mode == "triples" else "definition"), None
 
     def explain_pair(self, pair: tuple[Any, Any], *, top_k: int = 3) -> list[str]:
         """Readable reasoning lines of one (Grounding, KGData) pair (paths first, else edges, else concepts)."""

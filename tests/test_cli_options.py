@@ -44,7 +44,7 @@ COMMANDS = {
     "kgfuse train": OUTPUT | {"--config", "--output", "--resume", "--allow-changes", "--overwrite", "--set"},
     "kgfuse pretrain": OUTPUT | {"--config", "--output", "--link-only", "--resume", "--allow-changes", "--set"},
     "kgfuse evaluate": OUTPUT | DATA | {"--config", "--only", "--no-train", "--stop-after-hours", "--run-set", "--model",
-                                        "--data", "--graph", "--graph-input", "--output", "--set"},
+                                        "--data", "--graph", "--graph-input", "--knowledge-input", "--output", "--set"},
     "kgfuse predict": OUTPUT | DATA | {"--model", "--server", "--question", "--choices", "--questions", "--data", "--output",
                                        "--graph", "--threads", "--top-k", "--json"},
     "kgfuse serve": OUTPUT | {"--model", "--host", "--port", "--graph", "--threads"},

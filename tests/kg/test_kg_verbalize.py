@@ -18,6 +18,7 @@ from kgfuse.kg.verbalize import (
     FileDefinitions,
     RelationTemplates,
     Verbalizer,
+    VerbalizerPart,
     WordNetDefinitions,
     concept_text,
     register_definition_source,
@@ -264,6 +265,29 @@ def test_budget_keeps_whole_sentences_in_order(tmp_path, sample_kg):
     assert tight == [free[0], free[1]]
     skip = Verbalizer(kg, triples=10, definitions="answer", definition_source=str(j), max_tokens=12)(g, data)
     assert skip == [free[1]]  # the definition is skipped, the fact that fits is kept
+
+
+def test_parts_are_the_sentences_of_one_kind_of_the_full_text(tmp_path):
+    """A part keeps exactly its kind of the sentences the full verbaliser gives, in order: the
+    budget the other kind used is not refilled."""
+    j = tmp_path / "defs.json"
+    j.write_text(json.dumps({"cupboard": " ".join(["word"] * 12), "plate": "a flat dish"}))
+    kg = kitchen()
+    g = _g(kg, ["plate"], ["cupboard"])
+    data = PathRetriever(kg, max_hops=2, max_paths=20)(g)
+    v = Verbalizer(kg, triples=10, definitions="all", definition_source=str(j), max_tokens=32)
+    tagged = v.tagged_units(g, data)
+    assert [s for _, s in tagged] == v(g, data)
+    assert [k for k, _ in tagged] == ["definition", "fact", "fact", "definition"]
+    facts, defs = VerbalizerPart(v, "fact")(g, data), VerbalizerPart(v, "definition")(g, data)
+    assert facts == ["plate is found at cupboard.", "plate is related to dish, dish is found at cupboard."]
+    assert defs == ["cupboard: " + " ".join(["word"] * 12) + ".", "plate: a flat dish."]
+    # a verbaliser of facts alone fills the budget with more of them
+    alone = Verbalizer(kg, triples=10, definitions="none", max_tokens=32)(g, data)
+    assert alone[:2] == facts and len(alone) > len(facts)
+    assert VerbalizerPart(v, "fact").text(g, data) == " ".join(facts)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        VerbalizerPart(v, "triples")
 
 
 def test_budget_counts_model_tokens():

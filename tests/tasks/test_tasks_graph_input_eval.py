@@ -110,13 +110,23 @@ def test_cli_and_comparison_file(model_dir, tmp_path, capsys):
 
 def test_shipped_comparison_files_parse(repo_root):
     from kgfuse.tasks.config import read_config_file
-    from kgfuse.tasks.graph_input import GRAPH_INPUTS
+    from kgfuse.tasks.graph_input import GRAPH_INPUTS, KNOWLEDGE_INPUTS
 
     files = [f for f in sorted((repo_root / "configs").glob("*.yaml")) if "runs" in read_config_file(f)]
-    assert [f.name for f in files] == ["ablation-test-time.yaml", "comparison-example.yaml"]
+    assert [f.name for f in files] == ["ablation-knowledge-text.yaml", "ablation-test-time.yaml", "comparison-example.yaml"]
     for f in files:
         runs = read_config_file(f)["runs"]
         assert runs and all(r.get("model") and r.get("data") for r in runs), f.name
         assert all(r.get("graph_input", "full") in GRAPH_INPUTS for r in runs), f.name
-    views = [r.get("graph_input", "full") for r in read_config_file(files[0])["runs"]]
+        assert all(r.get("knowledge_input", "full") in KNOWLEDGE_INPUTS for r in runs), f.name
+        assert len({r["name"] for r in runs}) == len(runs), f.name
+    views = [r.get("graph_input", "full") for r in read_config_file(files[1])["runs"]]
     assert views.count("none") == views.count("full") == 6  # every fused model and split, with and without its graph
+    # every fused + text model: as trained, without its text, with each part, without its graph
+    by_model: dict[str, list[tuple[str, str]]] = {}
+    for r in read_config_file(files[0])["runs"]:
+        by_model.setdefault(r["model"], []).append((r.get("knowledge_input", "full"), r.get("graph_input", "full")))
+    assert len(by_model) == 3
+    for views in by_model.values():
+        assert sorted(views) == sorted([("full", "full"), ("none", "full"), ("triples", "full"),
+                                        ("definitions", "full"), ("full", "none")])

@@ -316,3 +316,73 @@ def test_train_and_predict_with_knowledge_text(trained, sample):
     # the predictor's dataset (what evaluating a saved model iterates) holds the same input
     ds = p.dataset(sample[3])
     assert ds[0]["knowledge"] == out.knowledge_per_choice
+
+
+def test_knowledge_input_views_at_test_time(trained, sample, tmp_path, capsys):
+    """A model trained with facts and definitions scored with part of its knowledge text:
+    raw text and batched evaluation build the same view; ``none`` is the plain input."""
+    import csv
+
+    from kgfuse.kg.verbalize import VerbalizerPart
+    from kgfuse.tasks import api
+    from kgfuse.tasks.cli import main
+    from kgfuse.tasks.inference import KGFusePredictor
+
+    _, res = trained
+    model_dir = res.output_dir / "model"
+    dev = data_dir() / "sample_csqa/dev.jsonl"
+    p = KGFusePredictor.from_pretrained(model_dir)
+    assert p.knowledge_input == "full" and p.knowledge_parts == ["triples", "definitions"]
+    ex = sample[3][0]  # Where do you keep a toothbrush?
+    full = p.predict(ex.question, ex.choices)
+    pairs = p._pairs(ex.question, ex.choices)
+    views = {}
+    for mode in ("none", "triples", "definitions"):
+        p.knowledge_input = mode
+        views[mode] = p.predict(ex.question, ex.choices)
+        assert views[mode].scores != pytest.approx(full.scores, abs=1e-6)
+        ev = api.evaluate(p, dev, knowledge_input=mode, progress=False, cache_dir=tmp_path / "cache")
+        assert ev.metrics["knowledge_input"] == mode and p.knowledge_input == mode  # left as it came
+        assert ev.records[0]["scores"] == pytest.approx(views[mode].scores, abs=1e-4)
+    p.knowledge_input = None
+    assert p.predict(ex.question, ex.choices).scores == pytest.approx(full.scores, abs=1e-6)
+    # none: exactly the model without a verbaliser
+    v, p.verbalizer = p.verbalizer, None
+    try:
+        assert views["none"].scores == pytest.approx(p.predict(ex.question, ex.choices).scores, abs=1e-6)
+    finally:
+        p.verbalizer = v
+    assert views["none"].knowledge == "" and views["none"].knowledge_per_choice == []
+    # the parts: the fact or definition sentences of the text the model sees
+    assert "toothbrush is found at bathroom." in views["triples"].knowledge_per_choice[1]
+    assert "bathroom: the thing called bathroom." not in views["triples"].knowledge_per_choice[1]
+    assert "bathroom: the thing called bathroom." in views["definitions"].knowledge_per_choice[1]
+    assert "toothbrush is found at bathroom." not in views["definitions"].knowledge_per_choice[1]
+    for j, pair in enumerate(pairs):
+        assert views["triples"].knowledge_per_choice[j] == VerbalizerPart(v, "fact").text(*pair)
+    assert api.evaluate(p, dev, progress=False, cache_dir=tmp_path / "cache").metrics["knowledge_input"] == "full"
+
+    with pytest.raises(ValueError, match="knowledge_input must be one of"):
+        p.knowledge_input = "facts"
+    with pytest.raises(ValueError, match="has no examples"):
+        p.knowledge_input = "examples"
+    with pytest.raises(ValueError, match="trained without knowledge text"):
+        KGFusePredictor(p.model, p.tokenizer).knowledge_input = "none"
+
+    # the command line and a comparison file
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(dev), "--knowledge-input", "definitions",
+                 "--output", str(tmp_path / "ev"), "--quiet"]) == 0
+    assert "knowledge input: definitions (test-time ablation)" in capsys.readouterr().out
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["knowledge_input"] == "definitions"
+    (tmp_path / "cmp.yaml").write_text(
+        f"output_dir: t\nruns:\n"
+        f"  - {{name: full, model: {model_dir}, data: {dev}}}\n"
+        f"  - {{name: plain, model: {model_dir}, data: {dev}, knowledge_input: none}}\n"
+        f"  - {{name: again, model: {model_dir}, data: {dev}}}\n")
+    assert main(["evaluate", "--config", str(tmp_path / "cmp.yaml"), "--quiet"]) == 0
+    rows = list(csv.DictReader((tmp_path / "t" / "comparison.csv").open()))
+    assert [r["knowledge_input"] for r in rows] == ["full", "none", "full"]
+    assert rows[0]["accuracy"] == rows[2]["accuracy"]
+    with pytest.raises(SystemExit, match="--knowledge-input is for --model DIR --data FILE"):
+        main(["evaluate", "--config", str(tmp_path / "cmp.yaml"), "--knowledge-input", "none"])
