@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reference", required=True, help="the side the others are compared with")
     ap.add_argument("--by", help="per-question JSON lines (benchmarks/coverage.py --per-question)")
     ap.add_argument("--field", help="the field of --by to group questions by")
-    ap.add_argument("--data", help="with --by: only its lines whose 'data' is this file name")
+    ap.add_argument("--data", help="with --by: only its lines whose 'data' is this file name (a path counts by its name)")
     ap.add_argument("--samples", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)

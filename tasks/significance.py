@@ -113,29 +113,36 @@ def read_groups(path: str | os.PathLike, field: str, *, data: str | None = None)
 
     The file holds one record per question with ``id`` and ``field`` (e.g. the lines of
     ``benchmarks/coverage.py --per-question``); ``data``, when given, keeps only the records
-    whose ``"data"`` is that file name. Groups are keyed by the value as JSON (``true``, ``2``,
+    whose ``"data"`` is that file name (a path counts by its file name). Groups are keyed by the value as JSON (``true``, ``2``,
     ``"AtLocation"``) and sorted by that key; ids keep the file's order.
 
     Raises:
         kgfuse.tasks.datasets.DataFormatError: a line that is not JSON, or a kept record
             without ``id`` or ``field`` (named by file, line and field).
+        ValueError: ``data`` is given and no record has it (the ``data`` values the file has
+            are named).
     """
     from .data_readers import _iter_json_records
     from .data_types import DataFormatError
 
     path = Path(path)
+    want = Path(data).name if data is not None else None
+    seen: set[str] = set()
     groups: dict[str, list[str]] = {}
     for n, rec in _iter_json_records(path):
         if isinstance(rec, DataFormatError):
             raise rec
         if not isinstance(rec, dict):
             raise DataFormatError(path, n, None, f"expected an object, got {type(rec).__name__}")
-        if data is not None and rec.get("data") != data:
+        if want is not None and rec.get("data") != want:
+            seen.add(str(rec.get("data")))
             continue
         for key in ("id", field):
             if key not in rec:
                 raise DataFormatError(path, n, key, "missing")
         groups.setdefault(json.dumps(rec[field], sort_keys=True), []).append(str(rec["id"]))
+    if want is not None and not groups:
+        raise ValueError(f"{path}: no record has data {want!r}; its records have data {sorted(seen)}")
     return dict(sorted(groups.items()))
 
 

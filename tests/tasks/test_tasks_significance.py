@@ -101,7 +101,10 @@ def test_questions_grouped_by_a_per_question_field(tmp_path):
     ])
     assert read_groups(per_q, "correct_edge", data="dev.jsonl") == {"false": ["q2"], "true": ["q1", "3"]}
     assert read_groups(per_q, "correct_edge") == {"false": ["t1", "q2"], "true": ["q1", "3"]}
-    assert read_groups(per_q, "correct_edge", data="other.jsonl") == {}
+    # a path counts by its file name; a file name that no record has is an error, not no groups
+    assert read_groups(per_q, "correct_edge", data="/data/csqa/dev.jsonl") == {"false": ["q2"], "true": ["q1", "3"]}
+    with pytest.raises(ValueError, match=r"no record has data 'other.jsonl'; its records have data \['dev.jsonl', 'train.jsonl'\]"):
+        read_groups(per_q, "correct_edge", data="other.jsonl")
     # the groups restrict a paired comparison to their questions
     ref = _write(tmp_path / "ref.jsonl", [{"id": i, "correct": i != "q2"} for i in ("q1", "q2", "3")])
     other = _write(tmp_path / "o.jsonl", [{"id": i, "correct": True} for i in ("q1", "q2", "3")])
@@ -110,10 +113,11 @@ def test_questions_grouped_by_a_per_question_field(tmp_path):
     assert (c.reference_accuracy, c.accuracy) == (0.0, 1.0)
 
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"data": "dev.jsonl", "id": "a", "hops": 1}\n{"data": "dev.jsonl", "id": "b"}\n')
+    bad.write_text('{"data": "dev.jsonl", "id": "a", "hops": 1}\n{"data": "dev.jsonl", "id": "b"}\n'
+                   '{"data": "train.jsonl", "id": "t", "hops": 2}\n')
     with pytest.raises(ValueError, match=r"bad.jsonl, line 2, field 'hops': missing"):
         read_groups(bad, "hops")
-    assert read_groups(bad, "hops", data="train.jsonl") == {}  # records of other files are not checked
+    assert read_groups(bad, "hops", data="train.jsonl") == {"2": ["t"]}  # records of other files are not checked
     bad.write_text('{"id": "a", "hops": 1}\n[1, 2]\n')
     with pytest.raises(ValueError, match=r"bad.jsonl, line 2: expected an object, got list"):
         read_groups(bad, "hops")
