@@ -142,3 +142,35 @@ def test_train_with_examples_and_predict_on_raw_text(examples_run, tmp_path):
     (copy / EXAMPLES_FILE).unlink()
     with pytest.raises(FileNotFoundError, match="knowledge_text.examples=2"):
         KGFusePredictor.from_pretrained(copy, verify=False)
+
+
+def test_knowledge_input_views_split_facts_from_examples(examples_run):
+    """A model trained with one fact and two examples: ``examples`` keeps only the examples,
+    ``triples`` only the fact sentences; the saved model folder keeps its examples."""
+    from kgfuse.tasks.cli import data_dir
+    from kgfuse.tasks.datasets import load_examples
+    from kgfuse.tasks.inference import KGFusePredictor
+
+    model_dir = examples_run.output_dir / "model"
+    p = KGFusePredictor.from_pretrained(model_dir)
+    assert p.knowledge_parts == ["triples", "examples"]
+    dev, _ = load_examples(data_dir() / "sample_csqa/dev.jsonl")
+    ex = max(dev, key=lambda e: len(p.example_retriever.units(e.question)))
+    want = p.example_retriever.units(ex.question)
+    full = p.predict(ex.question, ex.choices)
+    p.knowledge_input = "examples"
+    only_examples = p.predict(ex.question, ex.choices)
+    assert all(k == " ".join(want) for k in only_examples.knowledge_per_choice)
+    p.knowledge_input = "triples"
+    only_facts = p.predict(ex.question, ex.choices)
+    pairs = p._pairs(ex.question, ex.choices)
+    for k, (g, d) in zip(only_facts.knowledge_per_choice, pairs):
+        assert k == " ".join(p.verbalizer(g, d)) and not any(u in k for u in want)
+    assert only_facts.scores != pytest.approx(full.scores, abs=1e-6)
+    assert only_examples.scores != pytest.approx(full.scores, abs=1e-6)
+    with pytest.raises(ValueError, match="has no definitions"):
+        p.knowledge_input = "definitions"
+    assert p.knowledge_input == "triples"  # a refused view leaves the one set before
+    # saving an ablated predictor writes the model as trained, examples included
+    out = p.save_pretrained(examples_run.output_dir / "resaved")
+    assert KGFusePredictor.from_pretrained(out).predict(ex.question, ex.choices).scores == pytest.approx(full.scores, abs=1e-6)
