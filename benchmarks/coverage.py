@@ -30,7 +30,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 
 def _kv(s: str | None) -> dict:
@@ -53,27 +52,9 @@ def _kv(s: str | None) -> dict:
 
 def joins(data) -> tuple[bool, bool]:
     """(a question-answer edge, a question-answer path of at most 2 hops) in one subgraph."""
-    from kgfuse.kg.retrieval import NODE_ANSWER, NODE_QUESTION
+    from kgfuse.kg.retrieval import question_answer_joins
 
-    nt = np.asarray(data.node_type)
-    ei = np.asarray(data.edge_index)
-    if ei.size == 0:
-        return False, False
-    s, t = ei
-    q = nt == NODE_QUESTION
-    a = nt == NODE_ANSWER
-    direct = bool(np.any((q[s] & a[t]) | (a[s] & q[t])))
-    if direct:
-        return True, True
-    # a node adjacent to both a question node and an answer node (either direction)
-    n = len(nt)
-    touch_q = np.zeros(n, bool)
-    touch_a = np.zeros(n, bool)
-    touch_q[t[q[s]]] = True
-    touch_q[s[q[t]]] = True
-    touch_a[t[a[s]]] = True
-    touch_a[s[a[t]]] = True
-    return False, bool(np.any(touch_q & touch_a))
+    return question_answer_joins(data)
 
 
 def main(argv=None) -> int:
@@ -94,6 +75,7 @@ def main(argv=None) -> int:
 
     from kgfuse.tasks.datasets import load_examples
     from kgfuse.tasks.pipeline import build_linker, build_retriever, load_graph, preprocess
+    from kgfuse.tasks.report import edge_pattern
 
     t0 = time.time()
     graph = load_graph({"path": str(Path(args.graph).resolve()), "format": args.graph_format})
@@ -149,9 +131,7 @@ def main(argv=None) -> int:
                         w_e, w_p = w_e + e, w_p + p
             if ex.label is not None and per_q is not None:
                 c_e = q_rec["correct_edge"]
-                q_rec.update(wrong_edges=w_e, wrong_paths=w_p,
-                             edge_pattern=("correct only" if c_e and not w_e else "correct and wrong" if c_e
-                                           else "wrong only" if w_e else "none"))
+                q_rec.update(wrong_edges=w_e, wrong_paths=w_p, edge_pattern=edge_pattern([c_e, w_e > 0], 0))
                 per_q.write(json.dumps(q_rec) + "\n")
             labelled += ex.label is not None
             q_both_all += every

@@ -10,8 +10,10 @@ After training, :func:`evaluate_run` writes into the run folder:
   ``id``, ``question``, ``choices``, ``label`` and ``label_text``, ``predicted`` and
   ``predicted_text``, ``correct``, ``scores`` (one per choice), ``num_linked_concepts``,
   ``explanation`` (why the chosen answer: its top reasoning paths, or subgraph edges, or what
-  was linked when no path joins question and answer) and, for a wrong answer,
-  ``gold_explanation`` (the same for the right answer);
+  was linked when no path joins question and answer), for a wrong answer
+  ``gold_explanation`` (the same for the right answer), and for a labelled question of a
+  graph model ``edge_pattern`` (which choices a question-answer edge reaches, see
+  :func:`edge_pattern`); ``metrics.json`` has the accuracy per pattern (``by_edge_pattern``);
 - ``report.md`` with ``learning_curves.png`` (the chosen epoch marked) and
   ``accuracy_by_concepts.png`` (quantile buckets, see :func:`accuracy_by_linked_concepts`),
   and up to five right and five wrong example predictions per split (a fixed sample: see
@@ -49,11 +51,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .report import (_fmt, _kind, _model_kind, accuracy_by_concepts_figure, accuracy_by_linked_concepts,  # noqa: F401
-                     learning_curve_figure, select_examples, write_model_card, write_report)
+from .report import (EDGE_PATTERNS, _fmt, _kind, _model_kind, accuracy_by_concepts_figure, accuracy_by_edge_pattern,  # noqa: F401
+                     accuracy_by_linked_concepts, edge_pattern, learning_curve_figure, select_examples, write_model_card,
+                     write_report)
 
 __all__ = [
     "accuracy_by_linked_concepts",
+    "accuracy_by_edge_pattern",
+    "edge_pattern",
+    "EDGE_PATTERNS",
     "data_summary",
     "explain_answer",
     "prediction_record",
@@ -158,12 +164,18 @@ def prediction_record(example: Any, scores: Sequence[float], *, num_linked_conce
 
 
 def _records(examples, dataset, scores: np.ndarray, explain: Callable[[int, int], list[str]]) -> list[dict[str, Any]]:
+    from ..kg.retrieval import question_answer_joins
+
     with_graph = getattr(dataset, "pre", None) is not None
-    return [
-        prediction_record(ex, scores[i], num_linked_concepts=dataset.num_linked_concepts(i) if with_graph else 0,
-                          explain=lambda j, i=i: explain(i, j))
-        for i, ex in enumerate(examples)
-    ]
+    recs = []
+    for i, ex in enumerate(examples):
+        rec = prediction_record(ex, scores[i], num_linked_concepts=dataset.num_linked_concepts(i) if with_graph else 0,
+                                explain=lambda j, i=i: explain(i, j))
+        if with_graph and rec["label"] is not None:
+            joined = [question_answer_joins(d)[0] for _, d in dataset.retrieved_pairs(i)]
+            rec["edge_pattern"] = edge_pattern(joined, rec["label"])
+        recs.append(rec)
+    return recs
 
 
 def evaluate_run(run: Any, result: Any, *, accelerator: Any = None, progress: bool = True, top_k: int = 3) -> dict[str, Any]:
@@ -194,6 +206,7 @@ def evaluate_run(run: Any, result: Any, *, accelerator: Any = None, progress: bo
     pmodel = acc.prepare(model)
     splits: dict[str, Any] = {}
     buckets: dict[str, Any] = {}
+    patterns: dict[str, Any] = {}
     samples: dict[str, list] = {}
     t = time.time()
     for split, ds in run.datasets.items():
@@ -213,6 +226,9 @@ def evaluate_run(run: Any, result: Any, *, accelerator: Any = None, progress: bo
         labelled = [r for r in recs if r["label"] is not None]
         if labelled and run.retriever is not None:
             buckets[split] = accuracy_by_linked_concepts([r["num_linked_concepts"] for r in labelled], [r["correct"] for r in labelled])
+            if all("edge_pattern" in r for r in labelled):
+                patterns[split] = accuracy_by_edge_pattern([r["edge_pattern"] for r in labelled],
+                                                           [r["correct"] for r in labelled])
         samples[split] = recs
     eval_time = time.time() - t
     metrics = {
@@ -224,6 +240,7 @@ def evaluate_run(run: Any, result: Any, *, accelerator: Any = None, progress: bo
         "sittings": result.sittings,
         "history": result.history,
         "by_linked_concepts": buckets,
+        "by_edge_pattern": patterns,
         "data": data_summary(getattr(run, "reports", None) or {}),
         "timings": dict(run.timings, train=result.wall_time, train_all_sittings=result.training_seconds,
                         evaluate=eval_time, total=time.time() - run.t0),

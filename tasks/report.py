@@ -20,6 +20,9 @@ import numpy as np
 
 __all__ = [
     "accuracy_by_linked_concepts",
+    "EDGE_PATTERNS",
+    "edge_pattern",
+    "accuracy_by_edge_pattern",
     "select_examples",
     "write_report",
     "write_model_card",
@@ -66,6 +69,47 @@ def accuracy_by_linked_concepts(num_concepts: Sequence[int], correct: Sequence[b
         rows.append({"bucket": _bucket_name(lo, hi), "lo": lo, "hi": hi, "count": int(m.sum()),
                      "correct": int(ok[m].sum()), "accuracy": float(ok[m].mean())})
     return rows
+
+#: What a question's retrieved subgraphs offer, by which choices a direct question-answer edge
+#: reaches (:func:`edge_pattern`), in report order.
+EDGE_PATTERNS = ("correct and wrong", "correct only", "wrong only", "none")
+
+
+def edge_pattern(joined: Sequence[bool], label: int) -> str:
+    """Which choices of one question a question-answer edge reaches: ``joined[j]`` says whether
+    choice ``j``'s subgraph has one (:func:`kgfuse.kg.retrieval.question_answer_joins`).
+
+    ``"correct and wrong"``, ``"correct only"``, ``"wrong only"`` or ``"none"``. A model that
+    reads "an edge reaches this choice" as evidence gains on the first two and loses on
+    ``"wrong only"``, which is what the split shows.
+    """
+    if not 0 <= label < len(joined):
+        raise ValueError(f"label {label} is not a choice index (0..{len(joined) - 1})")
+    correct = bool(joined[label])
+    wrong = any(bool(x) for j, x in enumerate(joined) if j != label)
+    if correct:
+        return "correct and wrong" if wrong else "correct only"
+    return "wrong only" if wrong else "none"
+
+
+def accuracy_by_edge_pattern(patterns: Sequence[str], correct: Sequence[bool]) -> list[dict[str, Any]]:
+    """Accuracy per :data:`EDGE_PATTERNS` value, in that order, patterns with no question left out.
+
+    Returns:
+        ``[{"pattern", "count", "correct", "accuracy"}]``.
+    """
+    if len(patterns) != len(correct):
+        raise ValueError(f"{len(patterns)} patterns for {len(correct)} correctness values")
+    unknown = sorted(set(patterns) - set(EDGE_PATTERNS))
+    if unknown:
+        raise ValueError(f"unknown edge patterns {unknown}; expected {list(EDGE_PATTERNS)}")
+    rows = []
+    for p in EDGE_PATTERNS:
+        ok = [bool(c) for q, c in zip(patterns, correct) if q == p]
+        if ok:
+            rows.append({"pattern": p, "count": len(ok), "correct": sum(ok), "accuracy": sum(ok) / len(ok)})
+    return rows
+
 
 def learning_curve_figure(history: Sequence[Mapping[str, Any]], best_epoch: int | None = None):
     """Train loss (left axis) and the accuracies (right axis) per epoch; the chosen epoch
@@ -245,6 +289,14 @@ def write_report(out: str | os.PathLike, metrics: Mapping[str, Any], *, title: s
             lines.append("")
         if "accuracy_by_concepts" in plots:
             lines += [f"![accuracy by linked concepts]({plots['accuracy_by_concepts']})", ""]
+    by_pattern = metrics.get("by_edge_pattern") or {}
+    if by_pattern:
+        lines += ["## Accuracy by what the graph joins", "",
+                  "Which choices a direct edge from a question concept reaches in the retrieved subgraphs.", ""]
+        for split, rows in by_pattern.items():
+            lines += [f"**{split}**", "", "| question-answer edges reach | questions | accuracy |", "| --- | --- | --- |"]
+            lines += [f"| {r['pattern']} | {r['count']} | {r['accuracy']:.4f} |" for r in rows]
+            lines.append("")
     if metrics.get("timings"):
         lines += ["## Timings", ""] + [f"- {k}: {v:.1f} s" for k, v in metrics["timings"].items()] + [""]
     sittings = metrics.get("sittings") or []

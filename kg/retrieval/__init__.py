@@ -58,6 +58,7 @@ from .base import (  # noqa: F401
     _run_start_of,
     arrays_to_kgdata,
     explain,
+    question_answer_joins,
     statement_text,
 )
 from .paths import PATH_WINDOW, PathRetriever, _Half  # noqa: F401
@@ -71,6 +72,7 @@ __all__ = [
     "NODE_QUESTION",
     "NODE_ANSWER",
     "NODE_OTHER",
+    "question_answer_joins",
     "PathRetriever",
     "SubgraphRetriever",
     "RETRIEVERS",

@@ -194,6 +194,32 @@ def explain(data: Data, graph: "KnowledgeGraph", limit: int | None = None) -> li
     return lines
 
 
+def question_answer_joins(data: Data) -> tuple[bool, bool]:
+    """Whether one retrieved subgraph joins a question concept to an answer concept.
+
+    Returns ``(edge, edge_or_path)``: a direct edge between a :data:`NODE_QUESTION` and a
+    :data:`NODE_ANSWER` node (either direction), and such an edge or a 2-hop path through one
+    other node. Reads ``node_type`` and ``edge_index`` only, so it works for every retriever.
+    """
+    nt = np.asarray(data.node_type)
+    ei = np.asarray(data.edge_index)
+    if ei.size == 0:
+        return False, False
+    s, t = ei
+    q = nt == NODE_QUESTION
+    a = nt == NODE_ANSWER
+    if bool(np.any((q[s] & a[t]) | (a[s] & q[t]))):
+        return True, True
+    n = len(nt)  # a node adjacent to both a question node and an answer node
+    touch_q = np.zeros(n, bool)
+    touch_a = np.zeros(n, bool)
+    touch_q[t[q[s]]] = True
+    touch_q[s[q[t]]] = True
+    touch_a[t[a[s]]] = True
+    touch_a[s[a[t]]] = True
+    return False, bool(np.any(touch_q & touch_a))
+
+
 def _callable_name(fn: Any) -> str:
     name = getattr(fn, "config_name", None)
     if isinstance(name, str):

@@ -26,6 +26,7 @@ from kgfuse.kg.retrieval import (
     PathRetriever,
     SubgraphRetriever,
     inverse_relations,
+    question_answer_joins,
 )
 
 
@@ -180,6 +181,28 @@ def test_subgraph_ranking_cut():
     assert [kg.concept_name(c) for c in d3.concept_ids.tolist()] == ["q", "a"]
     with pytest.raises(ValueError, match="connectivity"):
         SubgraphRetriever(kg, ranking="pagerank")
+
+
+def test_question_answer_joins_direct_edge_two_hop_path_or_neither():
+    b = GraphBuilder()
+    b.add("q", "R", "a_direct")       # q -> a_direct
+    b.add("q", "R", "mid")            # q -> mid <- a_path
+    b.add("a_path", "R", "mid")
+    b.add("far", "R", "a_far")        # q -> mid -> far -> a_far: three hops
+    b.add("mid", "R", "far")
+    b.add("a_alone", "R", "elsewhere")
+    kg = b.build()
+    sr = SubgraphRetriever(kg, max_nodes=50)
+
+    def joins(answer):
+        return question_answer_joins(sr(Grounding([kg.concept_id("q")], [kg.concept_id(answer)], [])))
+
+    assert joins("a_direct") == (True, True)
+    assert joins("a_path") == (False, True)   # through "mid", in either edge direction
+    assert joins("a_far") == (False, False)
+    assert joins("a_alone") == (False, False)
+    # an empty subgraph (nothing linked) joins nothing
+    assert question_answer_joins(sr(Grounding([], [], []))) == (False, False)
 
 
 def sample_kg():

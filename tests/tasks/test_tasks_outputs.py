@@ -128,12 +128,37 @@ def test_accuracy_buckets_adapt_to_the_data():
     assert accuracy_by_linked_concepts([4] * 12, [True] * 12)[0]["bucket"] == "4"
 
 
+def test_edge_pattern_and_accuracy_per_pattern():
+    from kgfuse.tasks.evaluate import EDGE_PATTERNS, accuracy_by_edge_pattern, edge_pattern
+
+    assert edge_pattern([True, False, True], 0) == "correct and wrong"
+    assert edge_pattern([True, False, False], 0) == "correct only"
+    assert edge_pattern([False, False, True], 1) == "wrong only"
+    assert edge_pattern([False, False, False], 2) == "none"
+    with pytest.raises(ValueError, match="label 3"):
+        edge_pattern([True, False], 3)
+    rows = accuracy_by_edge_pattern(["none", "wrong only", "none", "correct only"], [True, False, False, True])
+    assert [r["pattern"] for r in rows] == [p for p in EDGE_PATTERNS if p != "correct and wrong"]
+    assert {r["pattern"]: (r["count"], r["correct"]) for r in rows} == {
+        "correct only": (1, 1), "wrong only": (1, 0), "none": (2, 1)}
+    with pytest.raises(ValueError, match="unknown edge patterns"):
+        accuracy_by_edge_pattern(["sometimes"], [True])
+
+
 def test_run_report_and_plots(run):
     _, res = run
     report = (res.output_dir / "report.md").read_text()
     assert "## Examples: right answers (dev" in report and "## Examples: wrong answers (dev" in report
     m = json.loads((res.output_dir / "metrics.json").read_text())
     assert len(m["by_linked_concepts"]["dev"]) >= 2  # 12 questions: several buckets, not one
+    # every labelled dev question has the pattern of its retrieved subgraphs, counted once per pattern
+    preds = [json.loads(l) for l in (res.output_dir / "predictions-dev.jsonl").read_text().splitlines()]
+    by_pattern = {r["pattern"]: r for r in m["by_edge_pattern"]["dev"]}
+    assert sum(r["count"] for r in by_pattern.values()) == len(preds) == 12
+    for p, r in by_pattern.items():
+        mine = [x for x in preds if x["edge_pattern"] == p]
+        assert (r["count"], r["correct"]) == (len(mine), sum(x["correct"] for x in mine))
+    assert "## Accuracy by what the graph joins" in report
     assert (res.output_dir / "accuracy_by_concepts.png").read_bytes()[:4] == b"\x89PNG"
 
 
