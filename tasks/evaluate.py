@@ -12,7 +12,8 @@ After training, :func:`evaluate_run` writes into the run folder:
   ``explanation`` (why the chosen answer: its top reasoning paths, or subgraph edges, or what
   was linked when no path joins question and answer), for a wrong answer
   ``gold_explanation`` (the same for the right answer), and for a labelled question of a
-  graph model ``edge_pattern`` (which choices a question-answer edge reaches, see
+  model that retrieves (a graph model, or one reading knowledge text) ``edge_pattern``
+  (which choices a question-answer edge of the subgraphs as retrieved reaches, see
   :func:`edge_pattern`); ``metrics.json`` has the accuracy per pattern (``by_edge_pattern``);
 - ``report.md`` with ``learning_curves.png`` (the chosen epoch marked) and
   ``accuracy_by_concepts.png`` (quantile buckets, see :func:`accuracy_by_linked_concepts`),
