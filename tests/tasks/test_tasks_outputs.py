@@ -211,6 +211,10 @@ def test_shipped_comparison_example_runs(run, monkeypatch, tmp_path):
     table = (out / "comparison.md").read_text()
     assert "| demo-model/sample-dev |" in table and "predictions-demo-model_sample-dev.jsonl" in table
     assert len((out / "predictions-demo-model_sample-train.jsonl").read_text().splitlines()) == 26
+    # a comparison's prediction lines say what the graph offers each question, as a run's do
+    recs = [json.loads(l) for l in (out / "predictions-demo-model_sample-dev.jsonl").read_text().splitlines()]
+    assert {r["edge_pattern"] for r in recs} <= {"correct and wrong", "correct only", "wrong only", "none"}
+    assert len(recs) == 12
 
 
 def test_run_names_never_leave_the_output_folder(run, tmp_path):
