@@ -5,8 +5,9 @@ train``, ``predictions.jsonl`` of ``kgfuse evaluate``), e.g. the seeds of one ro
 averaged per question. Every side is compared with ``--reference``: accuracy difference with a
 95% paired bootstrap interval over questions, and the exact McNemar test when both sides are
 one run (``kgfuse.tasks.significance``). With ``--by FILE --field F`` (the per-question lines
-of ``benchmarks/coverage.py --per-question``) the comparison is repeated per value of ``F``,
-e.g. whether the retrieved subgraph joins a question concept to the correct answer.
+of ``benchmarks/coverage.py --per-question``, or a graph model's own prediction file with
+``--field edge_pattern``) the comparison is repeated per value of ``F``, e.g. whether the
+retrieved subgraph joins a question concept to the correct answer.
 
     python benchmarks/compare_predictions.py --reference lm \\
         lm=runs/csqa-lm-5e-5-s0/predictions-dev.jsonl,runs/csqa-lm-5e-5-s1/predictions-dev.jsonl \\
