@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 
-
 def _kv(s: str | None) -> dict:
     out: dict = {}
     for part in (s or "").split(","):
@@ -50,13 +49,6 @@ def _kv(s: str | None) -> dict:
     return out
 
 
-def joins(data) -> tuple[bool, bool]:
-    """(a question-answer edge, a question-answer path of at most 2 hops) in one subgraph."""
-    from kgfuse.kg.retrieval import question_answer_joins
-
-    return question_answer_joins(data)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--graph", required=True)
@@ -73,6 +65,7 @@ def main(argv=None) -> int:
 
     import tempfile
 
+    from kgfuse.kg.retrieval import question_answer_joins
     from kgfuse.tasks.datasets import load_examples
     from kgfuse.tasks.pipeline import build_linker, build_retriever, load_graph, preprocess
     from kgfuse.tasks.report import edge_pattern
@@ -108,6 +101,7 @@ def main(argv=None) -> int:
             rec = pre[i]
             every = True
             w_e = w_p = 0
+            joined: list[bool] = []  # a question-answer edge, per choice
             for j in range(len(ex.choices)):
                 g, d = rec[j]
                 ok = bool(len(g.question_concepts)) and bool(len(g.answer_concepts))
@@ -118,7 +112,8 @@ def main(argv=None) -> int:
                 n_edges.append(ne)
                 no_edge += ne == 0
                 if ex.label is not None:
-                    e, p = joins(d)
+                    e, p = question_answer_joins(d)
+                    joined.append(e)
                     if j == ex.label:
                         corr_edge += e
                         corr_path += p
@@ -130,8 +125,7 @@ def main(argv=None) -> int:
                         n_wrong += 1
                         w_e, w_p = w_e + e, w_p + p
             if ex.label is not None and per_q is not None:
-                c_e = q_rec["correct_edge"]
-                q_rec.update(wrong_edges=w_e, wrong_paths=w_p, edge_pattern=edge_pattern([c_e, w_e > 0], 0))
+                q_rec.update(wrong_edges=w_e, wrong_paths=w_p, edge_pattern=edge_pattern(joined, ex.label))
                 per_q.write(json.dumps(q_rec) + "\n")
             labelled += ex.label is not None
             q_both_all += every

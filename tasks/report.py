@@ -70,6 +70,7 @@ def accuracy_by_linked_concepts(num_concepts: Sequence[int], correct: Sequence[b
                      "correct": int(ok[m].sum()), "accuracy": float(ok[m].mean())})
     return rows
 
+
 #: What a question's retrieved subgraphs offer, by which choices a direct question-answer edge
 #: reaches (:func:`edge_pattern`), in report order.
 EDGE_PATTERNS = ("correct and wrong", "correct only", "wrong only", "none")
