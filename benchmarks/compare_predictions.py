@@ -48,8 +48,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     sides = _sides(args.sides)
+    rows = compare_runs(sides, args.reference, samples=args.samples, seed=args.seed)
     print(HEADER)
-    for c in compare_runs(sides, args.reference, samples=args.samples, seed=args.seed):
+    for c in rows:
         print(c.row())
     if args.by:
         if not args.field:
@@ -65,4 +66,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (OSError, ValueError) as e:  # a missing or malformed file: its name, line and field, no traceback
+        sys.exit(f"compare_predictions: {e}")
