@@ -64,7 +64,6 @@ import csv
 import json
 import logging
 import os
-import platform
 import shlex
 import statistics
 import time
@@ -73,7 +72,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .config import ConfigError, _unknown_key, apply_overrides, read_config_file, resolve_path
-from .provenance import software_versions, source_commit  # noqa: F401  (source_commit: re-export)
+from .provenance import machine, software_versions, source_commit  # noqa: F401  (source_commit: re-export)
 
 logger = logging.getLogger("kgfuse")
 
@@ -278,10 +277,12 @@ def _pretrain_once(row: ExperimentRow, out: Path, progress: bool, deadline: floa
     return res.finished
 
 
-def _record(out: Path, line: dict[str, Any]) -> dict[str, Any]:
+def _record(out: Path, line: dict[str, Any], ran_on: str | None = None) -> dict[str, Any]:
+    """Append ``line`` to ``rows.jsonl`` with the code, software, threads and machine
+    (``ran_on``, the machine of the call's last training sitting, else this one's CPU)."""
     line = {**line, "commit": source_commit(), "software": software_versions(),
             "threads": os.environ.get("OMP_NUM_THREADS") or str(_torch_threads()),
-            "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores",
+            "machine": ran_on or machine(),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     with open(out / "rows.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps(line) + "\n")
@@ -304,7 +305,8 @@ def _train_one(row: ExperimentRow, seed: int, out: Path, progress: bool, deadlin
     res = train(cfg, resume_from="auto" if run_dir.exists() else None, progress=progress)
     _record(out, {"row": row.run_name(seed), "command": row.command(seed, out, run_settings),
                   "wall_s": round(time.time() - t0, 1),
-                  "run_finished": res.finished, **(_scores(res) if res.finished else {})})
+                  "run_finished": res.finished, **(_scores(res) if res.finished else {})},
+            ran_on=(res.sittings[-1].get("machine") if res.sittings else None))
     return res.finished
 
 

@@ -30,8 +30,8 @@ batch, what to log, how to evaluate); the loop does everything else, once, for e
 - the sittings: each call of :meth:`TrainingLoop.run` on a run not over yet appends to
   ``state["sittings"]`` the steps it trained, its seconds, its start time, the source
   code in use (:func:`kgfuse.tasks.provenance.source_commit`) and the versions of Python,
-  torch, transformers and the rest (:func:`~kgfuse.tasks.provenance.software_versions`),
-  kept up to date at every checkpoint. A run trained in several sittings thus records its
+  torch, transformers and the rest (:func:`~kgfuse.tasks.provenance.software_versions`) and
+  the machine (:func:`~kgfuse.tasks.provenance.machine`), kept up to date at every checkpoint. A run trained in several sittings thus records its
   whole training time and every code version it ran on; the work done after the checkpoint a
   sitting resumed from is not counted (the result does not build on it).
 
@@ -375,13 +375,13 @@ class TrainingLoop:
         """Start this process's record in ``state["sittings"]`` (a run not over yet only)."""
         if self.finished(self.state):
             return
-        from .provenance import software_versions, source_commit
+        from .provenance import machine, software_versions, source_commit
 
         gs = int(self.state["global_step"])
         self.state.setdefault("sittings", []).append(
             {"from_step": gs, "to_step": gs, "seconds": 0.0,
              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": source_commit(),
-             "software": software_versions()})
+             "software": software_versions(), "machine": machine(self.acc.device)})
         self._sitting_t0 = time.time()
 
     def _close_sitting(self) -> None:

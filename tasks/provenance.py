@@ -5,16 +5,18 @@ changes to tracked files): read from git for a source tree or an editable instal
 ``kgfuse/_source.json`` (written by ``setup.py`` when the package was built from a git
 checkout) for an installed copy, else the package version. Training records it per sitting
 (``sittings`` of the trainer state) and ``kgfuse evaluate --config`` per run (``rows.jsonl``),
-each with :func:`software_versions`.
+each with :func:`software_versions` and :func:`machine`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 
 @lru_cache(maxsize=1)
@@ -81,3 +83,35 @@ def installed_commit() -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return str(commit) if commit else None
+
+
+def machine(device: Any = None) -> str:
+    """What a run ran on, for run records: the accelerator when ``device`` (a
+    ``torch.device`` or its name) is a CUDA one, then the CPU: architecture, cores and model
+    name, e.g. ``x86_64 CPU, 2 cores (Intel(R) Xeon(R) Processor)`` or ``NVIDIA H200 GPU;
+    x86_64 CPU, 16 cores (...)``. Step times and the last bits of CPU results depend on the
+    CPU model, and a run resumed elsewhere changes machine between sittings."""
+    cpu = f"{platform.machine() or 'unknown'} CPU, {os.cpu_count()} cores"
+    name = cpu_model()
+    if name:
+        cpu += f" ({name})"
+    if device is not None and str(device).startswith("cuda"):
+        import torch
+
+        return f"{torch.cuda.get_device_name(device)} GPU; {cpu}"
+    return cpu
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str | None:
+    """The CPU's model name (``model name`` of ``/proc/cpuinfo`` on Linux, else
+    :func:`platform.processor`), or None where neither names it."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model") and value.strip():
+                    return " ".join(value.split())
+    except OSError:
+        pass
+    return platform.processor() or None

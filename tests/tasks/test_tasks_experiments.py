@@ -12,6 +12,7 @@ import yaml
 from kgfuse.tasks.cli import data_dir, main
 from kgfuse.tasks.config import ConfigError
 from kgfuse.tasks.experiments import load_experiment_file, run_experiments
+from kgfuse.tasks.provenance import machine
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
         "max_position_embeddings": 64}
@@ -70,6 +71,7 @@ def test_rows_train_once_and_table_has_mean_and_spread(tmp_path):
     recs = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()]
     assert sorted(r["row"] for r in recs) == ["fused-s3", "lm-s0", "lm-s1"]
     assert all(r["commit"] and "train.seed=" in r["command"] for r in recs)
+    assert all(r["machine"] == machine("cpu") for r in recs)  # the machine of the run's sitting
     # ...and its scores: the final evaluation's and each epoch's
     (lm0,) = [r for r in recs if r["row"] == "lm-s0"]
     assert lm0["accuracy"]["dev"] == accs[0] and lm0["best_epoch"] >= 1

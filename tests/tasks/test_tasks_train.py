@@ -10,7 +10,7 @@ from transformers import BertConfig, BertForMultipleChoice
 
 from kgfuse.tasks.checkpoint import CheckpointError, verify_checkpoint
 from kgfuse.tasks.config import OptimConfig
-from kgfuse.tasks.provenance import source_commit
+from kgfuse.tasks.provenance import machine, source_commit
 from kgfuse.tasks.train import LengthGroupedSampler, SeededShuffleSampler, build_param_groups, fit, item_lengths
 
 
@@ -215,6 +215,7 @@ def test_resume_mid_epoch_equals_uninterrupted(tmp_path, stop, accum):
     assert [(x["from_step"], x["to_step"]) for x in part.sittings] == [(0, stop)]
     assert [(x["from_step"], x["to_step"]) for x in res.sittings] == [(0, stop), (stop, ref.global_step)]
     assert all(x["seconds"] >= 0 and x["source"] == source_commit() and x["started"].endswith("Z") for x in res.sittings)
+    assert all(x["machine"] == machine("cpu") for x in res.sittings)
     import transformers
 
     assert all(x["software"]["transformers"] == transformers.__version__ and x["software"]["torch"] == torch.__version__
