@@ -157,7 +157,7 @@ def test_corruption_and_mismatch_are_named(built, unpacked, tmp_path):
     (bad / "manifest.json").write_text(json.dumps(m))
     b = bundle.Bundle.open(bad)
     b.work = unpacked[0].work  # the same files, unpacked once
-    with pytest.raises(bundle.BundleError, match="rebuilt WordNet graph has hash"):
+    with pytest.raises(bundle.BundleError, match=r"rebuilt graph \(WordNet 3.0 lemma graph\) has hash"):
         b.graph()
     m["format"] = "something-else"
     (bad / "manifest.json").write_text(json.dumps(m))
@@ -417,3 +417,73 @@ def test_fused_pt_dea_only_pretraining(built, unpacked, tmp_path, monkeypatch):
     used = yaml.safe_load((tmp_path / "w" / "pretrain" / "config.yaml").read_text())
     assert used["train"]["lr_lm"] == 3e-6 and used["train"]["lr_fusion"] == args.lr_fusion
     assert used["objective"]["mlm_weight"] == 0 and used["objective"]["mlm_probability"] == 0
+
+
+def test_graph_file_bundle_conceptnet4_format(tmp_path, monkeypatch):
+    """``make_bundle.py --graph FILE``: a ConceptNet 4 table travels as it is, is reloaded with
+    the recorded format and options on the GPU side (hash checked), and the runner trains on it;
+    ``--lr-lm-only`` sets the LM-only model's text-encoder learning rate alone."""
+    if not (SHARED / "csqa" / "train_ih.jsonl").is_file():
+        pytest.skip(f"{SHARED}/csqa not present")
+    import gzip
+    import re
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from kgfuse.encoders.text import load_tokenizer
+    from kgfuse.kg.formats import open_graph
+    from kgfuse.tasks.datasets import load_examples
+
+    # a ConceptNet 4 table (head relation tail freq score) joining each question's words to its choices
+    rows = ["head\trelation\ttail\tfreq\tscore"]
+    for name in ("train_ih.jsonl", "dev_rand_split.jsonl"):
+        exs, _ = load_examples(SHARED / "csqa" / name, "csqa")
+        for ex in exs[:N]:
+            words = [w for w in re.findall(r"[a-z]+", ex.question.lower()) if len(w) > 4][:3]
+            for w in words:
+                rows += [f"{w}\tAtLocation\t{c.lower()}\t3\t1" for c in ex.choices]
+    rows.append("penguin\tCapableOf\tfly\t-5\t1")  # negated: dropped by default, on both sides
+    graph_file = tmp_path / "cn4.tsv.gz"
+    with gzip.open(graph_file, "wt", encoding="utf-8") as f:
+        f.write("\n".join(rows) + "\n")
+    te = tmp_path / "tiny_bert"
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=30522, **TINY)).save_pretrained(str(te))
+    load_tokenizer("all-MiniLM-L6-v2").save_pretrained(str(te))
+    out = tmp_path / "bundle"
+    rc = _module("make_bundle").main([
+        "--out", str(out), "--data", str(SHARED), "--datasets", "csqa", "--graph", str(graph_file),
+        "--graph-name", "ConceptNet 4 (test rows)", "--text-encoder", str(te), "--max-examples", str(N),
+        "--workers", "1", "--pretrain-glosses", "0", "--retriever", json.dumps({"type": "subgraph", "max_nodes": 32})])
+    assert rc == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["graph"]["loader"] == "file" and m["graph"]["files"] == ["graph/cn4.tsv.gz"]
+    assert (out / "graph" / "cn4.tsv.gz").read_bytes() == graph_file.read_bytes()
+    assert not (out / "wordnet").exists()
+    assert m["datasets"]["csqa"]["splits"]["train"]["stats"]["share_q_and_a"] > 0
+    bundle = _module("bundle")
+    b = bundle.Bundle.open(out).verify()
+    b.unpack(tmp_path / "work")
+    graph = b.graph()
+    assert graph.hash == m["graph"]["hash"] == open_graph(graph_file).hash
+    assert not graph.has_concept("penguin")  # the negated row was dropped when the bundle was made too
+    assert len(b.preprocessed("csqa", "dev", graph, b.examples("csqa", "dev"))) == N
+
+    monkeypatch.setenv("KGFUSE_HOME", str(tmp_path / "home"))
+    rg = _module("run_gpu")
+    args = rg.parse_args(["--bundle", str(out), "--out", "x", "--lr-lm", "5e-5", "--lr-lm-only", "1e-4", "--workers", "0"])
+    assert rg.make_config(args, "csqa", True, 0, 1, b.model_dir).train.lr_lm == 1e-4
+    assert rg.make_config(args, "csqa", False, 0, 1, b.model_dir).train.lr_lm == 5e-5
+    res_dir = tmp_path / "out"
+    rc = rg.main(["--bundle", str(out), "--out", str(res_dir), "--work", str(tmp_path / "work2"), "--seeds", "0",
+                  "--epochs", "1", "--batch-size", "2", "--eval-batch-size", "4", "--max-length", "48",
+                  "--timing-steps", "1", "--warmup-steps", "1", "--node-dim", "8", "--graph-hidden-dim", "16",
+                  "--fusion-layers", "1", "--workers", "0", "--threads", "1", "--time-budget", "600",
+                  "--lr-lm-only", "1e-4"])
+    assert rc == 0
+    r = json.loads((res_dir / "results.json").read_text())
+    assert r["graph"]["name"] == "ConceptNet 4 (test rows)" and r["settings"]["lr_lm_only"] == 1e-4
+    assert [(x["model"], "error" in x) for x in r["runs"]] == [("lm", False), ("fused", False)]
+    md = (res_dir / "results.md").read_text()
+    assert md.startswith("# kgfuse: KG-fused vs LM-only (ConceptNet 4 (test rows))") and "LM-only's LM: 0.0001" in md

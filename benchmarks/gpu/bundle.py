@@ -12,7 +12,10 @@ that has everything, a folder with
                              linking statistics
 ``model/``                   the text encoder: ``model.fp16.safetensors`` (weights rounded to
                              float16, restored to float32 on unpacking) + config and tokenizer
-``wordnet/*.gz``             the WordNet 3.0 database files (``data.*``, ``index.*``, ``*.exc``)
+``wordnet/*.gz``             the WordNet 3.0 database files (``data.*``, ``index.*``, ``*.exc``),
+                             for a WordNet bundle
+``graph/<file>``             the graph file as given (e.g. ConceptNet 4's
+                             ``conceptnet4_en.tsv.gz``), for a bundle made with ``--graph``
 ``data/<dataset>/*.jsonl.gz`` the question files
 ``cache/<dataset>-<split>.tar.gz`` the :func:`kgfuse.kg.preprocess.preprocess_dataset` cache
                              folder of the split: groundings (question / answer concepts,
@@ -21,7 +24,8 @@ that has everything, a folder with
 ============================ ===============================================================
 
 and :class:`Bundle` reads it back on the GPU side: it checks every file's hash, rebuilds the
-graph with :meth:`KnowledgeGraph.from_wordnet` and checks its content hash against the one
+graph (:meth:`KnowledgeGraph.from_wordnet`, or :func:`kgfuse.kg.formats.open_graph` with the
+recorded format and options for a graph file) and checks its content hash against the one
 recorded, and rebuilds the subgraphs on access: the edges among the stored node sets from the
 graph (``PreprocessedDataset.load(path, graph=graph)``), or, for a groundings-only bundle,
 whole subgraphs with the recorded retriever (``.with_retriever(...)``). Edges never travel.
@@ -222,7 +226,7 @@ class Bundle:
 
         b = Bundle.open("benchmarks/gpu/bundle").verify()
         b.unpack(work_dir)
-        graph = b.graph()                       # rebuilt from WordNet, hash checked
+        graph = b.graph()                       # rebuilt from the bundled graph, hash checked
         examples = b.examples("csqa", "dev")
         pre = b.preprocessed("csqa", "dev", graph, examples)   # subgraphs cut on access
         model_dir = b.model_dir                 # float32 weights + tokenizer
@@ -311,11 +315,12 @@ class Bundle:
         for name in self.manifest["model"]["files"]:
             shutil.copyfile(self.path / "model" / name, mdir / name)
         _fp16_to_fp32(self.path / "model" / WEIGHTS_FP16, mdir / "model.safetensors")
-        # WordNet
-        wdir = work / "wordnet"
-        wdir.mkdir(exist_ok=True)
-        for rel in self.manifest["graph"]["files"]:
-            gunzip_file(self.path / rel, wdir / Path(rel).name[: -len(".gz")])
+        # graph: WordNet database files are decompressed, a graph file is used as it is
+        if self.manifest["graph"]["loader"] == "wordnet":
+            wdir = work / "wordnet"
+            wdir.mkdir(exist_ok=True)
+            for rel in self.manifest["graph"]["files"]:
+                gunzip_file(self.path / rel, wdir / Path(rel).name[: -len(".gz")])
         # data and caches
         for ds, d in self.manifest["datasets"].items():
             for split, s in d["splits"].items():
@@ -341,19 +346,24 @@ class Bundle:
 
     # ------------------------------------------------------------------ graph / data
     def graph(self):
-        """The knowledge graph, rebuilt from the bundled WordNet files; its content hash must
-        equal the one recorded when the bundle was made."""
+        """The knowledge graph, rebuilt from the bundled WordNet files or graph file; its content
+        hash must equal the one recorded when the bundle was made."""
         if self._graph is not None:
             return self._graph
         from kgfuse.kg import KnowledgeGraph
 
         g = self.manifest["graph"]
-        if g["loader"] != "wordnet":
-            raise BundleError(f"{self.path}/manifest.json: graph loader {g['loader']!r} not supported (wordnet)")
-        graph = KnowledgeGraph.from_wordnet(self._need_work() / "wordnet", **g["options"])
+        if g["loader"] == "wordnet":
+            graph = KnowledgeGraph.from_wordnet(self._need_work() / "wordnet", **g["options"])
+        elif g["loader"] == "file":
+            from kgfuse.kg.formats import open_graph
+
+            graph = open_graph(self.path / g["files"][0], g.get("format", "auto"), **g["options"])
+        else:
+            raise BundleError(f"{self.path}/manifest.json: field 'graph.loader' {g['loader']!r} not supported (wordnet, file)")
         if graph.hash != g["hash"]:
             raise BundleError(
-                f"{self.path}/manifest.json: the rebuilt WordNet graph has hash {graph.hash[:12]} "
+                f"{self.path}/manifest.json: the rebuilt graph ({g.get('name', g['loader'])}) has hash {graph.hash[:12]} "
                 f"({graph.num_concepts} concepts, {graph.num_edges} edges), the bundle recorded {g['hash'][:12]} "
                 f"({g['num_concepts']} concepts, {g['num_edges']} edges): the loader changed since the bundle was made; "
                 "rebuild the bundle")

@@ -6,7 +6,8 @@ Command (from the repository root)::
 
 It grounds every question of CommonsenseQA (in-house train ``train_ih.jsonl``, official dev)
 and OpenBookQA (train / dev / test) from ``../shared/data`` against the WordNet 3.0 lemma
-graph with the project's :class:`~kgfuse.kg.EntityLinker` (through
+graph (default) or a graph file (``--graph``, e.g. ConceptNet 4's ``conceptnet4_en.tsv.gz``,
+carried as it is and reloaded with the same format and options on the GPU side) with the project's :class:`~kgfuse.kg.EntityLinker` (through
 :func:`kgfuse.tasks.pipeline.preprocess`, so the cache is the project's own, keyed by graph
 hash, linker config and examples hash), stores the groundings and the retriever's node sets
 (edges are rebuilt from the graph on the GPU side), measures linking coverage and subgraph
@@ -74,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=str(REPO_ROOT.parent / "shared" / "data"), help="shared data folder (default ../shared/data)")
     ap.add_argument("--datasets", default="csqa,obqa", help="comma-separated: csqa, obqa")
     ap.add_argument("--wordnet", default=None, help="WordNet database folder (default: the loader's, /usr/share/wordnet)")
+    ap.add_argument("--graph", default=None,
+                    help="a graph file to carry instead of WordNet (any file kgfuse.kg.formats.open_graph reads, "
+                         "e.g. ../shared/data/conceptnet4/conceptnet4_en.tsv.gz)")
+    ap.add_argument("--graph-format", default="auto", help="format of --graph (default: told from the file)")
+    ap.add_argument("--graph-options", default="{}", help="loader options of --graph (JSON)")
+    ap.add_argument("--graph-name", default=None, help="the graph's name in the results (default: the file name)")
     ap.add_argument("--text-encoder", default="all-MiniLM-L6-v2", help="model name or folder (default: the shipped MiniLM)")
     ap.add_argument("--retriever", default=json.dumps(DEFAULT_RETRIEVER), help="retriever options (JSON) used on the GPU side")
     ap.add_argument("--linker", default="{}", help="EntityLinker options (JSON)")
@@ -111,20 +118,36 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-bundle-", dir=out.parent if out.parent.exists() else None))
     try:
         files: list[str] = []
-        # ---- graph: WordNet db files, gzip'd
-        graph_opts = {"concepts": "lemmas"}
         t = time.time()
-        graph = KnowledgeGraph.from_wordnet(wn_dir, **graph_opts)
-        print(f"graph: WordNet {graph.num_concepts} concepts, {graph.num_relations} relations, {graph.num_edges} edges, "
-              f"hash {graph.hash[:12]} ({time.time() - t:.1f}s)", flush=True)
-        (tmp / "wordnet").mkdir()
-        wn_files = []
-        for p in sorted(wn_dir.iterdir()):
-            if p.is_file() and (p.name.startswith(("data.", "index.")) or p.suffix == ".exc") and p.name != "index.sense":
-                rel = f"wordnet/{p.name}.gz"
-                gzip_file(p, tmp / rel, level=args.level)
-                wn_files.append(rel)
-        files += wn_files
+        if args.graph is None:
+            # ---- graph: WordNet db files, gzip'd
+            graph_opts: dict = {"concepts": "lemmas"}
+            graph = KnowledgeGraph.from_wordnet(wn_dir, **graph_opts)
+            (tmp / "wordnet").mkdir()
+            graph_files = []
+            for p in sorted(wn_dir.iterdir()):
+                if p.is_file() and (p.name.startswith(("data.", "index.")) or p.suffix == ".exc") and p.name != "index.sense":
+                    rel = f"wordnet/{p.name}.gz"
+                    gzip_file(p, tmp / rel, level=args.level)
+                    graph_files.append(rel)
+            graph_entry = {"loader": "wordnet", "name": "WordNet 3.0 lemma graph", "options": graph_opts}
+        else:
+            # ---- graph: the file as given (a .gz stays compressed; the loader reads it)
+            from kgfuse.kg.formats import open_graph
+
+            src = Path(args.graph)
+            if not src.is_file():
+                raise SystemExit(f"{src}: --graph must be a graph file")
+            graph_opts = json.loads(args.graph_options)
+            graph = open_graph(src, args.graph_format, **graph_opts)
+            (tmp / "graph").mkdir()
+            graph_files = [f"graph/{src.name}"]
+            shutil.copyfile(src, tmp / graph_files[0])
+            graph_entry = {"loader": "file", "name": args.graph_name or src.name, "format": args.graph_format,
+                           "options": graph_opts}
+        files += graph_files
+        print(f"graph: {graph_entry['name']} {graph.num_concepts} concepts, {graph.num_relations} relations, "
+              f"{graph.num_edges} edges, hash {graph.hash[:12]} ({time.time() - t:.1f}s)", flush=True)
         # ---- text encoder: float16 weights + config/tokenizer
         te = Path(resolve_text_encoder(args.text_encoder))
         if not (te / "model.safetensors").is_file():
@@ -201,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         manifest = {
             "format": FORMAT,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "graph": {"loader": "wordnet", "options": graph_opts, "hash": graph.hash, "num_concepts": graph.num_concepts,
-                      "num_relations": graph.num_relations, "num_edges": graph.num_edges, "files": wn_files},
+            "graph": {**graph_entry, "hash": graph.hash, "num_concepts": graph.num_concepts,
+                      "num_relations": graph.num_relations, "num_edges": graph.num_edges, "files": graph_files},
             "linker": linker.config,
             "retriever": retr_opts,
             "retriever_config": retriever.config,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 7 on the GPU machine, in one call of the device tool (see docs/gpu.md):
+# The real-data protocol on the GPU machine, in one call of the device tool (see docs/gpu.md):
 #   run(command="bash benchmarks/gpu/run.sh", carry=["benchmarks/gpu/bundle"], timeout_s=570)
 # Needs only python3 with torch, transformers, torch-geometric, accelerate, numpy, pyyaml,
 # safetensors and tqdm: no spaCy, no network, kgfuse not installed (run_gpu.py puts a

@@ -1,4 +1,4 @@
-"""The real-data protocol on a GPU: KG-fused against LM-only on CommonsenseQA and OpenBookQA with WordNet.
+"""The real-data protocol on a GPU: KG-fused against LM-only on CommonsenseQA and OpenBookQA.
 
 Runs from a bundle made by ``make_bundle.py`` (no spaCy, no network needed)::
 
@@ -6,7 +6,8 @@ Runs from a bundle made by ``make_bundle.py`` (no spaCy, no network needed)::
 
 For every data set of the bundle it
 
-1. rebuilds the WordNet graph (hash checked), loads the questions and the stored
+1. rebuilds the bundle's graph (WordNet, or a graph file such as ConceptNet 4; hash
+   checked), loads the questions and the stored
    groundings and cuts the subgraphs with the bundle's retriever (on access, in the data
    loader workers);
 2. **speed and memory**: builds the LM-only ablation and the KG-fused model (and, with
@@ -58,14 +59,14 @@ MODELS = ("lm", "fused", "fused-nograph", "fused-noedges", "fused-qaonly", "fuse
 statement's grounding and subgraph empty: zero nodes, no entity alignments), to separate the
 graph's contribution from the fused model's extra capacity. ``fused-noedges``: the fused
 model fed the same groundings and node sets as ``fused`` (same nodes, node types and
-token-entity alignments) with every subgraph's edges removed, to separate WordNet's
+token-entity alignments) with every subgraph's edges removed, to separate the graph's
 relations from the linked nodes themselves (a learned per-lemma embedding table).
 ``fused-pt``: the fused model (same architecture and fine-tuning) started from an ERNIE
 pre-training (MLM + dEA, :func:`kgfuse.tasks.pretrain.pretrain`) on the bundle's pre-linked
 WordNet glosses, run once on this machine before the fine-tuning runs.
 ``fused-qaonly``: the fused model fed only the question and answer nodes of each subgraph and
 the edges among them (the retriever's bridge nodes and their edges removed), to measure what
-the two-hop WordNet neighbourhood adds over the linked words themselves."""
+the two-hop graph neighbourhood adds over the linked words themselves."""
 FULL_TABLE = "fused-fulltable"
 """Timing-only entry (with ``--node-vocab train``): the fused model with its full node table."""
 ARCH = {"fused-pt": "fused", FULL_TABLE: "fused"}
@@ -157,7 +158,8 @@ def make_config(args, dataset: str, lm_only: bool, seed: int, epochs: int, model
         "model": {"text_encoder": str(model_dir), "lm_only": lm_only, "init_from": init_from,
                   "options": model_options(args)},
         "train": {"epochs": epochs, "batch_size": args.batch_size, "eval_batch_size": args.eval_batch_size,
-                  "lr_lm": args.lr_lm, "lr_gnn": args.lr_gnn, "lr_fusion": args.lr_fusion, "warmup_ratio": args.warmup_ratio,
+                  "lr_lm": (args.lr_lm_only if lm_only and args.lr_lm_only is not None else args.lr_lm),
+                  "lr_gnn": args.lr_gnn, "lr_fusion": args.lr_fusion, "warmup_ratio": args.warmup_ratio,
                   "weight_decay": 0.01, "max_grad_norm": 1.0, "mixed_precision": args.precision, "seed": seed,
                   "max_length": args.max_length, "save_best": False, "save_last": False, "log_every": 0,
                   "num_workers": args.workers, "freeze_lm_epochs": 0},
@@ -388,16 +390,17 @@ def write_results(out: Path, results: dict[str, Any]) -> None:
 def render_md(r: dict[str, Any]) -> str:
     env = r["environment"]
     lines = [
-        "# kgfuse: KG-fused vs LM-only (WordNet)",
+        f"# kgfuse: KG-fused vs LM-only ({r['graph'].get('name', 'WordNet 3.0 lemma graph')})",
         "",
         f"Machine: {env['device_name']} ({env['device']}); torch {env['torch']}, transformers {env['transformers']}, "
         f"torch-geometric {env['torch_geometric']}, Python {env['python']}; precision {env['precision']}.",
         f"Command: `{r['command']}`",
-        f"Graph: WordNet 3.0 lemma graph, {r['graph']['num_concepts']} concepts, {r['graph']['num_relations']} relations, "
+        f"Graph: {r['graph'].get('name', 'WordNet 3.0 lemma graph')}, {r['graph']['num_concepts']} concepts, {r['graph']['num_relations']} relations, "
         f"{r['graph']['num_edges']} edges, hash `{r['graph']['hash'][:12]}` (rebuilt from the bundle, hash checked). "
         f"Retriever: `{json.dumps(r['retriever'])}`. Text encoder: {r['text_encoder']}.",
         f"Settings: batch {r['settings']['batch_size']}, max length {r['settings']['max_length']}, lr LM/GNN/fusion "
-        f"{r['settings']['lr_lm']}/{r['settings']['lr_gnn']}/{r['settings']['lr_fusion']}, graph encoder "
+        f"{r['settings']['lr_lm']}/{r['settings']['lr_gnn']}/{r['settings']['lr_fusion']} "
+        f"(LM-only's LM: {r['settings'].get('lr_lm_only') or r['settings']['lr_lm']}), graph encoder "
         f"{r['settings']['graph_encoder']}, {r['settings']['fusion_layers']} fusion layers, node dim {r['settings']['node_dim']}.",
         f"Wall time: {r.get('wall_s', 0):.0f} s of a {r['settings']['time_budget']} s budget.",
         "",
@@ -486,6 +489,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--eval-batch-size", type=int, default=128)
     ap.add_argument("--max-length", type=int, default=100)
     ap.add_argument("--lr-lm", type=float, default=5e-5)
+    ap.add_argument("--lr-lm-only", type=float, default=None,
+                    help="text-encoder learning rate of the LM-only model (default: --lr-lm; tune it on dev)")
     ap.add_argument("--lr-gnn", type=float, default=1e-3)
     ap.add_argument("--lr-fusion", type=float, default=1e-3)
     ap.add_argument("--warmup-ratio", type=float, default=0.1)
@@ -572,10 +577,11 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(), "precision": resolve_mixed_precision(args.precision),
             "cpu_count": os.cpu_count(), "workers": args.workers, "kgfuse_import": how,
         },
-        "graph": {k: bundle.manifest["graph"][k] for k in ("hash", "num_concepts", "num_relations", "num_edges", "options")},
+        "graph": {k: bundle.manifest["graph"].get(k) for k in ("name", "loader", "hash", "num_concepts", "num_relations",
+                                                               "num_edges", "options")},
         "retriever": bundle.manifest["retriever"],
         "text_encoder": f"{bundle.manifest['model']['source']} (float16-rounded weights restored to float32)",
-        "settings": {k: getattr(args, k) for k in ("batch_size", "eval_batch_size", "max_length", "lr_lm", "lr_gnn", "lr_fusion",
+        "settings": {k: getattr(args, k) for k in ("batch_size", "eval_batch_size", "max_length", "lr_lm", "lr_lm_only", "lr_gnn", "lr_fusion",
                                                    "warmup_ratio", "graph_encoder", "fusion_layers", "node_dim", "freeze_nodes", "node_vocab",
                                                    "graph_hidden_dim", "seeds", "epochs", "max_train", "max_eval",
                                                    "time_budget", "timing_steps", "warmup_steps", "models",
