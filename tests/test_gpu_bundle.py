@@ -219,6 +219,31 @@ def test_wall_clock_guard_stops_fit(built, unpacked, tmp_path):
     assert len(res.history) == 1 and res.history[0]["dev_count"] == N
 
 
+def test_timing_warms_up_for_the_given_seconds(built, unpacked, tmp_path):
+    """``measure(..., warmup_seconds=S)`` repeats the warm-up steps until S seconds have
+    passed, then times exactly ``n_timed`` steps; with 0 it runs ``n_warmup`` warm-up steps."""
+    root, out, te = built
+    b, graph = unpacked
+    rg = _module("run_gpu")
+    from kgfuse.encoders.text import load_tokenizer
+    from kgfuse.tasks.features import MultipleChoiceCollator
+    from kgfuse.tasks.pipeline import TextOnlyDataset
+
+    args = rg.parse_args(["--bundle", str(out), "--out", str(tmp_path), "--batch-size", "2", "--max-length", "48",
+                          "--workers", "0"])
+    assert args.warmup_seconds == 10.0
+    cfg = rg.make_config(args, "csqa", True, 0, 1, b.model_dir)
+    tok = load_tokenizer(str(b.model_dir))
+    exs = b.examples("csqa", "train")
+    ds, coll = TextOnlyDataset(exs, tok, max_length=48), MultipleChoiceCollator(tok, max_length=48)
+    plain = rg.measure(rg.build_model(cfg, graph), ds, coll, cfg, n_warmup=1, n_timed=2, eval_batch_size=2)
+    assert plain["warmup_steps_run"] == 1 and plain["steps_timed"] == 2
+    one_step = plain["step_ms_median"] / 1000
+    warm = rg.measure(rg.build_model(cfg, graph), ds, coll, cfg, n_warmup=1, n_timed=2, eval_batch_size=2,
+                      warmup_seconds=max(0.5, 5 * one_step))
+    assert warm["warmup_steps_run"] > 2 and warm["steps_timed"] == 2
+
+
 def _control_data(b, graph):
     """What the control tests feed the runner's model kinds: ``(run_gpu module, examples,
     preprocessed csqa/train, per-kind feature datasets, collator)``, at max length 48."""

@@ -239,9 +239,14 @@ def build_model(config, graph, concepts=None):
     return model
 
 
-def measure(model, dataset, collator, config, *, n_warmup: int, n_timed: int, eval_batch_size: int) -> dict[str, Any]:
+def measure(model, dataset, collator, config, *, n_warmup: int, n_timed: int, eval_batch_size: int,
+            warmup_seconds: float = 0.0) -> dict[str, Any]:
     """Median training-step time, peak memory and eval-forward time of ``model`` on the first
-    ``(n_warmup + n_timed) * batch_size`` examples of ``dataset`` (pre-collated, on device)."""
+    ``(n_warmup + n_timed) * batch_size`` examples of ``dataset`` (pre-collated, on device).
+
+    The warm-up steps are repeated (cycling over the warm-up batches) until at least
+    ``warmup_seconds`` have passed, so that a card idling at low clocks has ramped up before
+    the timed steps; the steps it took are reported as ``warmup_steps_run``."""
     import torch
 
     from kgfuse.tasks.train import build_param_groups, make_accelerator
@@ -267,8 +272,8 @@ def measure(model, dataset, collator, config, *, n_warmup: int, n_timed: int, ev
         torch.cuda.synchronize(dev)
         torch.cuda.reset_peak_memory_stats(dev)
     model.train()
-    times = []
-    for b in batches:
+
+    def step(b) -> float:
         _sync(dev)
         t = time.perf_counter()
         out = model(**b)
@@ -277,7 +282,16 @@ def measure(model, dataset, collator, config, *, n_warmup: int, n_timed: int, ev
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         _sync(dev)
-        times.append(time.perf_counter() - t)
+        return time.perf_counter() - t
+
+    times = [step(b) for b in batches[:n_warmup]]
+    n_extra = 0
+    if n_warmup and warmup_seconds > 0:
+        t_end = time.perf_counter() + max(0.0, warmup_seconds - sum(times))
+        while time.perf_counter() < t_end:
+            step(batches[n_extra % n_warmup])
+            n_extra += 1
+    times += [step(b) for b in batches[n_warmup:]]
     timed = times[n_warmup:]
     peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
     model.eval()
@@ -291,7 +305,7 @@ def measure(model, dataset, collator, config, *, n_warmup: int, n_timed: int, ev
             ev_times.append(time.perf_counter() - t)
     seq_len = int(batches[0]["input_ids"].shape[-1])
     res = {
-        "batch_size": bs, "steps_timed": len(timed), "warmup_steps": n_warmup,
+        "batch_size": bs, "steps_timed": len(timed), "warmup_steps": n_warmup, "warmup_steps_run": n_warmup + n_extra,
         "step_ms_median": 1000 * statistics.median(timed), "step_ms_min": 1000 * min(timed),
         "step_ms_mean": 1000 * statistics.fmean(timed),
         "peak_memory_mib": None if peak is None else peak / 2**20,
@@ -506,6 +520,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--precision", default="auto", help="auto (bf16 on a GPU that has it, fp32 on CPU), no, bf16, fp16")
     ap.add_argument("--workers", type=int, default=None, help="data-loader workers (default: min(8, CPUs - 2) on a GPU, 0 on CPU)")
     ap.add_argument("--warmup-steps", type=int, default=5)
+    ap.add_argument("--warmup-seconds", type=float, default=10.0,
+                    help="on a GPU, repeat each model's warm-up steps for at least this long before timing "
+                         "(an idle card ramps its clocks up first)")
     ap.add_argument("--timing-steps", type=int, default=20)
     ap.add_argument("--time-budget", type=float, default=420.0, help="seconds for the whole script (plan + guard)")
     ap.add_argument("--run-overhead", type=float, default=6.0, help="seconds per run besides steps (model build, workers)")
@@ -584,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {k: getattr(args, k) for k in ("batch_size", "eval_batch_size", "max_length", "lr_lm", "lr_lm_only", "lr_gnn", "lr_fusion",
                                                    "warmup_ratio", "graph_encoder", "fusion_layers", "node_dim", "freeze_nodes", "node_vocab",
                                                    "graph_hidden_dim", "seeds", "epochs", "max_train", "max_eval",
-                                                   "time_budget", "timing_steps", "warmup_steps", "models",
+                                                   "time_budget", "timing_steps", "warmup_steps", "warmup_seconds", "models",
                                                    "pretrain_steps", "pretrain_batch_size", "pretrain_seed",
                                                    "pretrain_mlm_weight", "pretrain_lr_lm")},
         "datasets": names, "timing": {}, "runs": [], "linking": {}, "unpack_s": t_unpack,
@@ -616,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = make_config(args, d, m == "lm", 0, 1, bundle.model_dir)
             model = build_model(cfg, graph, None if m == FULL_TABLE else data[d]["concepts"])
             res = measure(model, data[d]["splits"]["train"][ARCH.get(m, m)], collator, cfg, n_warmup=args.warmup_steps,
+                          warmup_seconds=args.warmup_seconds if cuda else 0.0,
                           n_timed=args.timing_steps, eval_batch_size=args.eval_batch_size)
             del model
             _free()
