@@ -186,6 +186,21 @@ def test_gpu_runner_on_cpu(built, tmp_path, monkeypatch):
         assert run["history"][0]["dev_count"] == N and run["best_dev_accuracy"] == run["history"][0]["dev_accuracy"]
         assert run["best_dev_accuracy"] * N == pytest.approx(round(run["best_dev_accuracy"] * N), abs=1e-9)
         assert (run["dataset"] == "obqa") == ("test_accuracy_at_best_dev" in run)
+        # each question's predicted choice at the best dev epoch, scoring what that epoch scored
+        kept = run["predictions_at_best_dev"]
+        assert kept["epoch"] == run["best_epoch"] and len(kept["dev"]["predicted"]) == N
+        assert kept["dev"]["accuracy"] == pytest.approx(run["best_dev_accuracy"])
+        if run["dataset"] == "obqa":
+            assert kept["test"]["accuracy"] == pytest.approx(run["test_accuracy_at_best_dev"])
+    ep = _module("export_predictions")
+    written = ep.export(res_dir / "results.json", tmp_path / "kept", prefix="gpu-")
+    assert sorted(p.relative_to(tmp_path / "kept").as_posix() for p in written) == sorted(
+        [f"gpu-csqa-{m}-s0/dev.jsonl" for m in ("lm", "fused")]
+        + [f"gpu-obqa-{m}-s0/{sp}.jsonl" for m in ("lm", "fused") for sp in ("dev", "test")])
+    rows = [json.loads(x) for x in (tmp_path / "kept" / "gpu-obqa-fused-s0" / "test.jsonl").read_text().splitlines()]
+    run = r["runs"][3]
+    assert [x["id"] for x in rows] == r["questions"]["obqa"]["test"]["ids"]
+    assert sum(x["correct"] for x in rows) / N == pytest.approx(run["test_accuracy_at_best_dev"])
     for ds in ("csqa", "obqa"):
         t = r["timing"][ds]
         assert t["fused"]["parameters"] > t["lm"]["parameters"]  # node table, GNN, fusion layers

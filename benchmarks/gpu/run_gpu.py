@@ -319,6 +319,38 @@ def measure(model, dataset, collator, config, *, n_warmup: int, n_timed: int, ev
     return res
 
 
+class BestEpochPredictions:
+    """``fit``'s ``on_best`` callback: each evaluation split's predicted choice per question
+    (in the split's order) whenever dev accuracy improves, so that the run's best-dev epoch
+    can be compared question by question with other runs (``export_predictions.py`` writes
+    the files ``benchmarks/compare_predictions.py`` reads). Runs the same evaluation as
+    ``fit`` (same accelerator, hence the same precision) once more; the accuracy it gives is
+    stored beside the predictions and must equal the epoch's."""
+
+    def __init__(self, evals: dict[str, Any], collator, opt, acc, into: dict[str, Any]) -> None:
+        from torch.utils.data import DataLoader
+
+        self.acc, self.into = acc, into
+        self.loaders = {k: acc.prepare(DataLoader(ds, batch_size=opt.eval_batch_size, shuffle=False, collate_fn=collator,
+                                                  num_workers=opt.num_workers))
+                        for k, ds in evals.items() if len(ds) > 0}
+
+    def __call__(self, model, record: dict[str, Any]) -> None:
+        import torch
+
+        from kgfuse.tasks.train import accuracy, predict_scores
+
+        was_training = model.training
+        self.into.clear()
+        self.into["epoch"] = record.get("epoch")
+        with torch.no_grad(), self.acc.autocast():
+            for split, loader in self.loaders.items():
+                scores, labels = predict_scores(model, loader, self.acc)
+                self.into[split] = {"predicted": scores.argmax(-1).tolist() if scores.size else [],
+                                    "accuracy": accuracy(scores, labels)["accuracy"]}
+        model.train(was_training)
+
+
 # --------------------------------------------------------------------------- planning
 def plan_runs(args, datasets: dict[str, dict], timing: dict[str, dict], budget_s: float) -> tuple[list[dict], list[str]]:
     """Runs to do (dataset, model, seed, epochs) and their time estimates, fitted into
@@ -523,6 +555,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--warmup-seconds", type=float, default=10.0,
                     help="on a GPU, repeat each model's warm-up steps for at least this long before timing "
                          "(an idle card ramps its clocks up first)")
+    ap.add_argument("--no-predictions", action="store_true",
+                    help="do not keep each question's predicted choice at the best dev epoch (saves one evaluation "
+                         "pass per improving epoch)")
     ap.add_argument("--timing-steps", type=int, default=20)
     ap.add_argument("--time-budget", type=float, default=420.0, help="seconds for the whole script (plan + guard)")
     ap.add_argument("--run-overhead", type=float, default=6.0, help="seconds per run besides steps (model build, workers)")
@@ -555,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
 
     from kgfuse.tasks.features import MultipleChoiceCollator
-    from kgfuse.tasks.train import fit, resolve_mixed_precision
+    from kgfuse.tasks.train import fit, make_accelerator, resolve_mixed_precision
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -604,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
                                                    "time_budget", "timing_steps", "warmup_steps", "warmup_seconds", "models",
                                                    "pretrain_steps", "pretrain_batch_size", "pretrain_seed",
                                                    "pretrain_mlm_weight", "pretrain_lr_lm")},
-        "datasets": names, "timing": {}, "runs": [], "linking": {}, "unpack_s": t_unpack,
+        "datasets": names, "timing": {}, "runs": [], "linking": {}, "questions": {}, "unpack_s": t_unpack,
     }
 
     # ---- data
@@ -622,6 +657,8 @@ def main(argv: list[str] | None = None) -> int:
                    "concepts": splits["train"]["fused"].pre.concepts() if args.node_vocab == "train" else None,
                    "n_eval": {k: len(v["examples"]) for k, v in splits.items() if k != "train"}}
         results["linking"][d] = {k: v["stats"] for k, v in bundle.manifest["datasets"][d]["splits"].items()}
+        results["questions"][d] = {k: {"ids": [ex.id for ex in v["examples"]], "labels": [ex.label for ex in v["examples"]]}
+                                   for k, v in splits.items() if k != "train"}
 
     # ---- speed and memory at equal batch size
     for d in names:
@@ -688,9 +725,13 @@ def main(argv: list[str] | None = None) -> int:
         handle = model.register_forward_pre_hook(guard)
         sp = data[d]["splits"]
         evals = {k: v[m] for k, v in sp.items() if k != "train"}
+        acc = make_accelerator(cfg.train)
+        best_predictions: dict[str, Any] = {}
+        on_best = None if args.no_predictions else BestEpochPredictions(evals, collator, cfg.train, acc, best_predictions)
         t = time.time()
         try:
-            res = fit(model, sp["train"][m], evals, collator, cfg.train, None, progress=False)
+            res = fit(model, sp["train"][m], evals, collator, cfg.train, None, progress=False, accelerator=acc,
+                      on_best=on_best)
         except Exception as e:  # record and go on: the other runs still count
             rec["error"] = f"{type(e).__name__}: {e}"
             print(f"run {d}/{m}/seed {seed} failed: {rec['error']}", flush=True)
@@ -711,6 +752,8 @@ def main(argv: list[str] | None = None) -> int:
             rec.update(best_epoch=best + 1, best_dev_accuracy=dev[best], last_dev_accuracy=dev[-1])
             if "test_accuracy" in hist[best]:
                 rec.update(test_accuracy_at_best_dev=hist[best]["test_accuracy"], last_test_accuracy=hist[-1]["test_accuracy"])
+        if best_predictions:
+            rec["predictions_at_best_dev"] = best_predictions
         results["runs"].append(rec)
         print(f"run {d}/{m}/seed {seed}: {rec.get('epochs_done')} epochs, {rec.get('steps')} steps, best dev "
               f"{_fmt(rec.get('best_dev_accuracy'))} (epoch {rec.get('best_epoch')}), test "
