@@ -459,23 +459,14 @@ def test_fused_pt_dea_only_pretraining(built, unpacked, tmp_path, monkeypatch):
     assert used["objective"]["mlm_weight"] == 0 and used["objective"]["mlm_probability"] == 0
 
 
-def test_graph_file_bundle_conceptnet4_format(tmp_path, monkeypatch):
-    """``make_bundle.py --graph FILE``: a ConceptNet 4 table travels as it is, is reloaded with
-    the recorded format and options on the GPU side (hash checked), and the runner trains on it;
-    ``--lr-lm-only`` sets the LM-only model's text-encoder learning rate alone."""
-    if not (SHARED / "csqa" / "train_ih.jsonl").is_file():
-        pytest.skip(f"{SHARED}/csqa not present")
+def _cn4_table(tmp_path: Path) -> Path:
+    """A ConceptNet 4 table (head relation tail freq score) joining words of the first ``N``
+    CommonsenseQA questions of each split to their choices, plus one negated row."""
     import gzip
     import re
 
-    import torch
-    from transformers import BertConfig, BertModel
-
-    from kgfuse.encoders.text import load_tokenizer
-    from kgfuse.kg.formats import open_graph
     from kgfuse.tasks.datasets import load_examples
 
-    # a ConceptNet 4 table (head relation tail freq score) joining each question's words to its choices
     rows = ["head\trelation\ttail\tfreq\tscore"]
     for name in ("train_ih.jsonl", "dev_rand_split.jsonl"):
         exs, _ = load_examples(SHARED / "csqa" / name, "csqa")
@@ -487,10 +478,33 @@ def test_graph_file_bundle_conceptnet4_format(tmp_path, monkeypatch):
     graph_file = tmp_path / "cn4.tsv.gz"
     with gzip.open(graph_file, "wt", encoding="utf-8") as f:
         f.write("\n".join(rows) + "\n")
+    return graph_file
+
+
+def _tiny_encoder(tmp_path: Path) -> Path:
+    """A tiny random BERT with MiniLM's tokenizer, saved to a folder."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from kgfuse.encoders.text import load_tokenizer
+
     te = tmp_path / "tiny_bert"
     torch.manual_seed(0)
     BertModel(BertConfig(vocab_size=30522, **TINY)).save_pretrained(str(te))
     load_tokenizer("all-MiniLM-L6-v2").save_pretrained(str(te))
+    return te
+
+
+def test_graph_file_bundle_conceptnet4_format(tmp_path, monkeypatch):
+    """``make_bundle.py --graph FILE``: a ConceptNet 4 table travels as it is, is reloaded with
+    the recorded format and options on the GPU side (hash checked), and the runner trains on it;
+    ``--lr-lm-only`` sets the LM-only model's text-encoder learning rate alone."""
+    if not (SHARED / "csqa" / "train_ih.jsonl").is_file():
+        pytest.skip(f"{SHARED}/csqa not present")
+    from kgfuse.kg.formats import open_graph
+
+    graph_file = _cn4_table(tmp_path)
+    te = _tiny_encoder(tmp_path)
     out = tmp_path / "bundle"
     rc = _module("make_bundle").main([
         "--out", str(out), "--data", str(SHARED), "--datasets", "csqa", "--graph", str(graph_file),
@@ -527,3 +541,88 @@ def test_graph_file_bundle_conceptnet4_format(tmp_path, monkeypatch):
     assert [(x["model"], "error" in x) for x in r["runs"]] == [("lm", False), ("fused", False)]
     md = (res_dir / "results.md").read_text()
     assert md.startswith("# kgfuse: KG-fused vs LM-only (ConceptNet 4 (test rows))") and "LM-only's LM: 0.0001" in md
+
+
+def test_knowledge_text_models_match_the_library_pipeline(tmp_path, monkeypatch):
+    """``make_bundle.py --definitions wordnet`` carries the WordNet gloss of every grounded
+    concept; the runner's ``*-text-*`` models then build, from the bundle alone, the very
+    inputs the library's own pipeline builds with the ``wordnet`` source (same token ids, same
+    entity alignments, same subgraphs), and ``--runs`` trains exactly the runs given, in order."""
+    if not (SHARED / "csqa" / "train_ih.jsonl").is_file():
+        pytest.skip(f"{SHARED}/csqa not present")
+    if not (_wordnet_dir() / "data.noun").is_file():
+        pytest.skip("WordNet database files not installed")
+    from kgfuse.encoders.text import load_tokenizer
+    from kgfuse.kg.formats import open_graph
+    from kgfuse.kg.verbalize import WordNetDefinitions
+    from kgfuse.tasks.datasets import load_examples
+    from kgfuse.tasks.pipeline import MCFeatureDataset, build_linker, build_retriever, build_verbalizer, preprocess
+
+    graph_file = _cn4_table(tmp_path)
+    te = _tiny_encoder(tmp_path)
+    out = tmp_path / "bundle"
+    linker_opts = {"max_words": 4, "normalize": "lemma"}
+    retriever_opts = {"type": "subgraph", "max_nodes": 32}
+    rc = _module("make_bundle").main([
+        "--out", str(out), "--data", str(SHARED), "--datasets", "csqa", "--graph", str(graph_file),
+        "--text-encoder", str(te), "--max-examples", str(N), "--workers", "1", "--pretrain-glosses", "0",
+        "--linker", json.dumps(linker_opts), "--retriever", json.dumps(retriever_opts), "--definitions", "wordnet"])
+    assert rc == 0
+    m = json.loads((out / "manifest.json").read_text())
+    d = m["definitions"]
+    assert d["file"] == "definitions/wordnet.tsv.gz" and d["source"]["type"] == "wordnet" and 0 < d["defined"] <= d["concepts"]
+    b = _module("bundle").Bundle.open(out).verify()
+    b.unpack(tmp_path / "work")
+    graph = b.graph()
+    wn = WordNetDefinitions(_wordnet_dir())
+    lines = [ln.split("\t") for ln in b.definitions_file.read_text("utf-8").splitlines() if not ln.startswith("#")]
+    assert len(lines) == d["defined"] and all(wn(name) == text for name, text in lines)
+
+    # the same features on both sides: library pipeline (spaCy linking, WordNet files) vs bundle + runner
+    rg = _module("run_gpu")
+    args = rg.parse_args(["--bundle", str(out), "--out", "x", "--runs", "fused-text-definitions:0,lm-text-both:1"])
+    assert args.models == ["fused-text-definitions", "lm-text-both"] and args.seeds == [0, 1]
+    tok = load_tokenizer(str(b.model_dir))
+    lib_graph = open_graph(graph_file)
+    lib_linker, lib_retriever = build_linker(lib_graph, linker_opts), build_retriever(lib_graph, retriever_opts)
+    exs, _ = load_examples(SHARED / "csqa" / "dev_rand_split.jsonl", "csqa")
+    exs = exs[:N]
+    lib_pre = preprocess(exs, lib_graph, lib_linker, lib_retriever, tmp_path / "lib_cache")
+    bexs = b.examples("csqa", "dev")
+    sets = rg.model_datasets(bexs, b.preprocessed("csqa", "dev", graph, bexs), tok, 64,
+                             {p: build_verbalizer(graph, rg.verbalizer_options(args, p, b.definitions_file), tok)
+                              for p in ("definitions", "both")}, 128)
+    def canon(x) -> str:
+        return json.dumps(x, default=lambda y: y.tolist() if hasattr(y, "tolist") else repr(y))
+
+    with_text = 0
+    for preset, kt in (("definitions", {"triples": 0, "definitions": "answer"}), ("both", {"definitions": "answer"})):
+        v = build_verbalizer(lib_graph, {"enabled": True, "triples": 5, "max_tokens": 64, **kt}, tok)
+        assert v.config["definition_source"]["type"] == "wordnet"
+        for base in ("lm", "fused"):
+            lib = MCFeatureDataset(exs, lib_pre, tok, max_length=128, verbalizer=v, graph_inputs=base == "fused")
+            ours = sets[f"{base}-text-{preset}"]
+            for i in range(N):
+                a, c = lib[i], ours[i]
+                assert a.keys() == c.keys(), (preset, base, i)
+                for k in a:
+                    assert canon(a[k]) == canon(c[k]), (preset, base, i, k)
+                with_text += canon(a["input_ids"]) != canon(sets[base][i]["input_ids"])
+    assert with_text > 0  # some statements did get knowledge text
+
+    monkeypatch.setenv("KGFUSE_HOME", str(tmp_path / "home"))
+    res_dir = tmp_path / "out"
+    rc = rg.main(["--bundle", str(out), "--out", str(res_dir), "--work", str(tmp_path / "work2"),
+                  "--runs", "fused-text-definitions:0,lm-text-both:1", "--epochs", "1", "--batch-size", "2",
+                  "--eval-batch-size", "4", "--max-length", "48", "--text-max-length", "64", "--timing-steps", "1",
+                  "--warmup-steps", "1", "--node-dim", "8", "--graph-hidden-dim", "16", "--fusion-layers", "1",
+                  "--workers", "0", "--threads", "1", "--time-budget", "600"])
+    assert rc == 0
+    r = json.loads((res_dir / "results.json").read_text())
+    assert [(x["model"], x["seed"], "error" in x) for x in r["runs"]] == [("fused-text-definitions", 0, False),
+                                                                        ("lm-text-both", 1, False)]
+    assert set(r["knowledge_text"]) == {"definitions", "both"}
+    assert r["knowledge_text"]["both"]["definition_source"]["type"] == "file" and r["knowledge_text"]["both"]["triples"] == 5
+    assert r["knowledge_text"]["definitions"]["triples"] == 0
+    assert set(r["timing"]["csqa"]) == {"fused-text-definitions", "lm-text-both"}
+    assert all(len(x["predictions_at_best_dev"]["dev"]["predicted"]) == N for x in r["runs"])

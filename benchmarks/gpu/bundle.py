@@ -16,6 +16,10 @@ that has everything, a folder with
                              for a WordNet bundle
 ``graph/<file>``             the graph file as given (e.g. ConceptNet 4's
                              ``conceptnet4_en.tsv.gz``), for a bundle made with ``--graph``
+``definitions/*.tsv.gz``     definitions of every grounded question and answer concept
+                             (``name<TAB>text``; ``--definitions wordnet``: the WordNet glosses
+                             the ``wordnet`` definition source gives here), for the knowledge-text
+                             models of ``run_gpu.py`` on a machine without WordNet's files
 ``data/<dataset>/*.jsonl.gz`` the question files
 ``cache/<dataset>-<split>.tar.gz`` the :func:`kgfuse.kg.preprocess.preprocess_dataset` cache
                              folder of the split: groundings (question / answer concepts,
@@ -321,6 +325,12 @@ class Bundle:
             wdir.mkdir(exist_ok=True)
             for rel in self.manifest["graph"]["files"]:
                 gunzip_file(self.path / rel, wdir / Path(rel).name[: -len(".gz")])
+        # definitions: a name<TAB>text file that kgfuse's "file" definition source reads
+        dd = self.manifest.get("definitions")
+        if dd:
+            ddir = work / "definitions"
+            ddir.mkdir(exist_ok=True)
+            gunzip_file(self.path / dd["file"], ddir / Path(dd["file"]).name[: -len(".gz")])
         # data and caches
         for ds, d in self.manifest["datasets"].items():
             for split, s in d["splits"].items():
@@ -343,6 +353,15 @@ class Bundle:
     def model_dir(self) -> Path:
         """The unpacked text encoder (float32 weights, config, tokenizer)."""
         return self._need_work() / "model"
+
+    @property
+    def definitions_file(self) -> Path | None:
+        """The unpacked definitions file (``name<TAB>text``; pass it as a verbaliser's
+        ``definition_source``), or None when the bundle has none."""
+        dd = self.manifest.get("definitions")
+        if not dd:
+            return None
+        return self._need_work() / "definitions" / Path(dd["file"]).name[: -len(".gz")]
 
     # ------------------------------------------------------------------ graph / data
     def graph(self):

@@ -11,7 +11,8 @@ carried as it is and reloaded with the same format and options on the GPU side) 
 :func:`kgfuse.tasks.pipeline.preprocess`, so the cache is the project's own, keyed by graph
 hash, linker config and examples hash), stores the groundings and the retriever's node sets
 (edges are rebuilt from the graph on the GPU side), measures linking coverage and subgraph
-sizes, converts the text encoder
+sizes, optionally writes the WordNet gloss of every grounded concept (``--definitions
+wordnet``, for the knowledge-text models), converts the text encoder
 (default: the shipped all-MiniLM-L6-v2) to float16, compresses it all and prints the size.
 
 The bundle holds third-party data: it lives under ``benchmarks/gpu/bundle`` (git-ignored)
@@ -69,6 +70,38 @@ def tracked_bytes(repo: Path) -> int | None:
     return total
 
 
+def grounded_concepts(pre) -> set[int]:
+    """Ids of every question and answer concept grounded in a preprocessed split."""
+    out: set[int] = set()
+    for i in range(len(pre)):
+        for j in range(pre.num_choices(i)):
+            g = pre.grounding(i, j)
+            out.update(int(c) for c in g.question_concepts)
+            out.update(int(c) for c in g.answer_concepts)
+    return out
+
+
+def write_definitions(path: Path, names, source) -> tuple[int, int]:
+    """Write ``name<TAB>definition`` lines (gzip) for every name ``source`` defines, in the
+    given order; returns (lines written, names skipped because a tab, a line break or a
+    leading ``#`` would not survive the file format)."""
+    import gzip
+
+    n = skipped = 0
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write("# concept<TAB>definition (kgfuse GPU bundle)\n")
+        for name in names:
+            d = source(name)
+            if not d or not " ".join(str(d).split()):
+                continue
+            if "\t" in name or "\n" in name or "\r" in name or name.lstrip().startswith("#") or not name.strip():
+                skipped += 1
+                continue
+            f.write(f"{name}\t{' '.join(str(d).split())}\n")
+            n += 1
+    return n, skipped
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="bundle folder (replaced)")
@@ -94,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pretrain-glosses", type=int, default=5000,
                     help="WordNet glosses linked for ERNIE pre-training on the GPU side (run_gpu.py --models fused-pt); 0: none")
     ap.add_argument("--pretrain-max-length", type=int, default=48, help="token length of the pre-training sequences")
+    ap.add_argument("--definitions", choices=("none", "wordnet"), default="none",
+                    help="wordnet: carry the WordNet gloss of every grounded question and answer concept (the "
+                         "'wordnet' definition source, read here from --wordnet), for run_gpu.py's knowledge-text models")
     ap.add_argument("--level", type=int, default=9, help="gzip level of the WordNet files (1 = fast, for tests)")
     args = ap.parse_args(argv)
 
@@ -165,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         retriever = build_retriever(graph, retr_opts)
         cache = Path(args.cache) if args.cache else tmp / "_cache"
         datasets: dict[str, dict] = {}
+        grounded: set[int] = set()
         (tmp / "cache").mkdir()
         for d in names:
             spec = DATASETS[d]
@@ -196,7 +233,25 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{d}/{split}: {len(exs)} questions, {stats['statements']} statements, "
                       f"q&a linked {stats['share_q_and_a']}, mean nodes {stats.get('mean_nodes')} "
                       f"({secs:.1f}s grounding{', cache hit' if pre.cache_hit else ''})", flush=True)
+                if args.definitions != "none":
+                    grounded.update(grounded_concepts(pre))
             datasets[d] = {"format": spec["format"], "splits": splits}
+        # ---- definitions of the grounded concepts, looked up here (the GPU side has no WordNet files)
+        definitions_entry = None
+        if args.definitions == "wordnet":
+            from kgfuse.kg.verbalize import WordNetDefinitions
+
+            t = time.time()
+            source = WordNetDefinitions(wn_dir)
+            rel_def = "definitions/wordnet.tsv.gz"
+            (tmp / "definitions").mkdir()
+            n_def, skipped = write_definitions(tmp / rel_def, (graph.concept_name(c) for c in sorted(grounded)), source)
+            files.append(rel_def)
+            definitions_entry = {"file": rel_def, "source": source.config, "concepts": len(grounded), "defined": n_def,
+                                 "skipped_names": skipped, "seconds": round(time.time() - t, 1)}
+            print(f"definitions: {n_def} of {len(grounded)} grounded concepts have a WordNet gloss"
+                  f"{f'; {skipped} names not writable as name<TAB>text skipped' if skipped else ''} "
+                  f"({time.time() - t:.1f}s)", flush=True)
         if not args.cache:
             shutil.rmtree(cache)
         # ---- pre-training corpus: WordNet glosses linked here (spaCy), trained on there
@@ -234,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                       **conv},
             "datasets": datasets,
             "pretrain": pretrain_entry,
+            "definitions": definitions_entry,
             "files": manifest_files(tmp, files),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))

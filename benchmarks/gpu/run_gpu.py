@@ -25,7 +25,8 @@ For every data set of the bundle it
    best dev epoch).
 
 Time is budgeted: after the timing phase the planned epochs are scaled down (to 2, then
-seeds dropped, then to 1 epoch) when the estimated training time exceeds ``--time-budget``;
+seeds dropped, then to 1 epoch) when the estimated training time exceeds ``--time-budget``
+(``--runs MODEL:SEED,...`` instead runs exactly those, in that order, with ``--epochs``);
 runs go seed by seed (every data set's seed 0 before any seed 1); a wall-clock guard
 stops a run that overruns its share (the epoch in progress is cut, evaluated and recorded
 with ``stopped_by_guard``). ``results.json`` and ``results.md`` are written to ``--out``
@@ -54,7 +55,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bundle import Bundle, ensure_kgfuse_importable, linking_stats  # noqa: E402
 
 DEFAULT_EPOCHS = {"csqa": 3, "obqa": 5}
-MODELS = ("lm", "fused", "fused-nograph", "fused-noedges", "fused-qaonly", "fused-pt")
+#: Knowledge as text (``kgfuse.kg.verbalize.Verbalizer``; the ``knowledge_text`` rows of
+#: ``configs/results-knowledge-text.yaml``): facts only, answer-concept definitions only, both.
+TEXT_PRESETS = {"triples": {"definitions": "none"}, "definitions": {"triples": 0, "definitions": "answer"},
+                "both": {"definitions": "answer"}}
+TEXT_MODELS = tuple(f"{base}-text-{preset}" for base in ("lm", "fused") for preset in TEXT_PRESETS)
+MODELS = ("lm", "fused", "fused-nograph", "fused-noedges", "fused-qaonly", "fused-pt") + TEXT_MODELS
 """``fused-nograph``: the fused model and hyper-parameters, fed the LM-only features (every
 statement's grounding and subgraph empty: zero nodes, no entity alignments), to separate the
 graph's contribution from the fused model's extra capacity. ``fused-noedges``: the fused
@@ -66,7 +72,13 @@ pre-training (MLM + dEA, :func:`kgfuse.tasks.pretrain.pretrain`) on the bundle's
 WordNet glosses, run once on this machine before the fine-tuning runs.
 ``fused-qaonly``: the fused model fed only the question and answer nodes of each subgraph and
 the edges among them (the retriever's bridge nodes and their edges removed), to measure what
-the two-hop graph neighbourhood adds over the linked words themselves."""
+the two-hop graph neighbourhood adds over the linked words themselves.
+``lm-text-<preset>`` / ``fused-text-<preset>``: LM-only (DEKCOR-style) or fused, each
+(question, choice) followed by the retrieved knowledge written out as a second segment
+(``triples``: up to ``--text-triples`` facts joining question and answer concepts;
+``definitions``: the answer concepts' definitions from the bundle's definitions file;
+``both``), built with the library's verbaliser from the same groundings and subgraphs, at
+``--text-max-length`` tokens."""
 FULL_TABLE = "fused-fulltable"
 """Timing-only entry (with ``--node-vocab train``): the fused model with its full node table."""
 ARCH = {"fused-pt": "fused", FULL_TABLE: "fused"}
@@ -147,7 +159,29 @@ def model_options(args) -> dict[str, Any]:
     return opts
 
 
-def make_config(args, dataset: str, lm_only: bool, seed: int, epochs: int, model_dir: Path, init_from: str | None = None):
+def is_lm_only(model: str) -> bool:
+    """Whether a model kind is the text encoder alone (with or without knowledge text)."""
+    return model == "lm" or model.startswith("lm-text-")
+
+
+def text_preset(model: str) -> str | None:
+    """The knowledge-text preset of a model kind (``None`` for the kinds without text)."""
+    return model.rsplit("-text-", 1)[1] if model in TEXT_MODELS else None
+
+
+def verbalizer_options(args, preset: str, definitions_file: Path | None) -> dict[str, Any]:
+    """The ``knowledge_text`` section of a text preset (the CPU rows' settings by default)."""
+    opts = {"enabled": True, "triples": args.text_triples, "max_tokens": args.text_max_tokens, **TEXT_PRESETS[preset]}
+    if opts.get("definitions", "none") != "none":
+        if definitions_file is None:
+            raise SystemExit(f"model kind '*-text-{preset}' needs definitions: rebuild the bundle with "
+                             "make_bundle.py --definitions wordnet")
+        opts["definition_source"] = str(definitions_file)
+    return opts
+
+
+def make_config(args, dataset: str, lm_only: bool, seed: int, epochs: int, model_dir: Path, init_from: str | None = None,
+                max_length: int | None = None):
     """The run's :class:`~kgfuse.tasks.config.TrainConfig` (graph and data come from the bundle);
     ``init_from``: a pre-trained kgfuse model folder (its architecture replaces the options)."""
     from kgfuse.tasks.config import TrainConfig
@@ -161,7 +195,7 @@ def make_config(args, dataset: str, lm_only: bool, seed: int, epochs: int, model
                   "lr_lm": (args.lr_lm_only if lm_only and args.lr_lm_only is not None else args.lr_lm),
                   "lr_gnn": args.lr_gnn, "lr_fusion": args.lr_fusion, "warmup_ratio": args.warmup_ratio,
                   "weight_decay": 0.01, "max_grad_norm": 1.0, "mixed_precision": args.precision, "seed": seed,
-                  "max_length": args.max_length, "save_best": False, "save_last": False, "log_every": 0,
+                  "max_length": max_length or args.max_length, "save_best": False, "save_last": False, "log_every": 0,
                   "num_workers": args.workers, "freeze_lm_epochs": 0},
     })
 
@@ -180,17 +214,25 @@ def QAOnly(pre: Any):
     return graph_input_view(pre, "qa_only")
 
 
-def model_datasets(examples, pre, tokenizer, max_length: int | None) -> dict[str, Any]:
-    """The feature dataset of each model kind: ``fused`` reads the preprocessed subgraphs;
-    ``lm`` and ``fused-nograph`` get the text-only features (empty groundings and subgraphs);
-    ``fused-noedges`` gets ``fused``'s groundings and nodes with every edge removed."""
+def model_datasets(examples, pre, tokenizer, max_length: int | None, verbalizers: dict[str, Any] | None = None,
+                   text_max_length: int | None = None) -> dict[str, Any]:
+    """The feature dataset of each model kind (features are built on access): ``fused`` reads
+    the preprocessed subgraphs; ``lm`` and ``fused-nograph`` get the text-only features (empty
+    groundings and subgraphs); ``fused-noedges`` gets ``fused``'s groundings and nodes with
+    every edge removed; ``<lm|fused>-text-<preset>`` get the knowledge text of
+    ``verbalizers[preset]`` after each pair (LM: no graph inputs), at ``text_max_length``."""
     from kgfuse.tasks.pipeline import MCFeatureDataset, TextOnlyDataset
 
     text = TextOnlyDataset(examples, tokenizer, max_length=max_length)
     fused = MCFeatureDataset(examples, pre, tokenizer, max_length=max_length)
-    return {"fused": fused, "lm": text, "fused-nograph": text, "fused-pt": fused,
-            "fused-noedges": MCFeatureDataset(examples, NoEdges(pre), tokenizer, max_length=max_length),
-            "fused-qaonly": MCFeatureDataset(examples, QAOnly(pre), tokenizer, max_length=max_length)}
+    out = {"fused": fused, "lm": text, "fused-nograph": text, "fused-pt": fused,
+           "fused-noedges": MCFeatureDataset(examples, NoEdges(pre), tokenizer, max_length=max_length),
+           "fused-qaonly": MCFeatureDataset(examples, QAOnly(pre), tokenizer, max_length=max_length)}
+    for preset, v in (verbalizers or {}).items():
+        for base in ("lm", "fused"):
+            out[f"{base}-text-{preset}"] = MCFeatureDataset(examples, pre, tokenizer, max_length=text_max_length,
+                                                            verbalizer=v, graph_inputs=base == "fused")
+    return out
 
 
 def run_pretraining(args, bundle, graph, work: Path) -> dict[str, Any]:
@@ -372,6 +414,15 @@ def plan_runs(args, datasets: dict[str, dict], timing: dict[str, dict], budget_s
 
     def total(eps: dict[str, int], sds: list[int]) -> float:
         return sum(est(d, m, eps[d]) for d in datasets for m in args.models for _ in sds)
+
+    if getattr(args, "runs", None):  # explicit runs: as given, in that order, never shortened
+        runs = [{"dataset": d, "model": m, "seed": s, "epochs": epochs[d], "estimate_s": round(est(d, m, epochs[d]), 1)}
+                for d in datasets for m, s in args.runs]
+        t = sum(r["estimate_s"] for r in runs)
+        if t > budget_s:
+            notes.append(f"time budget: the {len(runs)} runs given are estimated at {t:.0f} s, over the {budget_s:.0f} s "
+                         "left; they run in the order given and the wall-clock guard stops the one that overruns")
+        return runs, notes
 
     # shrink in this order: epochs down to 2, seeds down to 1, epochs down to 1
     for floor, drop_seeds in ((2, False), (2, True), (1, False)):
@@ -558,6 +609,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-predictions", action="store_true",
                     help="do not keep each question's predicted choice at the best dev epoch (saves one evaluation "
                          "pass per improving epoch)")
+    ap.add_argument("--text-triples", type=int, default=5, help="knowledge text: facts per statement (presets with facts)")
+    ap.add_argument("--text-max-tokens", type=int, default=64, help="knowledge text: token budget of the knowledge segment")
+    ap.add_argument("--text-max-length", type=int, default=128, help="max length of the *-text-* models' inputs")
+    ap.add_argument("--runs", default=None,
+                    help="explicit runs in this order, 'MODEL:SEED,...' (e.g. fused-text-both:1), each with --epochs "
+                         "(not shortened to fit the budget; the wall-clock guard still stops a run that overruns); "
+                         "replaces --models and --seeds")
     ap.add_argument("--timing-steps", type=int, default=20)
     ap.add_argument("--time-budget", type=float, default=420.0, help="seconds for the whole script (plan + guard)")
     ap.add_argument("--run-overhead", type=float, default=6.0, help="seconds per run besides steps (model build, workers)")
@@ -572,6 +630,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     args.seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.runs:
+        runs = []
+        for item in args.runs.split(","):
+            model, sep, seed = item.strip().rpartition(":")
+            if not sep or not seed.strip().lstrip("-").isdigit():
+                ap.error(f"--runs: {item!r} is not MODEL:SEED")
+            runs.append((model, int(seed)))
+        args.runs = runs
+        args.models = list(dict.fromkeys(m for m, _ in runs))
+        args.seeds = list(dict.fromkeys(sd for _, sd in runs))
     bad = [m for m in args.models if m not in MODELS]
     if bad:
         ap.error(f"unknown model(s) {bad}; valid: {list(MODELS)}")
@@ -619,7 +687,16 @@ def main(argv: list[str] | None = None) -> int:
     from kgfuse.encoders.text import load_tokenizer
 
     tokenizer = load_tokenizer(str(bundle.model_dir))
-    collator = MultipleChoiceCollator(tokenizer, max_length=args.max_length)
+    presets = list(dict.fromkeys(p for p in (text_preset(m) for m in args.models) if p))
+    verbalizers: dict[str, Any] = {}
+    if presets:
+        from kgfuse.tasks.pipeline import build_verbalizer
+
+        for p in presets:
+            verbalizers[p] = build_verbalizer(graph, verbalizer_options(args, p, bundle.definitions_file), tokenizer)
+            print(f"knowledge text {p}: {verbalizers[p]!r}", flush=True)
+    # the datasets cut each input to its model's length; the collator only checks it
+    collator = MultipleChoiceCollator(tokenizer, max_length=max([args.max_length] + ([args.text_max_length] if presets else [])))
     results: dict[str, Any] = {
         "command": " ".join([Path(sys.argv[0]).as_posix()] + (argv if argv is not None else sys.argv[1:])),
         "environment": {
@@ -638,7 +715,9 @@ def main(argv: list[str] | None = None) -> int:
                                                    "graph_hidden_dim", "seeds", "epochs", "max_train", "max_eval",
                                                    "time_budget", "timing_steps", "warmup_steps", "warmup_seconds", "models",
                                                    "pretrain_steps", "pretrain_batch_size", "pretrain_seed",
+                                                   "text_triples", "text_max_tokens", "text_max_length", "runs",
                                                    "pretrain_mlm_weight", "pretrain_lr_lm")},
+        "knowledge_text": {p: {k: v for k, v in verbalizers[p].config.items()} for p in presets},
         "datasets": names, "timing": {}, "runs": [], "linking": {}, "questions": {}, "unpack_s": t_unpack,
     }
 
@@ -652,7 +731,8 @@ def main(argv: list[str] | None = None) -> int:
             lim = args.max_train if split == "train" else args.max_eval
             if lim is not None and lim < len(exs):
                 exs, pre = exs[:lim], _Subset(pre, lim)
-            splits[split] = {"examples": exs, **model_datasets(exs, pre, tokenizer, args.max_length)}
+            splits[split] = {"examples": exs, **model_datasets(exs, pre, tokenizer, args.max_length, verbalizers,
+                                                                args.text_max_length)}
         data[d] = {"splits": splits, "n_train": len(splits["train"]["examples"]),
                    "concepts": splits["train"]["fused"].pre.concepts() if args.node_vocab == "train" else None,
                    "n_eval": {k: len(v["examples"]) for k, v in splits.items() if k != "train"}}
@@ -667,7 +747,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.node_vocab == "train" and "fused" in kinds:
             kinds.append(FULL_TABLE)  # the same fused model with one node row per graph concept, for reference
         for m in kinds:
-            cfg = make_config(args, d, m == "lm", 0, 1, bundle.model_dir)
+            cfg = make_config(args, d, is_lm_only(m), 0, 1, bundle.model_dir,
+                              max_length=args.text_max_length if text_preset(m) else None)
             model = build_model(cfg, graph, None if m == FULL_TABLE else data[d]["concepts"])
             res = measure(model, data[d]["splits"]["train"][ARCH.get(m, m)], collator, cfg, n_warmup=args.warmup_steps,
                           warmup_seconds=args.warmup_seconds if cuda else 0.0,
@@ -711,15 +792,17 @@ def main(argv: list[str] | None = None) -> int:
         left = deadline - reserve - now
         rest = sum(r["estimate_s"] for r in runs[i:])
         share = left * run["estimate_s"] / rest if rest > 0 else left
-        run_deadline = now + max(min(share * 1.5, left), 0.0)
+        # explicit runs keep all the time left (in order); planned ones get their share, with slack
+        run_deadline = now + max(left if args.runs else min(share * 1.5, left), 0.0)
         rec = dict(run)
         if left <= 5:
             rec["error"] = "not run: time budget spent"
             results["runs"].append(rec)
             write_results(out, results)
             continue
-        cfg = make_config(args, d, m == "lm", seed, run["epochs"], bundle.model_dir,
-                          init_from=pt_dir if m == "fused-pt" else None)
+        cfg = make_config(args, d, is_lm_only(m), seed, run["epochs"], bundle.model_dir,
+                          init_from=pt_dir if m == "fused-pt" else None,
+                          max_length=args.text_max_length if text_preset(m) else None)
         model = build_model(cfg, graph, data[d]["concepts"])
         guard = WallClockGuard(cfg.train, run_deadline)
         handle = model.register_forward_pre_hook(guard)
