@@ -92,6 +92,10 @@ class TrainResult:
         sittings: one dict per call that trained this run (``from_step``, ``to_step``,
             ``seconds``, ``started``, ``source``: the code in use), resumed ones included; see
             :mod:`kgfuse.tasks.loop`.
+        best_predictions: the predicted choice (index) of every question of each evaluation
+            split at the best epoch, in the split's order, from the evaluation that selected it
+            (``{"epoch": e, "dev": [...], ...}``); ``None`` when that epoch was reached in an
+            earlier sitting of a resumed run, or with more than one process.
     """
 
     output_dir: Path
@@ -101,6 +105,7 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     model_dir: Path | None = None
     wall_time: float = 0.0
+    best_predictions: dict[str, Any] | None = None
     global_step: int = 0
     stopped_early: bool = False
     sittings: list[dict[str, Any]] = field(default_factory=list)
@@ -350,6 +355,11 @@ class _FineTuning(LoopTask):
         self.sampler = sampler
         self.acc = accelerator
         self.eval_loaders: dict[str, Any] = {}
+        #: per split, the item order of its loader (``None``: the split's own order)
+        self.eval_orders: dict[str, list[int] | None] = {}
+        #: per split, the predicted choice of every item, in the split's order, at the last epoch end
+        #: (single process only: gathered batches of several processes interleave)
+        self.epoch_predictions: dict[str, list[int]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
@@ -366,10 +376,23 @@ class _FineTuning(LoopTask):
         return {"train/loss": float(loss.detach()), "train/lr_lm": lr}
 
     def end_epoch(self, model: nn.Module, record: dict[str, Any]) -> None:
+        single = self.acc.num_processes == 1
+        preds: dict[str, list[int]] = {}
         for split, ld in self.eval_loaders.items():
-            m = evaluate_accuracy(model, ld, self.acc)
+            scores, labels = predict_scores(model, ld, self.acc)
+            m = accuracy(scores, labels)
             record[f"{split}_accuracy"] = m["accuracy"]
             record[f"{split}_count"] = m["count"]
+            if single:
+                chosen = scores.argmax(-1).tolist() if scores.size else []
+                order = self.eval_orders.get(split)
+                if order is not None:  # loader order -> the split's order
+                    in_order = [0] * len(chosen)
+                    for pos, idx in enumerate(order):
+                        in_order[idx] = chosen[pos]
+                    chosen = in_order
+                preds[split] = chosen
+        self.epoch_predictions = preds if single else None
 
 
 def fit(
@@ -408,7 +431,8 @@ def fit(
         stop_after_steps: stop (after saving) once this many optimiser steps are done: used to
             simulate an interruption.
         on_best: called (main process) with the unwrapped model and the epoch record when the
-            selection metric improves.
+            selection metric improves (that epoch's per-question predictions end up in
+            :attr:`TrainResult.best_predictions`).
         progress: tqdm progress bars on the main process.
         export_extra: called with the exported model folder before it is moved into place
             as ``model/`` (main process), to add tokenizer and pipeline files.
@@ -456,8 +480,18 @@ def fit(
                         early_stopping_threshold=getattr(opt, "early_stopping_threshold", 0.0),
                         log=logger, progress=progress)
     task.eval_loaders = {k: acc.prepare(v) for k, v in eval_loaders.items()}
+    task.eval_orders = {k: eval_samplers.get(k) for k in eval_loaders}
+    best_predictions: dict[str, Any] = {}
+
+    def keep_best(best_model: nn.Module, record: dict[str, Any]) -> None:
+        best_predictions.clear()
+        if task.epoch_predictions:
+            best_predictions.update({"epoch": record.get("epoch"), **task.epoch_predictions})
+        if on_best is not None:
+            on_best(best_model, record)
+
     loop.resume(resume_from)
-    state = loop.run(stop_after_steps=stop_after_steps, export_extra=export_extra, on_best=on_best)
+    state = loop.run(stop_after_steps=stop_after_steps, export_extra=export_extra, on_best=keep_best)
     return TrainResult(
         output_dir=out if out is not None else Path("."),
         best_metric=state["best_metric"],
@@ -466,6 +500,7 @@ def fit(
         global_step=state["global_step"],
         stopped_early=bool(state.get("early_stopped")),
         sittings=[dict(x) for x in state.get("sittings", [])],
+        best_predictions=best_predictions or None,
         finished=not loop.stopped,
         wall_time=time.time() - t0,
         model_dir=(out / "model") if (out is not None and opt.save_best and state["best_epoch"] is not None) else None,

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             print(p)
             n += 1
     if n == 0:
-        print("export_predictions: no run kept predictions (made before run_gpu.py kept them, or --no-predictions)")
+        print("export_predictions: no run kept predictions (made before run_gpu.py kept them)")
         return 1
     return 0
 

@@ -361,36 +361,19 @@ def measure(model, dataset, collator, config, *, n_warmup: int, n_timed: int, ev
     return res
 
 
-class BestEpochPredictions:
-    """``fit``'s ``on_best`` callback: each evaluation split's predicted choice per question
-    (in the split's order) whenever dev accuracy improves, so that the run's best-dev epoch
-    can be compared question by question with other runs (``export_predictions.py`` writes
-    the files ``benchmarks/compare_predictions.py`` reads). Runs the same evaluation as
-    ``fit`` (same accelerator, hence the same precision) once more; the accuracy it gives is
-    stored beside the predictions and must equal the epoch's."""
-
-    def __init__(self, evals: dict[str, Any], collator, opt, acc, into: dict[str, Any]) -> None:
-        from torch.utils.data import DataLoader
-
-        self.acc, self.into = acc, into
-        self.loaders = {k: acc.prepare(DataLoader(ds, batch_size=opt.eval_batch_size, shuffle=False, collate_fn=collator,
-                                                  num_workers=opt.num_workers))
-                        for k, ds in evals.items() if len(ds) > 0}
-
-    def __call__(self, model, record: dict[str, Any]) -> None:
-        import torch
-
-        from kgfuse.tasks.train import accuracy, predict_scores
-
-        was_training = model.training
-        self.into.clear()
-        self.into["epoch"] = record.get("epoch")
-        with torch.no_grad(), self.acc.autocast():
-            for split, loader in self.loaders.items():
-                scores, labels = predict_scores(model, loader, self.acc)
-                self.into[split] = {"predicted": scores.argmax(-1).tolist() if scores.size else [],
-                                    "accuracy": accuracy(scores, labels)["accuracy"]}
-        model.train(was_training)
+def kept_predictions(best: dict[str, Any], examples: dict[str, list[Any]]) -> dict[str, Any]:
+    """``fit``'s per-question predictions at the best dev epoch (``TrainResult.best_predictions``)
+    in the form ``export_predictions.py`` reads: per split the predicted choices and their
+    accuracy against the questions' labels (which must equal the epoch's recorded accuracy)."""
+    out: dict[str, Any] = {"epoch": best.get("epoch")}
+    for split, predicted in best.items():
+        if split == "epoch":
+            continue
+        labels = [ex.label for ex in examples[split]]
+        scored = [(p, y) for p, y in zip(predicted, labels) if y is not None and y >= 0]
+        out[split] = {"predicted": list(predicted),
+                      "accuracy": sum(p == y for p, y in scored) / len(scored) if scored else None}
+    return out
 
 
 # --------------------------------------------------------------------------- planning
@@ -606,9 +589,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--warmup-seconds", type=float, default=10.0,
                     help="on a GPU, repeat each model's warm-up steps for at least this long before timing "
                          "(an idle card ramps its clocks up first)")
-    ap.add_argument("--no-predictions", action="store_true",
-                    help="do not keep each question's predicted choice at the best dev epoch (saves one evaluation "
-                         "pass per improving epoch)")
     ap.add_argument("--text-triples", type=int, default=5, help="knowledge text: facts per statement (presets with facts)")
     ap.add_argument("--text-max-tokens", type=int, default=64, help="knowledge text: token budget of the knowledge segment")
     ap.add_argument("--text-max-length", type=int, default=128, help="max length of the *-text-* models' inputs")
@@ -809,12 +789,9 @@ def main(argv: list[str] | None = None) -> int:
         sp = data[d]["splits"]
         evals = {k: v[m] for k, v in sp.items() if k != "train"}
         acc = make_accelerator(cfg.train)
-        best_predictions: dict[str, Any] = {}
-        on_best = None if args.no_predictions else BestEpochPredictions(evals, collator, cfg.train, acc, best_predictions)
         t = time.time()
         try:
-            res = fit(model, sp["train"][m], evals, collator, cfg.train, None, progress=False, accelerator=acc,
-                      on_best=on_best)
+            res = fit(model, sp["train"][m], evals, collator, cfg.train, None, progress=False, accelerator=acc)
         except Exception as e:  # record and go on: the other runs still count
             rec["error"] = f"{type(e).__name__}: {e}"
             print(f"run {d}/{m}/seed {seed} failed: {rec['error']}", flush=True)
@@ -835,8 +812,9 @@ def main(argv: list[str] | None = None) -> int:
             rec.update(best_epoch=best + 1, best_dev_accuracy=dev[best], last_dev_accuracy=dev[-1])
             if "test_accuracy" in hist[best]:
                 rec.update(test_accuracy_at_best_dev=hist[best]["test_accuracy"], last_test_accuracy=hist[-1]["test_accuracy"])
-        if best_predictions:
-            rec["predictions_at_best_dev"] = best_predictions
+        if res.best_predictions:  # each question's choice at the best dev epoch, from fit's own evaluation
+            rec["predictions_at_best_dev"] = kept_predictions(res.best_predictions,
+                                                              {k: v["examples"] for k, v in sp.items() if k != "train"})
         results["runs"].append(rec)
         print(f"run {d}/{m}/seed {seed}: {rec.get('epochs_done')} epochs, {rec.get('steps')} steps, best dev "
               f"{_fmt(rec.get('best_dev_accuracy'))} (epoch {rec.get('best_epoch')}), test "

@@ -399,3 +399,37 @@ def test_fit_grouped_by_length_learns_and_resumes_exactly(tmp_path):
     assert [h["dev_accuracy"] for h in res.history] == [h["dev_accuracy"] for h in ref.history]
     for k, v in res.model.state_dict().items():
         assert torch.equal(v, ref_sd[k]), k
+
+
+def test_fit_keeps_the_best_epochs_predictions_in_split_order(tmp_path):
+    """``TrainResult.best_predictions``: each question's predicted choice at the best epoch,
+    from fit's own evaluation, in the split's order, also when evaluation batches go longest
+    first (``group_by_length``); a resumed run whose best epoch came before has none."""
+    from torch.utils.data import DataLoader
+
+    from kgfuse.tasks.train import accuracy, make_accelerator, predict_scores
+
+    dev = _VarToy(12, 1)
+    seen = []
+    for grouped in (False, True):
+        opt = _opt(epochs=1, batch_size=4, eval_batch_size=5, group_by_length=grouped)
+        res = fit(_model(0), _VarToy(40, 0), {"dev": dev, "test": _VarToy(7, 2)}, _collate_var, opt, None,
+                  on_best=lambda m, r: seen.append(r["epoch"]), progress=False)
+        bp = res.best_predictions
+        assert bp["epoch"] == res.best_epoch == 1 and len(bp["dev"]) == 12 and len(bp["test"]) == 7
+        # one epoch: the model in hand is the best one; score it again in the split's order
+        scores, labels = predict_scores(res.model, DataLoader(dev, batch_size=3, collate_fn=_collate_var),
+                                        make_accelerator(opt))
+        assert bp["dev"] == scores.argmax(-1).tolist()
+        assert accuracy(scores, labels)["accuracy"] == res.history[0]["dev_accuracy"]
+    assert seen == [1, 1]  # the caller's on_best still runs
+    opt = _opt(epochs=3, batch_size=4)
+    full = fit(_model(0), _VarToy(40, 0), {"dev": dev}, _collate_var, opt, tmp_path / "r", progress=False)
+    assert full.best_predictions["epoch"] == full.best_epoch
+    labels = [int(dev[i]["labels"]) for i in range(len(dev))]
+    kept = sum(p == y for p, y in zip(full.best_predictions["dev"], labels)) / len(labels)
+    assert kept == full.best_metric
+    # resumed after the last epoch ended: no new best in this sitting, so no predictions
+    again = fit(_model(0), _VarToy(40, 0), {"dev": dev}, _collate_var, opt, tmp_path / "r", resume_from="auto",
+                progress=False)
+    assert again.best_predictions is None and again.best_epoch == full.best_epoch
