@@ -626,3 +626,5 @@ def test_knowledge_text_models_match_the_library_pipeline(tmp_path, monkeypatch)
     assert r["knowledge_text"]["definitions"]["triples"] == 0
     assert set(r["timing"]["csqa"]) == {"fused-text-definitions", "lm-text-both"}
     assert all(len(x["predictions_at_best_dev"]["dev"]["predicted"]) == N for x in r["runs"])
+    assert "Knowledge text (`*-text-*` models, max length 64): definitions: up to 0 facts, definitions answer from file" \
+        in (res_dir / "results.md").read_text()

@@ -485,6 +485,15 @@ def render_md(r: dict[str, Any]) -> str:
         f"Wall time: {r.get('wall_s', 0):.0f} s of a {r['settings']['time_budget']} s budget.",
         "",
     ]
+    kt = r.get("knowledge_text")
+    if kt:
+        def src(c: dict[str, Any]) -> str:
+            d = c.get("definition_source")
+            return "" if not d else f" from {d.get('type')} `{str(d.get('sha256', ''))[:12]}`"
+
+        lines[-1:-1] = [f"Knowledge text (`*-text-*` models, max length {r['settings'].get('text_max_length')}): " + "; ".join(
+            f"{p}: up to {c['triples']} facts, definitions {c['definitions']}{src(c)}, at most {c['max_tokens']} tokens"
+            for p, c in kt.items()) + "."]
     for note in r.get("plan_notes", []):
         lines.append(f"- {note}")
     if r.get("plan_notes"):
