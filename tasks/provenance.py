@@ -88,18 +88,32 @@ def installed_commit() -> str | None:
 def machine(device: Any = None) -> str:
     """What a run ran on, for run records: the accelerator when ``device`` (a
     ``torch.device`` or its name) is a CUDA one, then the CPU: architecture, cores and model
-    name, e.g. ``x86_64 CPU, 2 cores (Intel(R) Xeon(R) Processor)`` or ``NVIDIA H200 GPU;
-    x86_64 CPU, 16 cores (...)``. Step times and the last bits of CPU results depend on the
-    CPU model, and a run resumed elsewhere changes machine between sittings."""
+    name, then the vector instructions torch's CPU kernels use here, e.g. ``x86_64 CPU, 2
+    cores (AMD EPYC; kernels AVX512)`` or ``NVIDIA H200 GPU; x86_64 CPU, 16 cores (...)``.
+    Step times and the last bits of CPU results depend on both: two CPUs that report the
+    same model name can run AVX2 or AVX-512 kernels, several times apart in speed. A run
+    resumed elsewhere changes machine between sittings."""
     cpu = f"{platform.machine() or 'unknown'} CPU, {os.cpu_count()} cores"
-    name = cpu_model()
-    if name:
-        cpu += f" ({name})"
+    details = [x for x in (cpu_model(), cpu_kernels() and f"kernels {cpu_kernels()}") if x]
+    if details:
+        cpu += f" ({'; '.join(details)})"
     if device is not None and str(device).startswith("cuda"):
         import torch
 
         return f"{torch.cuda.get_device_name(device)} GPU; {cpu}"
     return cpu
+
+
+def cpu_kernels() -> str | None:
+    """The instruction set torch's CPU kernels dispatch to on this machine (``AVX512``,
+    ``AVX2``, ``DEFAULT``, ...: ``torch.backends.cpu.get_cpu_capability()``), or None where
+    this torch does not say. Imports torch (run records are written by training, which has)."""
+    try:
+        import torch
+
+        return str(torch.backends.cpu.get_cpu_capability()) or None
+    except (ImportError, AttributeError, RuntimeError):
+        return None
 
 
 @lru_cache(maxsize=1)

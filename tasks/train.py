@@ -105,13 +105,13 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     model_dir: Path | None = None
     wall_time: float = 0.0
-    best_predictions: dict[str, Any] | None = None
     global_step: int = 0
     stopped_early: bool = False
     sittings: list[dict[str, Any]] = field(default_factory=list)
     finished: bool = True
     model: Any = field(default=None, repr=False, compare=False)
     is_main_process: bool = True
+    best_predictions: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -91,13 +91,13 @@ def write_definitions(path: Path, names, source) -> tuple[int, int]:
     with gzip.open(path, "wt", encoding="utf-8") as f:
         f.write("# concept<TAB>definition (kgfuse GPU bundle)\n")
         for name in names:
-            d = source(name)
-            if not d or not " ".join(str(d).split()):
+            d = " ".join(str(source(name) or "").split())
+            if not d:
                 continue
             if "\t" in name or "\n" in name or "\r" in name or name.lstrip().startswith("#") or not name.strip():
                 skipped += 1
                 continue
-            f.write(f"{name}\t{' '.join(str(d).split())}\n")
+            f.write(f"{name}\t{d}\n")
             n += 1
     return n, skipped
 

@@ -1,4 +1,5 @@
-"""Run records name the machine: architecture, cores and the CPU's model name."""
+"""Run records name the machine: architecture, cores, the CPU's model name and the
+instruction set of torch's CPU kernels."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from kgfuse.tasks.provenance import cpu_model, machine
+from kgfuse.tasks.provenance import cpu_kernels, cpu_model, machine
 
 
 def test_machine_names_the_cpu_its_cores_and_model():
     m = machine()
     assert m.startswith(f"{platform.machine()} CPU, {os.cpu_count()} cores")
     assert m == machine("cpu") == machine(torch.device("cpu"))
-    if cpu_model():
-        assert m.endswith(f"({cpu_model()})")
+    assert cpu_kernels() == torch.backends.cpu.get_cpu_capability()
+    details = "; ".join(x for x in (cpu_model(), f"kernels {cpu_kernels()}") if x)
+    assert m.endswith(f" ({details})")
 
 
 @pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="Linux only: reads /proc/cpuinfo")
