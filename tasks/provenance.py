@@ -94,7 +94,8 @@ def machine(device: Any = None) -> str:
     same model name can run AVX2 or AVX-512 kernels, several times apart in speed. A run
     resumed elsewhere changes machine between sittings."""
     cpu = f"{platform.machine() or 'unknown'} CPU, {os.cpu_count()} cores"
-    details = [x for x in (cpu_model(), cpu_kernels() and f"kernels {cpu_kernels()}") if x]
+    kernels = cpu_kernels()
+    details = [x for x in (cpu_model(), kernels and f"kernels {kernels}") if x]
     if details:
         cpu += f" ({'; '.join(details)})"
     if device is not None and str(device).startswith("cuda"):

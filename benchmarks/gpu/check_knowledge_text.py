@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     tok = load_tokenizer(str(b.model_dir))
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     opts = rg.parse_args(["--bundle", args.bundle, "--out", str(work / "unused")])
-    exs = b.examples(args.dataset, args.split)[: args.max_questions]
-    ours = rg.model_datasets(exs, b.preprocessed(args.dataset, args.split, graph, b.examples(args.dataset, args.split)),
+    split = b.examples(args.dataset, args.split)
+    exs = split[: args.max_questions]
+    ours = rg.model_datasets(exs, b.preprocessed(args.dataset, args.split, graph, split),
                              tok, opts.max_length,
                              {p: build_verbalizer(graph, rg.verbalizer_options(opts, p, b.definitions_file), tok) for p in presets},
                              opts.text_max_length)
