@@ -235,8 +235,9 @@ def test_wall_clock_guard_stops_fit(built, unpacked, tmp_path):
 
 
 def test_timing_warms_up_for_the_given_seconds(built, unpacked, tmp_path):
-    """``measure(..., warmup_seconds=S)`` repeats the warm-up steps until S seconds have
-    passed, then times exactly ``n_timed`` steps; with 0 it runs ``n_warmup`` warm-up steps."""
+    """``measure(..., warmup_seconds=S)`` runs every batch it will time once untimed, repeats
+    the warm-up steps until S seconds have passed, then times exactly ``n_timed`` steps; with
+    0 it runs ``n_warmup`` warm-up steps and the one untimed pass."""
     root, out, te = built
     b, graph = unpacked
     rg = _module("run_gpu")
@@ -251,12 +252,20 @@ def test_timing_warms_up_for_the_given_seconds(built, unpacked, tmp_path):
     tok = load_tokenizer(str(b.model_dir))
     exs = b.examples("csqa", "train")
     ds, coll = TextOnlyDataset(exs, tok, max_length=48), MultipleChoiceCollator(tok, max_length=48)
-    plain = rg.measure(rg.build_model(cfg, graph), ds, coll, cfg, n_warmup=1, n_timed=2, eval_batch_size=2)
-    assert plain["warmup_steps_run"] == 1 and plain["steps_timed"] == 2
+    model = rg.build_model(cfg, graph)
+    seen: list[tuple] = []  # each training forward's batch, by content
+    model.register_forward_pre_hook(
+        lambda m, a, kw: seen.append(tuple(kw["input_ids"].flatten().tolist())) if m.training else None,
+        with_kwargs=True)
+    plain = rg.measure(model, ds, coll, cfg, n_warmup=1, n_timed=2, eval_batch_size=2)
+    assert plain["warmup_steps_run"] == 3 and plain["steps_timed"] == 2 and plain["first_pass_ms_median"] > 0
+    assert len(seen) == 5 and seen[3] != seen[4]
+    assert seen[3:] == seen[1:3]  # the two timed batches ran once, untimed, right after the warm-up
+    assert seen[0] not in seen[1:]  # the warm-up batch is not timed
     one_step = plain["step_ms_median"] / 1000
     warm = rg.measure(rg.build_model(cfg, graph), ds, coll, cfg, n_warmup=1, n_timed=2, eval_batch_size=2,
                       warmup_seconds=max(0.5, 5 * one_step))
-    assert warm["warmup_steps_run"] > 2 and warm["steps_timed"] == 2
+    assert warm["warmup_steps_run"] > 3 and warm["steps_timed"] == 2
 
 
 def _control_data(b, graph):
