@@ -209,6 +209,37 @@ def test_gpu_runner_on_cpu(built, tmp_path, monkeypatch):
     assert "| csqa | fused | 0 |" in md and "fused / LM-only step time" in md
 
 
+def test_epoch_seconds_skip_the_first_epoch_and_guarded_runs():
+    """The whole-run cost table counts every epoch after the first of the runs that finished,
+    per data set and model, and divides by LM-only's median when LM-only ran."""
+    rg = _module("run_gpu")
+
+    def run(model, secs, **kw):
+        return {"dataset": "csqa", "model": model, "seed": 0, "epochs": 3, "history": [{"seconds": x} for x in secs], **kw}
+
+    runs = [run("lm", [30.0, 10.0, 12.0]), run("lm", [25.0, 11.0, 13.0]),
+            run("fused", [40.0, 22.0, 26.0]), run("fused", [40.0, 99.0], stopped_by_guard=True),
+            run("fused", [], error="boom"), run("lm-text-triples", [50.0])]
+    assert rg.epoch_seconds(runs) == {"csqa": {"lm": [10.0, 12.0, 11.0, 13.0], "fused": [22.0, 26.0]}}
+    r = {"runs": runs}
+    rows = [x for x in _whole_run_rows(rg, r)]
+    assert rows == ["| csqa | lm | 4 | 11.5 (10.0–13.0) | 1.00× |", "| csqa | fused | 2 | 24.0 (22.0–26.0) | 2.09× |"]
+    only_fused = {"runs": [runs[2]]}
+    assert _whole_run_rows(rg, only_fused) == ["| csqa | fused | 2 | 24.0 (22.0–26.0) | – |"]
+
+
+def _whole_run_rows(rg, r):
+    """The rows of results.md's whole-run table for a results dict with only ``runs``."""
+    full = {"environment": {k: "x" for k in ("device_name", "device", "torch", "transformers", "torch_geometric",
+                                             "python", "precision")},
+            "command": "c", "graph": {"num_concepts": 1, "num_relations": 1, "num_edges": 1, "hash": "0" * 12},
+            "retriever": {}, "text_encoder": "t", "timing": {}, "wall_s": 1.0,
+            "settings": {k: 1 for k in ("batch_size", "max_length", "lr_lm", "lr_gnn", "lr_fusion", "graph_encoder",
+                                        "fusion_layers", "node_dim", "time_budget")}, **r}
+    md = rg.render_md(full).split("## Whole runs", 1)[1].split("\n## ", 1)[0]
+    return [x for x in md.splitlines() if x.startswith("| csqa")]
+
+
 def test_wall_clock_guard_stops_fit(built, unpacked, tmp_path):
     """A run whose deadline has passed stops after one step, still evaluates and returns."""
     root, out, te = built

@@ -471,6 +471,20 @@ def write_results(out: Path, results: dict[str, Any]) -> None:
     (out / "results.md").write_text(render_md(results))
 
 
+def epoch_seconds(runs: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
+    """Seconds of every epoch after the first (training and evaluation; the first also pays
+    for worker start-up and new batch shapes), per data set and model, over the runs that the
+    wall-clock guard did not stop: the whole-run cost that the timing phase only estimates."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for run in runs:
+        if run.get("stopped_by_guard") or run.get("error"):
+            continue
+        secs = [h["seconds"] for h in run.get("history", [])[1:] if h.get("seconds") is not None]
+        if secs:
+            out.setdefault(run["dataset"], {}).setdefault(run["model"], []).extend(secs)
+    return out
+
+
 def render_md(r: dict[str, Any]) -> str:
     env = r["environment"]
     lines = [
@@ -539,6 +553,17 @@ def render_md(r: dict[str, Any]) -> str:
             for k in ("mlm_loss", "mlm_accuracy", "dea_accuracy", "dea_kept_accuracy", "dea_masked_accuracy",
                       "dea_replaced_accuracy", "dea_chance"):
                 lines.append(f"| {k} | {_fmt(pt['initial'].get(k))} | {_fmt(pt['final'].get(k))} |")
+    ep = epoch_seconds(r["runs"])
+    if ep:
+        lines += ["", "## Whole runs: seconds per epoch (training + evaluation, epochs after the first)", "",
+                  "| data set | model | epochs counted | seconds per epoch, median (range) | × LM-only |",
+                  "| --- | --- | --- | --- | --- |"]
+        for d, per in ep.items():
+            base = statistics.median(per["lm"]) if per.get("lm") else None
+            for m, v in per.items():
+                med = statistics.median(v)
+                lines.append(f"| {d} | {m} | {len(v)} | {med:.1f} ({min(v):.1f}–{max(v):.1f}) | "
+                             f"{'–' if base is None else f'{med / base:.2f}×'} |")
     lines += ["", "## Step time and peak memory (equal batch size, same batches)", "",
               "| data set | model | step ms (median) | step ms (min) | peak memory MiB | eval fwd ms | collate ms/batch | params |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
