@@ -221,9 +221,7 @@ def test_epoch_seconds_skip_the_first_epoch_and_guarded_runs():
             run("fused", [40.0, 22.0, 26.0]), run("fused", [40.0, 99.0], stopped_by_guard=True),
             run("fused", [], error="boom"), run("lm-text-triples", [50.0])]
     assert rg.epoch_seconds(runs) == {"csqa": {"lm": [10.0, 12.0, 11.0, 13.0], "fused": [22.0, 26.0]}}
-    r = {"runs": runs}
-    rows = [x for x in _whole_run_rows(rg, r)]
-    assert rows == ["| csqa | lm | 4 | 11.5 (10.0–13.0) | 1.00× |", "| csqa | fused | 2 | 24.0 (22.0–26.0) | 2.09× |"]
+    assert _whole_run_rows(rg, {"runs": runs}) == ["| csqa | lm | 4 | 11.5 (10.0–13.0) | 1.00× |", "| csqa | fused | 2 | 24.0 (22.0–26.0) | 2.09× |"]
     only_fused = {"runs": [runs[2]]}
     assert _whole_run_rows(rg, only_fused) == ["| csqa | fused | 2 | 24.0 (22.0–26.0) | – |"]
 

@@ -288,10 +288,10 @@ def measure(model, dataset, collator, config, *, n_warmup: int, n_timed: int, ev
 
     Batches are dynamically padded, so each has its own shape, and the first step on a new
     shape pays for kernel selection and allocator growth (on an H100 the medians of such
-    steps were 4-8x a steady step). So before timing, every batch to be timed runs once untimed (its median is
-    reported as ``first_pass_ms_median``); then the warm-up steps are repeated (cycling over
-    all batches) until at least ``warmup_seconds`` have passed, so that a card idling at low
-    clocks has ramped up; all untimed steps are counted in ``warmup_steps_run``."""
+    steps were 4-8x a steady step). So before timing, every batch to be timed runs once
+    untimed (its median is reported as ``first_pass_ms_median``); then the warm-up steps are
+    repeated (cycling over all batches) until at least ``warmup_seconds`` have passed, so that
+    a card idling at low clocks has ramped up; all untimed steps count in ``warmup_steps_run``."""
     import torch
 
     from kgfuse.tasks.train import build_param_groups, make_accelerator
