@@ -251,7 +251,7 @@ def test_shipped_experiment_files_load_and_validate_every_row(repo_root, monkeyp
 
     monkeypatch.setenv("KGFUSE_DATA", str(repo_root / "no-data-needed"))
     files = sorted((repo_root / "configs").glob("results*.yaml"))
-    assert [f.name for f in files] == ["results-controls.yaml", "results-fusion-depth.yaml", "results-knowledge-text.yaml",
+    assert [f.name for f in files] == ["results-best-variants.yaml", "results-controls.yaml", "results-knowledge-text.yaml",
                                       "results-three-seeds.yaml", "results-until-dev-stops.yaml", "results-wordnet-small.yaml", "results.yaml"]
     for f in files:
         exp = load_experiment_file(f)
