@@ -30,11 +30,13 @@ checkpoint (a run's ``last/`` once the run is over): the manifest is rewritten f
 the folder verifies at every moment. :func:`save_model_folder` writes a model folder
 atomically (a run's exported ``model/``), :func:`folder_sizes` measures a run folder.
 
-:func:`latest_checkpoint` (``--resume auto``) takes the newest ``checkpoint-<step>`` that
+:func:`latest_checkpoint` takes the newest ``checkpoint-<step>`` that
 verifies. A newer one that is unfinished or does not verify is skipped with a warning naming
 the problem: resuming is bit-exact, so starting from the previous checkpoint gives the same run and costs
 only the steps in between. When checkpoints exist but none verifies it raises
 :class:`CheckpointError` instead of returning ``None`` (which would start a new run).
+:func:`resume_point` (what ``--resume auto`` of a training run uses) compares that step checkpoint
+with the epoch-end ``last/`` and returns the one further along.
 
 A checkpoint written before manifests existed has none and is refused; if you trust it,
 :func:`record_manifest` records its files as they are (or pass ``verify=False``).
@@ -180,6 +182,40 @@ def latest_checkpoint(run_dir: str | Path, prefix: str = "checkpoint-", *, verif
     if problems:
         raise CheckpointError(f"{run_dir}: no checkpoint verifies:\n  " + "\n  ".join(problems))
     return None
+
+
+
+def resume_point(run_dir: str | Path, *, verify: bool = True) -> Path | None:
+    """Where ``--resume auto`` continues a run: the newest of its resumable checkpoints.
+
+    The step checkpoints (``checkpoint-<step>/``, chosen by :func:`latest_checkpoint`) and the
+    end-of-epoch ``last/`` are compared by the ``global_step`` of their trainer state; ``last/``
+    counts only while it still holds optimiser state (a finished run drops it) and verifies. A
+    ``last/`` without optimiser state is returned only when there is no step checkpoint (it
+    restores the weights of a finished run). ``None``: nothing to resume.
+
+    Raises:
+        CheckpointError: as :func:`latest_checkpoint`.
+    """
+    run_dir = Path(run_dir)
+    ck = latest_checkpoint(run_dir, verify=verify)
+    last = run_dir / "last"
+    if not is_complete(last):
+        return ck
+    if ck is not None and not has_optimizer_state(last):
+        return ck
+    try:
+        verify_checkpoint(last, hashes=verify)
+    except CheckpointError as e:
+        warnings.warn(f"skipping a damaged checkpoint: {e}", stacklevel=2)
+        return ck
+    if ck is None:
+        return last
+
+    def step(p: Path) -> int:
+        return int(_read_json(p / "trainer_state.json").get("global_step", -1))
+
+    return last if step(last) > step(ck) else ck
 
 
 # --------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from .checkpoint import (CheckpointError, drop_optimizer_state, has_optimizer_state, latest_checkpoint, load_checkpoint,
+from .checkpoint import (CheckpointError, drop_optimizer_state, has_optimizer_state, load_checkpoint, resume_point,
                          save_checkpoint, save_model_folder)
 from .config import OptimConfig
 from .optim import (build_param_groups, make_accelerator, make_optimizer, optimizer_step,  # noqa: F401  (re-exports)
@@ -426,9 +426,7 @@ class TrainingLoop:
         if resume_from is None:
             return
         if resume_from == "auto":
-            ck = latest_checkpoint(out) if out is not None else None
-            if ck is None and out is not None and (out / "last").is_dir():
-                ck = out / "last"
+            ck = resume_point(out) if out is not None else None
         else:
             ck = Path(resume_from)
         if ck is None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForMultipleChoice
 
-from kgfuse.tasks.checkpoint import CheckpointError, verify_checkpoint
+from kgfuse.tasks.checkpoint import CheckpointError, resume_point, verify_checkpoint
 from kgfuse.tasks.config import OptimConfig
 from kgfuse.tasks.provenance import machine, source_commit
 from kgfuse.tasks.train import LengthGroupedSampler, SeededShuffleSampler, build_param_groups, fit, item_lengths
@@ -245,6 +245,30 @@ def test_stop_after_hours_ends_the_sitting_with_a_checkpoint_and_resumes_exactly
     full = fit(_model(0), _Toy(24, 0), {"dev": _Toy(8, 1)}, _collate, _opt(epochs=2, batch_size=4, stop_after_hours=5),
                tmp_path / "c", progress=False)
     assert full.finished and full.global_step == ref.global_step
+
+
+
+def test_resume_auto_takes_the_newest_of_step_checkpoints_and_last(tmp_path):
+    """A process killed after an epoch ended but before the next ``save_steps`` checkpoint
+    resumes from the epoch-end ``last/``, not from the older step checkpoint, and still ends
+    with the uninterrupted run's weights."""
+    opt = _opt(epochs=3, batch_size=4, save_total_limit=3)  # 10 steps per epoch
+    ref = fit(_model(0), _Toy(40, 0), {"dev": _Toy(8, 1)}, _collate, opt, tmp_path / "a", save_steps=8, progress=False)
+    run = tmp_path / "b"
+    fit(_model(0), _Toy(40, 0), {"dev": _Toy(8, 1)}, _collate, opt, run, save_steps=8, stop_after_steps=12, progress=False)
+    assert {p.name for p in run.glob("checkpoint-*")} == {"checkpoint-8", "checkpoint-12"}
+    import shutil
+
+    shutil.rmtree(run / "checkpoint-12")  # killed at step 11: the newest resumable state is last/ (step 10)
+    assert resume_point(run) == run / "last"
+    res = fit(_model(9), _Toy(40, 0), {"dev": _Toy(8, 1)}, _collate, opt, run, save_steps=8, resume_from="auto",
+              progress=False)
+    assert [(x["from_step"], x["to_step"]) for x in res.sittings] == [(0, 10), (10, ref.global_step)]
+    assert [h["dev_accuracy"] for h in res.history] == [h["dev_accuracy"] for h in ref.history]
+    for k, v in res.model.state_dict().items():
+        assert torch.equal(v, ref.model.state_dict()[k]), k
+    # a step checkpoint newer than last/ wins; a finished run's last/ (no optimiser state) never does
+    assert resume_point(tmp_path / "a") == tmp_path / "a" / "checkpoint-24"
 
 
 class _Regression(torch.utils.data.Dataset):
