@@ -190,9 +190,9 @@ def resume_point(run_dir: str | Path, *, verify: bool = True) -> Path | None:
 
     The step checkpoints (``checkpoint-<step>/``, chosen by :func:`latest_checkpoint`) and the
     end-of-epoch ``last/`` are compared by the ``global_step`` of their trainer state; ``last/``
-    counts only while it still holds optimiser state (a finished run drops it) and verifies. A
-    ``last/`` without optimiser state is returned only when there is no step checkpoint (it
-    restores the weights of a finished run). ``None``: nothing to resume.
+    counts only while it still holds optimiser state (a finished run drops it) and verifies. With
+    no step checkpoint, ``last/`` is returned as it is (a finished run's weights; loading a
+    damaged one raises rather than starting a new run). ``None``: nothing to resume.
 
     Raises:
         CheckpointError: as :func:`latest_checkpoint`.
@@ -200,17 +200,17 @@ def resume_point(run_dir: str | Path, *, verify: bool = True) -> Path | None:
     run_dir = Path(run_dir)
     ck = latest_checkpoint(run_dir, verify=verify)
     last = run_dir / "last"
-    if not is_complete(last):
+    if not last.is_dir():
         return ck
-    if ck is not None and not has_optimizer_state(last):
+    if ck is None:
+        return last  # loading it verifies it: a damaged last/ is an error, not a new run
+    if not is_complete(last) or not has_optimizer_state(last):
         return ck
     try:
         verify_checkpoint(last, hashes=verify)
     except CheckpointError as e:
         warnings.warn(f"skipping a damaged checkpoint: {e}", stacklevel=2)
         return ck
-    if ck is None:
-        return last
 
     def step(p: Path) -> int:
         return int(_read_json(p / "trainer_state.json").get("global_step", -1))

@@ -12,8 +12,10 @@ from kgfuse.tasks.checkpoint import (
     COMPLETE,
     CheckpointError,
     is_complete,
+    drop_optimizer_state,
     latest_checkpoint,
     load_checkpoint,
+    resume_point,
     save_checkpoint,
 )
 
@@ -139,3 +141,28 @@ def test_mismatched_model_is_refused(tmp_path):
     cfg = BertConfig(vocab_size=99, hidden_size=48, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
     with pytest.raises(CheckpointError, match="shape"):
         load_checkpoint(ck, model=BertForMultipleChoice(cfg), restore_rng=False)
+
+
+def test_resume_point_takes_the_step_checkpoint_or_last_whichever_is_further(tmp_path):
+    m, opt, sch = _setup(0)
+    run = tmp_path / "run"
+    assert resume_point(run) is None
+    last = save_checkpoint(run / "last", model=m, optimizer=opt, scheduler=sch, trainer_state={"global_step": 10})
+    assert resume_point(run) == last  # no step checkpoint
+    ck = save_checkpoint(run / "checkpoint-8", model=m, optimizer=opt, scheduler=sch, trainer_state={"global_step": 8})
+    assert resume_point(run) == last  # last/ is further along
+    ck12 = save_checkpoint(run / "checkpoint-12", model=m, optimizer=opt, scheduler=sch, trainer_state={"global_step": 12})
+    assert resume_point(run) == ck12
+    import shutil
+
+    shutil.rmtree(ck12)
+    # a damaged last/ is skipped with a warning naming the file, in favour of the step checkpoint
+    state = last / "trainer_state.json"
+    good = state.read_text()
+    state.write_text(good.replace('"global_step": 10', '"global_step": 11'))
+    with pytest.warns(UserWarning, match="trainer_state.json"):
+        assert resume_point(run) == ck
+    state.write_text(good)
+    # a finished run's last/ (no optimiser state) never outranks a step checkpoint
+    drop_optimizer_state(last)
+    assert resume_point(run) == ck
