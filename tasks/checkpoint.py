@@ -184,7 +184,6 @@ def latest_checkpoint(run_dir: str | Path, prefix: str = "checkpoint-", *, verif
     return None
 
 
-
 def resume_point(run_dir: str | Path, *, verify: bool = True) -> Path | None:
     """Where ``--resume auto`` continues a run: the newest of its resumable checkpoints.
 

@@ -209,8 +209,9 @@ class OptimConfig:
     and fusion 1e-3, linear warm-up then linear decay.
 
     ``save_steps`` also writes a resumable ``checkpoint-<step>/`` every this many optimiser
-    steps (``--resume auto`` picks the newest of them and the epoch-end ``last/``); ``save_total_limit`` keeps only that many of
-    them (the epoch-end ``last/`` and ``best/`` are kept regardless). Once a run has finished,
+    steps (``--resume auto`` picks the newest of them and the epoch-end ``last/``);
+    ``save_total_limit`` keeps only that many of them (the epoch-end ``last/`` and ``best/``
+    are kept regardless). Once a run has finished,
     ``last/`` drops its optimiser and scheduler state (twice the model's size with AdamW)
     unless ``keep_optimizer_state`` is true: keep it to continue the run with more epochs.
 
