@@ -206,15 +206,14 @@ def resume_point(run_dir: str | Path, *, verify: bool = True) -> Path | None:
     if not is_complete(last) or not has_optimizer_state(last):
         return ck
     try:
-        verify_checkpoint(last, hashes=verify)
-    except CheckpointError as e:
-        warnings.warn(f"skipping a damaged checkpoint: {e}", stacklevel=2)
+        further = int(_read_json(last / "trainer_state.json").get("global_step", -1)) > \
+            int(_read_json(ck / "trainer_state.json").get("global_step", -1))
+        if further:  # hash last/ only when it would be taken
+            verify_checkpoint(last, hashes=verify)
+    except (CheckpointError, ValueError, AttributeError, OSError) as e:
+        warnings.warn(f"skipping a damaged checkpoint: {last}: {e}", stacklevel=2)
         return ck
-
-    def step(p: Path) -> int:
-        return int(_read_json(p / "trainer_state.json").get("global_step", -1))
-
-    return last if step(last) > step(ck) else ck
+    return last if further else ck
 
 
 # --------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -11,8 +12,8 @@ from transformers import BertConfig, BertForMultipleChoice, get_linear_schedule_
 from kgfuse.tasks.checkpoint import (
     COMPLETE,
     CheckpointError,
-    is_complete,
     drop_optimizer_state,
+    is_complete,
     latest_checkpoint,
     load_checkpoint,
     resume_point,
@@ -153,8 +154,6 @@ def test_resume_point_takes_the_step_checkpoint_or_last_whichever_is_further(tmp
     assert resume_point(run) == last  # last/ is further along
     ck12 = save_checkpoint(run / "checkpoint-12", model=m, optimizer=opt, scheduler=sch, trainer_state={"global_step": 12})
     assert resume_point(run) == ck12
-    import shutil
-
     shutil.rmtree(ck12)
     # a damaged last/ is skipped with a warning naming the file, in favour of the step checkpoint
     state = last / "trainer_state.json"

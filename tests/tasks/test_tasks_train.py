@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -247,7 +248,6 @@ def test_stop_after_hours_ends_the_sitting_with_a_checkpoint_and_resumes_exactly
     assert full.finished and full.global_step == ref.global_step
 
 
-
 def test_resume_auto_takes_the_newest_of_step_checkpoints_and_last(tmp_path):
     """A process killed after an epoch ended but before the next ``save_steps`` checkpoint
     resumes from the epoch-end ``last/``, not from the older step checkpoint, and still ends
@@ -257,8 +257,6 @@ def test_resume_auto_takes_the_newest_of_step_checkpoints_and_last(tmp_path):
     run = tmp_path / "b"
     fit(_model(0), _Toy(40, 0), {"dev": _Toy(8, 1)}, _collate, opt, run, save_steps=8, stop_after_steps=12, progress=False)
     assert {p.name for p in run.glob("checkpoint-*")} == {"checkpoint-8", "checkpoint-12"}
-    import shutil
-
     shutil.rmtree(run / "checkpoint-12")  # killed at step 11: the newest resumable state is last/ (step 10)
     assert resume_point(run) == run / "last"
     res = fit(_model(9), _Toy(40, 0), {"dev": _Toy(8, 1)}, _collate, opt, run, save_steps=8, resume_from="auto",
