@@ -205,15 +205,19 @@ def resume_point(run_dir: str | Path, *, verify: bool = True) -> Path | None:
         return last  # loading it verifies it: a damaged last/ is an error, not a new run
     if not is_complete(last) or not has_optimizer_state(last):
         return ck
+
+    def step(p: Path) -> int:
+        return int(_read_json(p / "trainer_state.json").get("global_step", -1))
+
+    ck_step = step(ck)  # ck has verified: an error here is its own
     try:
-        further = int(_read_json(last / "trainer_state.json").get("global_step", -1)) > \
-            int(_read_json(ck / "trainer_state.json").get("global_step", -1))
-        if further:  # hash last/ only when it would be taken
-            verify_checkpoint(last, hashes=verify)
+        if step(last) <= ck_step:
+            return ck
+        verify_checkpoint(last, hashes=verify)  # hashed only when it would be taken
     except (CheckpointError, ValueError, AttributeError, OSError) as e:
         warnings.warn(f"skipping a damaged checkpoint: {last}: {e}", stacklevel=2)
         return ck
-    return last if further else ck
+    return last
 
 
 # --------------------------------------------------------------------------------------
