@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..fingerprint import source_fingerprint
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -37,7 +39,8 @@ def concept_name_embeddings(
     Names are written with spaces (``ice_cream`` -> ``ice cream``); the mean runs over
     the name's sub-tokens only (no ``[CLS]``/``[SEP]``). With ``cache_dir`` the
     ``[num_concepts, hidden]`` float32 table is stored as safetensors under a key made of
-    the graph hash, the encoder's weights hash and ``max_length``.
+    the graph hash, the encoder's weights hash, ``max_length`` and this module's source
+    (:func:`~kgfuse.fingerprint.source_fingerprint`).
 
     Args:
         encoder: text-encoder name or folder (default: shipped all-MiniLM-L6-v2).
@@ -48,8 +51,8 @@ def concept_name_embeddings(
     from .text import load_text_encoder, resolve_text_encoder, weights_hash
 
     key = hashlib.sha256(
-        json.dumps({"format": "kgfuse-names-v1", "graph": graph.hash, "encoder": weights_hash(encoder),
-                    "max_length": max_length}, sort_keys=True).encode()
+        json.dumps({"format": "kgfuse-names-v1", "code": source_fingerprint(__name__), "graph": graph.hash,
+                    "encoder": weights_hash(encoder), "max_length": max_length}, sort_keys=True).encode()
     ).hexdigest()[:32]
     path = Path(cache_dir) / f"names-{key}.safetensors" if cache_dir is not None else None
     if path is not None and path.is_file():

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from ..fingerprint import source_fingerprint
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -144,7 +146,9 @@ class TextRelevanceScorer:
     # ------------------------------------------------------------------ identity
     @property
     def config(self) -> dict[str, Any]:
-        """JSON-able identity of the scores (part of the preprocessing cache key)."""
+        """JSON-able identity of the scores (part of the preprocessing cache key): the encoder's
+        weights, the settings and the source of this module
+        (:func:`~kgfuse.fingerprint.source_fingerprint`)."""
         if self._encoder_hash is None:
             from .text import weights_hash
 
@@ -156,6 +160,7 @@ class TextRelevanceScorer:
             "max_length": self.max_length,
             "pooling": "mean",
             "similarity": "cosine",
+            "code": source_fingerprint(__name__),
         }
 
     @property

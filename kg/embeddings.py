@@ -127,8 +127,12 @@ class KGEConfig:
         return self.resolved_weight_decay == 0.0
 
     def key(self, graph_hash: str) -> str:
-        """Cache key: SHA-256 of the graph hash and this configuration."""
-        payload = json.dumps({"format": _FORMAT, "graph": graph_hash, "config": asdict(self)}, sort_keys=True)
+        """Cache key: SHA-256 of the graph hash, this configuration and the source of
+        this module (:func:`~kgfuse.fingerprint.source_fingerprint`)."""
+        from ..fingerprint import source_fingerprint
+
+        payload = json.dumps({"format": _FORMAT, "code": source_fingerprint(__name__), "graph": graph_hash,
+                              "config": asdict(self)}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
 
 

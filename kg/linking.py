@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..fingerprint import source_fingerprint
 from .pattern_cache import (  # noqa: F401  (importable from here as before)
     PATTERN_CACHE_FORMAT,
     PATTERN_CACHE_MIN_CONCEPTS,
@@ -384,8 +385,8 @@ class EntityLinker:
         return folder / f"{self._pattern_key()}.npz"
 
     def _pattern_key(self) -> str:
-        blob = json.dumps({"format": PATTERN_CACHE_FORMAT, "graph": self.graph.hash, "linker": self.config},
-                          sort_keys=True)
+        blob = json.dumps({"format": PATTERN_CACHE_FORMAT, "code": source_fingerprint("kgfuse.kg"),
+                           "graph": self.graph.hash, "linker": self.config}, sort_keys=True)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
 
     def _load_or_build(self) -> None:

@@ -12,6 +12,8 @@ the parent; only example index ranges and small result arrays cross process boun
 The result is stored in ``cache_dir/<key>/`` where ``key`` is the SHA-256 of
 
 - the cache format version (:data:`FORMAT_VERSION`),
+- the source of :mod:`kgfuse.kg` (:func:`kgfuse.fingerprint.source_fingerprint`: code that
+  links or retrieves differently never reads another version's cache),
 - the graph's content hash (:attr:`KnowledgeGraph.hash`),
 - the linker's and the retriever's ``config``,
 - the dataset hash (SHA-256 of the data file, given as ``dataset_hash``, or of the
@@ -78,6 +80,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ..fingerprint import source_fingerprint
 from ..integrity import list_files, verify_manifest, write_manifest
 from .linking import Grounding
 
@@ -193,6 +196,7 @@ def cache_key(graph_hash: str, linker_config: Mapping[str, Any], retriever_confi
     blob = json.dumps(
         {
             "format": FORMAT_VERSION,
+            "code": source_fingerprint("kgfuse.kg"),
             "graph": graph_hash,
             "linker": linker_config,
             "retriever": retriever_config,
@@ -522,6 +526,7 @@ def _finish(tmp: Path, target: Path, key: str, ids, choices, sink: _Sink, graph,
     meta = {
         "format": FORMAT_VERSION,
         "key": key,
+        "code": source_fingerprint("kgfuse.kg"),
         "graph_hash": graph.hash,
         "num_concepts": graph.num_concepts,
         "num_relations": graph.num_relations,
