@@ -14,8 +14,8 @@ settings, data hash, encoder weights), by a format version and also by
 
 Format versions say when a layout changed on purpose; the fingerprint makes sure that code
 which links, retrieves or embeds differently under the same settings never reads what other
-code wrote, whether or not anybody remembered to bump a version. Any edit to a ``.py`` or
-``.c`` file of that code (a comment included) therefore rebuilds such a cache once: about two
+code wrote, whether or not anybody remembered to bump a version. Any edit to a ``.py`` file
+of that code (a comment included) therefore rebuilds such a cache once: about two
 minutes of preprocessing for all of CommonsenseQA on ConceptNet 4.
 
 This module imports nothing heavy.
@@ -32,8 +32,11 @@ from typing import Iterable
 
 __all__ = ["SOURCE_SUFFIXES", "source_fingerprint", "tree_fingerprint"]
 
-#: The files that count as a package's source.
-SOURCE_SUFFIXES = (".py", ".c")
+#: The files that count as a package's source. The C path search of
+#: :class:`~kgfuse.kg.PathRetriever` does not: it must return exactly the paths of its numpy
+#: reference (tested), and a wheel ships it compiled only, so an installed kgfuse and a
+#: checkout of the same commit share their caches.
+SOURCE_SUFFIXES = (".py",)
 
 
 def tree_fingerprint(roots: Iterable[str | os.PathLike]) -> str:

@@ -42,14 +42,15 @@ def test_any_source_edit_changes_it_and_nothing_else_does(kg_copy):
     (kg_copy / "__pycache__" / "linking.cpython-311.pyc").write_bytes(b"\0stale")
     (kg_copy / "presets" / "extra.json").write_text("{}")
     (kg_copy / "retrieval" / "_other.so").write_bytes(b"\x7fELF")
-    assert tree_fingerprint([kg_copy]) == before  # bytecode, data and binaries do not count
+    (kg_copy / "retrieval" / "_pathsearch.c").write_text("/* the same search */\n")
+    assert tree_fingerprint([kg_copy]) == before  # bytecode, data, binaries and C sources do not count
 
     linking = kg_copy / "linking.py"
     linking.write_text(linking.read_text() + "\n# one more comment\n")
     edited = tree_fingerprint([kg_copy])
     assert edited != before
-    (kg_copy / "retrieval" / "_pathsearch.c").write_text((kg_copy / "retrieval" / "_pathsearch.c").read_text() + "\n")
-    assert tree_fingerprint([kg_copy]) != edited
+    (kg_copy / "retrieval" / "base.py").write_text((kg_copy / "retrieval" / "base.py").read_text() + "\n")
+    assert tree_fingerprint([kg_copy]) != edited  # a sub-package's file counts too
     # the same bytes under another name are another tree
     moved = tree_fingerprint([kg_copy])
     (kg_copy / "verbalize.py").rename(kg_copy / "verbalise.py")
