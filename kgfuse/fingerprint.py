@@ -27,8 +27,10 @@ import functools
 import hashlib
 import importlib
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterable
+
+from .integrity import file_hash, list_files
 
 __all__ = ["SOURCE_SUFFIXES", "source_fingerprint", "tree_fingerprint"]
 
@@ -40,24 +42,23 @@ SOURCE_SUFFIXES = (".py",)
 
 
 def tree_fingerprint(roots: Iterable[str | os.PathLike]) -> str:
-    """SHA-256 (32 hex digits) of the source files (:data:`SOURCE_SUFFIXES`) at or below
+    """SHA-256 (32 hex digits) over the source files (:data:`SOURCE_SUFFIXES`) at or below
     ``roots`` (folders or single files): each file's path relative to its root (a single
-    file: its name), then its bytes, in sorted order. ``__pycache__`` folders, compiled
-    extensions and data files do not count."""
+    file: its name) and the SHA-256 of its bytes, in sorted order (the listing and hashing of
+    :mod:`kgfuse.integrity`). ``__pycache__`` folders, compiled extensions and data files do
+    not count."""
     h = hashlib.sha256()
     for i, root in enumerate(roots):
         root = Path(root)
-        h.update(f"root {i}\n".encode())
         if root.is_file():
-            files, base = [root], root.parent
+            base, rels = root.parent, [root.name]
         else:
-            files = sorted(p for p in root.rglob("*")
-                           if p.suffix in SOURCE_SUFFIXES and p.is_file() and "__pycache__" not in p.parts)
             base = root
-        for p in files:
-            data = p.read_bytes()
-            h.update(f"{p.relative_to(base).as_posix()}\0{len(data)}\0".encode())
-            h.update(data)
+            rels = [r for r in list_files(root)
+                    if PurePosixPath(r).suffix in SOURCE_SUFFIXES and "__pycache__" not in r.split("/")]
+        h.update(f"root {i}\n".encode())
+        for rel in rels:
+            h.update(f"{rel}\0{file_hash(base / rel, 'sha256')}\n".encode())
     return h.hexdigest()[:32]
 
 
