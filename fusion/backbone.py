@@ -180,12 +180,25 @@ def feed_forward_parts(layer: nn.Module) -> tuple[nn.Linear, Callable[[Tensor], 
     return layer.intermediate.dense, layer.intermediate.intermediate_act_fn, layer.output
 
 
-def pooled_text(model: nn.Module, sequence: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-    """The text vector of each sequence: the model's pooler over ``[CLS]`` when it has one
-    (BERT, RoBERTa: a module over the sequence; ALBERT: ``tanh(Linear(h_[CLS]))``); else the
-    ``[CLS]`` state for the BERT-style families (ELECTRA, DistilBERT); for any other
-    architecture (GPT-2, XLNet, T5 encoder...), the mean over the non-padding tokens (a
-    first-token state means nothing for a causal model)."""
+def pooled_text(model: nn.Module, sequence: Tensor, attention_mask: Tensor | None = None,
+                mode: str = "model") -> Tensor:
+    """The text vector of each sequence.
+
+    ``mode="model"``: the model's pooler over ``[CLS]`` when it has one (BERT, RoBERTa: a
+    module over the sequence; ALBERT: ``tanh(Linear(h_[CLS]))``); else the ``[CLS]`` state for
+    the BERT-style families (ELECTRA, DistilBERT); for any other architecture (GPT-2, XLNet, T5
+    encoder...), the mean over the non-padding tokens (a first-token state means nothing for a
+    causal model). ``mode="cls"``: the first token's state. ``mode="mean"``: the mean over the
+    non-padding tokens (all tokens when ``attention_mask`` is ``None``)."""
+    if mode == "cls":
+        return sequence[:, 0]
+    if mode == "mean":
+        if attention_mask is None:
+            return sequence.mean(1)
+        m = attention_mask.unsqueeze(-1).to(sequence.dtype)
+        return (sequence * m).sum(1) / m.sum(1).clamp(min=1.0)
+    if mode != "model":
+        raise ValueError(f"pooled_text mode must be 'model', 'cls' or 'mean', not {mode!r}")
     pooler = getattr(model, "pooler", None)
     if isinstance(pooler, nn.Linear):  # ALBERT: pooler + pooler_activation over [CLS]
         out = pooler(sequence[:, 0])

@@ -469,7 +469,7 @@ class KGFusedModel(KGFusedPreTrainedModel):
             raise ValueError("this model has no graph part (use_graph=False in its config)")
         if not use_graph:
             hidden = self._text_forward(ids, mask, tt).last_hidden_state
-            pooled = backbone.pooled_text(self.text_encoder, hidden, mask) if pool else None
+            pooled = self._pool(hidden, mask) if pool else None
             return FusedEncoderOutput(last_hidden_state=hidden, pooled_text=pooled)
         if node_concept_ids is None or node_batch is None:
             raise ValueError("the graph part needs node_concept_ids and node_batch (batch with "
@@ -484,7 +484,7 @@ class KGFusedModel(KGFusedPreTrainedModel):
         x = self.node_embeddings(node_concept_ids)
         if not self.num_fused:  # late fusion
             hidden = self._text_forward(ids, mask, tt).last_hidden_state
-            pooled = backbone.pooled_text(self.text_encoder, hidden, mask)
+            pooled = self._pool(hidden, mask)
             node_states, graph_vec = self.graph_encoder(graph, x, pooled)
             return FusedEncoderOutput(last_hidden_state=hidden, pooled_text=pooled, graph_vector=graph_vec,
                                       node_states=node_states)
@@ -502,9 +502,13 @@ class KGFusedModel(KGFusedPreTrainedModel):
         ents = ents.index_copy(0, pos, self.entity_proj(node_states[nodes]).to(hidden.dtype)).view(S, K, H)
         for layer, fl in zip(self.fused_text_layers(), self.fusion_layers):
             hidden, ents = fl(layer, hidden, amask, ents, ent_mask, token_slot)
-        pooled = backbone.pooled_text(self.text_encoder, hidden, mask) if pool else None
+        pooled = self._pool(hidden, mask) if pool else None
         return FusedEncoderOutput(last_hidden_state=hidden, pooled_text=pooled, graph_vector=graph_vec,
                                   entity_states=ents, entity_mask=ent_mask, node_states=node_states)
+
+    def _pool(self, hidden: Tensor, mask: Tensor | None) -> Tensor:
+        """The text vector of ``hidden`` by the configuration's ``text_pooling``."""
+        return backbone.pooled_text(self.text_encoder, hidden, mask, getattr(self.config, "text_pooling", "model"))
 
     def summary(self, enc: FusedEncoderOutput) -> Tensor:
         """The summary vector ``[pooled text ; graph vector ; mean fused entity state]`` ``[S,

@@ -12,8 +12,9 @@ from typing import Any
 
 from transformers import AutoConfig, PretrainedConfig
 
-__all__ = ["KGFusedConfig", "NODE_FEATURE_KINDS"]
+__all__ = ["KGFusedConfig", "NODE_FEATURE_KINDS", "TEXT_POOLINGS"]
 NODE_FEATURE_KINDS = ("learned", "kge", "name")
+TEXT_POOLINGS = ("model", "cls", "mean")
 
 
 def _text_config(text_config: Any) -> PretrainedConfig:
@@ -59,6 +60,12 @@ class KGFusedConfig(PretrainedConfig):
         fusion_zero_init: zero-initialise the entity-to-token fusion matrix, so that the
             fused model starts exactly as the pretrained LM.
         classifier_dropout: dropout before the scorer.
+        text_pooling: how the text vector of the scorer is made from the last text layer:
+            ``"model"`` (default) the text model's own pooler over ``[CLS]`` where it has one
+            (BERT, RoBERTa, ALBERT), the ``[CLS]`` state for ELECTRA and DistilBERT, the mean
+            of the tokens otherwise; ``"cls"`` the ``[CLS]`` (first-token) state;
+            ``"mean"`` the mean over the non-padding tokens, the pooling that
+            sentence-transformers checkpoints such as all-MiniLM-L6-v2 were trained with.
         graph_hash: hash of the :class:`~kgfuse.kg.KnowledgeGraph` whose concept ids the
             node-embedding table follows (checked by users of the model, informational here).
     """
@@ -85,11 +92,14 @@ class KGFusedConfig(PretrainedConfig):
         node_vocab_size: int = 0,
         fusion_zero_init: bool = True,
         classifier_dropout: float = 0.1,
+        text_pooling: str = "model",
         graph_hash: str | None = None,
         **kwargs: Any,
     ) -> None:
         if node_feature_kind not in NODE_FEATURE_KINDS:
             raise ValueError(f"node_feature_kind must be one of {NODE_FEATURE_KINDS}, not {node_feature_kind!r}")
+        if text_pooling not in TEXT_POOLINGS:
+            raise ValueError(f"text_pooling must be one of {TEXT_POOLINGS}, not {text_pooling!r}")
         self.text_config = _text_config(text_config)
         self.text_encoder_name = text_encoder_name
         self.graph_encoder = graph_encoder
@@ -107,6 +117,7 @@ class KGFusedConfig(PretrainedConfig):
         self.node_vocab_size = int(node_vocab_size)
         self.fusion_zero_init = bool(fusion_zero_init)
         self.classifier_dropout = float(classifier_dropout)
+        self.text_pooling = text_pooling
         self.graph_hash = graph_hash
         super().__init__(**kwargs)
         n_layers = getattr(self.text_config, "num_hidden_layers", None)

@@ -261,3 +261,34 @@ def test_restricted_node_table_same_outputs_for_its_concepts_and_round_trip(tmp_
     assert not frozen.node_embeddings.weight.requires_grad
     with pytest.raises(ValueError, match="no graph part"):
         build("bert", "rgcn", use_graph=False).restrict_node_table(used)
+
+
+def _flat(batch):
+    flat = {k: batch[k].reshape(6, -1) for k in ("input_ids", "attention_mask", "entity_index")}
+    flat.update({k: batch[k] for k in ("node_concept_ids", "node_type", "node_batch", "edge_index", "edge_type")})
+    return flat
+
+
+@pytest.mark.parametrize("use_graph", [True, False])
+def test_text_pooling_modes(tmp_path, use_graph):
+    batch = make_batch()
+    mask = batch["attention_mask"].reshape(6, -1, 1).float()
+    outs = {}
+    for mode in ("model", "cls", "mean"):
+        model = build(text_pooling=mode, use_graph=use_graph).eval()
+        with torch.no_grad():
+            enc = model.encode(**_flat(batch))
+            outs[mode] = model(**batch).logits
+        h = enc.last_hidden_state
+        want = {"model": model.text_encoder.pooler(h), "cls": h[:, 0], "mean": (h * mask).sum(1) / mask.sum(1)}[mode]
+        assert torch.allclose(enc.pooled_text, want, atol=1e-6), mode
+        if mode == "mean":  # padding positions do not enter the mean
+            assert (batch["attention_mask"] == 0).any()
+            model.save_pretrained(tmp_path / mode)
+            loaded = AutoModelForMultipleChoice.from_pretrained(tmp_path / mode).eval()
+            assert loaded.config.text_pooling == "mean"
+            with torch.no_grad():
+                assert torch.equal(loaded(**batch).logits, outs[mode])
+    assert not torch.allclose(outs["model"], outs["mean"]) and not torch.allclose(outs["cls"], outs["mean"])
+    with pytest.raises(ValueError, match="text_pooling"):
+        KGFusedConfig(text_pooling="max")

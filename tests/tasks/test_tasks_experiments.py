@@ -253,7 +253,8 @@ def test_shipped_experiment_files_load_and_validate_every_row(repo_root, monkeyp
     files = sorted((repo_root / "configs").glob("results*.yaml"))
     assert [f.name for f in files] == [
         "results-best-variants.yaml", "results-controls.yaml", "results-four-seeds.yaml", "results-knowledge-text.yaml",
-        "results-lm-rate.yaml", "results-obqa-four-seeds.yaml", "results-three-seeds.yaml", "results-until-dev-stops.yaml", "results-wordnet-small.yaml",
+        "results-lm-rate.yaml", "results-obqa-four-seeds.yaml", "results-text-pooling.yaml", "results-three-seeds.yaml",
+        "results-until-dev-stops.yaml", "results-wordnet-small.yaml",
         "results.yaml"]
     for f in files:
         exp = load_experiment_file(f)
