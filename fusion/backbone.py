@@ -190,23 +190,20 @@ def pooled_text(model: nn.Module, sequence: Tensor, attention_mask: Tensor | Non
     encoder...), the mean over the non-padding tokens (a first-token state means nothing for a
     causal model). ``mode="cls"``: the first token's state. ``mode="mean"``: the mean over the
     non-padding tokens (all tokens when ``attention_mask`` is ``None``)."""
+    if mode not in ("model", "cls", "mean"):
+        raise ValueError(f"pooled_text mode must be 'model', 'cls' or 'mean', not {mode!r}")
+    if mode == "model":
+        pooler = getattr(model, "pooler", None)
+        if isinstance(pooler, nn.Linear):  # ALBERT: pooler + pooler_activation over [CLS]
+            out = pooler(sequence[:, 0])
+            act = getattr(model, "pooler_activation", None)
+            return act(out) if act is not None else out
+        if pooler is not None:
+            return pooler(sequence)
+        mode = "cls" if family(model) is not None or attention_mask is None else "mean"
     if mode == "cls":
         return sequence[:, 0]
-    if mode == "mean":
-        if attention_mask is None:
-            return sequence.mean(1)
-        m = attention_mask.unsqueeze(-1).to(sequence.dtype)
-        return (sequence * m).sum(1) / m.sum(1).clamp(min=1.0)
-    if mode != "model":
-        raise ValueError(f"pooled_text mode must be 'model', 'cls' or 'mean', not {mode!r}")
-    pooler = getattr(model, "pooler", None)
-    if isinstance(pooler, nn.Linear):  # ALBERT: pooler + pooler_activation over [CLS]
-        out = pooler(sequence[:, 0])
-        act = getattr(model, "pooler_activation", None)
-        return act(out) if act is not None else out
-    if pooler is not None:
-        return pooler(sequence)
-    if family(model) is not None or attention_mask is None:
-        return sequence[:, 0]
+    if attention_mask is None:
+        return sequence.mean(1)
     m = attention_mask.unsqueeze(-1).to(sequence.dtype)
     return (sequence * m).sum(1) / m.sum(1).clamp(min=1.0)
