@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["DEFAULT_TEXT_ENCODER", "resolve_text_encoder", "load_text_encoder", "load_tokenizer", "own_weight_memory",
-           "weights_hash"]
+           "weights_hash", "checkpoint_pooling"]
 
 DEFAULT_TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_TEXT_ENCODER, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
@@ -46,6 +46,57 @@ def resolve_text_encoder(name_or_path: str | os.PathLike | None = None) -> str:
     if p.exists():
         return str(p.resolve())
     return str(name_or_path)
+
+
+def checkpoint_pooling(name_or_path: str | os.PathLike | None = None, *, local_files_only: bool = True) -> str | None:
+    """The pooling a sentence-transformers checkpoint was trained with, as a kgfuse
+    ``text_pooling`` mode: ``"mean"`` or ``"cls"``; ``None`` when ``name_or_path`` has no
+    sentence-transformers pooling module (a plain Hugging Face model).
+
+    The pooling module is the one of type ``sentence_transformers.models.Pooling`` in
+    ``modules.json`` (its folder, usually ``1_Pooling``); its ``config.json`` names the mode
+    with ``pooling_mode_*`` flags. all-MiniLM-L6-v2 gives ``"mean"``. A hub id is read from
+    the local Hugging Face cache (nothing is downloaded unless ``local_files_only=False``).
+
+    Raises:
+        ValueError: the pooling config asks for a mode kgfuse does not compute (max,
+            mean-sqrt-len, weighted, several at once); the message names the file and flags.
+    """
+    import json
+
+    from transformers.utils import cached_file
+
+    path = resolve_text_encoder(name_or_path)
+
+    def fetch(filename: str) -> str | None:
+        if Path(path).is_dir():
+            f = Path(path) / filename
+            return str(f) if f.is_file() else None
+        return cached_file(path, filename, local_files_only=local_files_only,
+                           _raise_exceptions_for_missing_entries=False,
+                           _raise_exceptions_for_connection_errors=False)
+
+    modules_file = fetch("modules.json")
+    if modules_file is None:
+        return None
+    with open(modules_file, encoding="utf-8") as fh:
+        modules = json.load(fh)
+    folder = next((m.get("path", "") for m in modules if str(m.get("type", "")).endswith(".Pooling")), None)
+    if folder is None:
+        return None
+    pooling_file = fetch(f"{folder}/config.json" if folder else "config.json")
+    if pooling_file is None:
+        return None
+    with open(pooling_file, encoding="utf-8") as fh:
+        flags = {k: v for k, v in json.load(fh).items() if k.startswith("pooling_mode_") and v}
+    supported = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
+    if len(flags) == 1 and next(iter(flags)) in supported:
+        return supported[next(iter(flags))]
+    raise ValueError(
+        f"{pooling_file}: sentence-transformers pooling {sorted(flags) or 'with no pooling_mode_* flag set'} "
+        "has no kgfuse text_pooling mode (supported: pooling_mode_mean_tokens -> mean, "
+        "pooling_mode_cls_token -> cls); set model.options.text_pooling to model, cls or mean"
+    )
 
 
 def load_tokenizer(name_or_path: str | os.PathLike | None = None, *, local_files_only: bool = True, **kwargs: Any):

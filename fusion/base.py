@@ -324,7 +324,10 @@ class KGFusedModel(KGFusedPreTrainedModel):
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_text_config(cls, text_config: Any, **config_kwargs: Any) -> "KGFusedModel":
-        """A randomly initialised model around a text encoder built from ``text_config``."""
+        """A randomly initialised model around a text encoder built from ``text_config``
+        (``text_pooling="auto"``: no checkpoint to ask, so ``"model"``)."""
+        if config_kwargs.get("text_pooling") == "auto":
+            config_kwargs = {**config_kwargs, "text_pooling": "model"}
         return cls(KGFusedConfig(text_config=text_config, **config_kwargs))
 
     @classmethod
@@ -350,14 +353,18 @@ class KGFusedModel(KGFusedPreTrainedModel):
                 a :class:`~kgfuse.kg.embeddings.KGEmbeddingResult` or a ``[num_concepts, d]``
                 tensor/array (copied into the node-embedding table).
             local_files_only: never download (default).
-            **config_kwargs: any :class:`KGFusedConfig` field.
+            **config_kwargs: any :class:`KGFusedConfig` field; ``text_pooling="auto"`` takes
+                the checkpoint's sentence-transformers pooling (``"mean"`` for
+                all-MiniLM-L6-v2) and ``"model"`` for a checkpoint without one.
         """
-        from ..encoders.text import own_weight_memory, resolve_text_encoder
+        from ..encoders.text import checkpoint_pooling, own_weight_memory, resolve_text_encoder
 
         path = resolve_text_encoder(name_or_path)
         text_cls = backbone.text_model_class(AutoConfig.from_pretrained(path, local_files_only=local_files_only))
         text = own_weight_memory(text_cls.from_pretrained(path, local_files_only=local_files_only))
         kw = dict(config_kwargs)
+        if kw.get("text_pooling") == "auto":
+            kw["text_pooling"] = checkpoint_pooling(path, local_files_only=local_files_only) or "model"
         if graph is not None:
             kw.setdefault("num_concepts", graph.num_concepts)
             kw.setdefault("num_relations", graph.num_relations)

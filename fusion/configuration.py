@@ -12,9 +12,12 @@ from typing import Any
 
 from transformers import AutoConfig, PretrainedConfig
 
-__all__ = ["KGFusedConfig", "NODE_FEATURE_KINDS", "TEXT_POOLINGS"]
+__all__ = ["KGFusedConfig", "NODE_FEATURE_KINDS", "TEXT_POOLINGS", "TEXT_POOLING_CHOICES"]
 NODE_FEATURE_KINDS = ("learned", "kge", "name")
 TEXT_POOLINGS = ("model", "cls", "mean")
+# what a user may ask for: ``"auto"`` is resolved to one of TEXT_POOLINGS when the pretrained
+# text encoder is loaded (KGFusedModel.from_text_pretrained), so a saved config never holds it
+TEXT_POOLING_CHOICES = (*TEXT_POOLINGS, "auto")
 
 
 def _text_config(text_config: Any) -> PretrainedConfig:
@@ -66,6 +69,9 @@ class KGFusedConfig(PretrainedConfig):
             of the tokens otherwise; ``"cls"`` the ``[CLS]`` (first-token) state;
             ``"mean"`` the mean over the non-padding tokens, the pooling that
             sentence-transformers checkpoints such as all-MiniLM-L6-v2 were trained with.
+            ``"auto"`` is accepted by the constructors, not here: ``from_text_pretrained``
+            replaces it by the checkpoint's own sentence-transformers pooling
+            (:func:`~kgfuse.encoders.text.checkpoint_pooling`), or ``"model"`` when it has none.
         graph_hash: hash of the :class:`~kgfuse.kg.KnowledgeGraph` whose concept ids the
             node-embedding table follows (checked by users of the model, informational here).
     """
@@ -98,8 +104,11 @@ class KGFusedConfig(PretrainedConfig):
     ) -> None:
         if node_feature_kind not in NODE_FEATURE_KINDS:
             raise ValueError(f"node_feature_kind must be one of {NODE_FEATURE_KINDS}, not {node_feature_kind!r}")
+        if text_pooling == "auto":
+            raise ValueError("text_pooling='auto' is resolved when a pretrained text encoder is loaded "
+                             "(KGFusedModel.from_text_pretrained); a KGFusedConfig takes model, cls or mean")
         if text_pooling not in TEXT_POOLINGS:
-            raise ValueError(f"text_pooling must be one of {TEXT_POOLINGS}, not {text_pooling!r}")
+            raise ValueError(f"text_pooling must be one of {TEXT_POOLING_CHOICES}, not {text_pooling!r}")
         self.text_config = _text_config(text_config)
         self.text_encoder_name = text_encoder_name
         self.graph_encoder = graph_encoder

@@ -539,11 +539,12 @@ def validate_config(cfg: Any, source: str = "<dict>") -> None:
             elif isinstance(nf, str) and nf not in ("learned", "name"):
                 raise ConfigError(f"{source}: model.options.node_features must be learned, name or "
                                   f"{{kge: transe | distmult | rotate, ...}}, got {nf!r}")
-            from kgfuse.fusion.configuration import TEXT_POOLINGS
+            from kgfuse.fusion.configuration import TEXT_POOLING_CHOICES
 
             tp = cfg.model.options.get("text_pooling", "model")
-            if tp not in TEXT_POOLINGS:
-                raise ConfigError(f"{source}: model.options.text_pooling must be one of {list(TEXT_POOLINGS)}, got {tp!r}")
+            if tp not in TEXT_POOLING_CHOICES:
+                raise ConfigError(f"{source}: model.options.text_pooling must be one of {list(TEXT_POOLING_CHOICES)}, "
+                                  f"got {tp!r}")
         from .graph_input import GRAPH_INPUTS
 
         if cfg.model.graph_input not in GRAPH_INPUTS:

