@@ -235,6 +235,14 @@ class KGFusedModel(KGFusedPreTrainedModel):
                     self.text_layer_copies = nn.ModuleList(copy.deepcopy(m) for m in top)
                 feat += H
         self.summary_dim = feat
+        if config.summary_norm:  # one LayerNorm per summary part (no random draws: see KGFusedConfig)
+            eps = getattr(tc, "layer_norm_eps", 1e-12)
+            parts = {"text": H}
+            if config.use_graph:
+                parts["graph"] = config.graph_hidden_dim
+                if self.num_fused:
+                    parts["entities"] = H
+            self.summary_norms = nn.ModuleDict({k: nn.LayerNorm(d, eps=eps) for k, d in parts.items()})
         self._takes_token_types = "token_type_ids" in inspect.signature(self.text_encoder.forward).parameters
         reserved = self._add_scorer()
         self.post_init()
@@ -521,13 +529,16 @@ class KGFusedModel(KGFusedPreTrainedModel):
         """The summary vector ``[pooled text ; graph vector ; mean fused entity state]`` ``[S,
         summary_dim]`` of an :meth:`encode` output (pooled, the default)."""
         text_vec = enc.pooled_text
-        parts = [text_vec]
+        parts = {"text": text_vec}
         if enc.graph_vector is not None:
-            parts.append(enc.graph_vector.to(text_vec.dtype))
+            parts["graph"] = enc.graph_vector.to(text_vec.dtype)
         if enc.entity_states is not None:  # mean over each statement's fused entities
             m = enc.entity_mask.unsqueeze(-1).to(enc.entity_states.dtype)
-            parts.append((enc.entity_states * m).sum(1) / m.sum(1).clamp(min=1.0))
-        return torch.cat(parts, dim=-1)
+            parts["entities"] = (enc.entity_states * m).sum(1) / m.sum(1).clamp(min=1.0)
+        norms = getattr(self, "summary_norms", None)
+        if norms is not None:
+            parts = {k: norms[k](v) for k, v in parts.items()}
+        return torch.cat(list(parts.values()), dim=-1)
 
     def forward(
         self,

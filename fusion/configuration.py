@@ -72,6 +72,12 @@ class KGFusedConfig(PretrainedConfig):
             ``"auto"`` is accepted by the constructors, not here: ``from_text_pretrained``
             replaces it by the checkpoint's own sentence-transformers pooling
             (:func:`~kgfuse.encoders.text.checkpoint_pooling`), or ``"model"`` when it has none.
+        summary_norm: ``True`` puts a LayerNorm on each part of the summary vector (pooled text,
+            graph vector, mean fused entity state) before the scorer, so that the parts enter it
+            at one scale. Without it their scales differ by the text pooling: all-MiniLM-L6-v2's
+            pooler output has a norm of about 1.3, its token mean 4 to 6. The norms start as
+            the identity map's affine (weight 1, bias 0) and draw no random numbers, so the other
+            weights of a seed are the same with and without them.
         graph_hash: hash of the :class:`~kgfuse.kg.KnowledgeGraph` whose concept ids the
             node-embedding table follows (checked by users of the model, informational here).
     """
@@ -99,6 +105,7 @@ class KGFusedConfig(PretrainedConfig):
         fusion_zero_init: bool = True,
         classifier_dropout: float = 0.1,
         text_pooling: str = "model",
+        summary_norm: bool = False,
         graph_hash: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -127,6 +134,7 @@ class KGFusedConfig(PretrainedConfig):
         self.fusion_zero_init = bool(fusion_zero_init)
         self.classifier_dropout = float(classifier_dropout)
         self.text_pooling = text_pooling
+        self.summary_norm = bool(summary_norm)
         self.graph_hash = graph_hash
         super().__init__(**kwargs)
         n_layers = getattr(self.text_config, "num_hidden_layers", None)

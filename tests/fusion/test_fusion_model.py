@@ -350,3 +350,34 @@ def test_checkpoint_pooling_of_the_shipped_minilm():
     from kgfuse.encoders.text import checkpoint_pooling
 
     assert checkpoint_pooling(None) == "mean"  # all-MiniLM-L6-v2 was trained with mean pooling
+
+
+@pytest.mark.parametrize("use_graph", [True, False])
+def test_summary_norm(tmp_path, use_graph):
+    batch = make_batch()
+    plain = build(use_graph=use_graph, text_pooling="mean").eval()
+    normed = build(use_graph=use_graph, text_pooling="mean", summary_norm=True).eval()
+    assert sorted(normed.summary_norms) == (["entities", "graph", "text"] if use_graph else ["text"])
+    # the norms draw no random numbers: every other weight of the seed is the same
+    shared = {k: v for k, v in normed.state_dict().items() if not k.startswith("summary_norms.")}
+    assert shared.keys() == plain.state_dict().keys()
+    assert all(torch.equal(v, plain.state_dict()[k]) for k, v in shared.items())
+    with torch.no_grad():
+        enc = normed.encode(**_flat(batch))
+        s_plain, s_norm = plain.summary(enc), normed.summary(enc)
+        assert s_norm.shape == s_plain.shape == (6, normed.summary_dim)
+        # each part enters the scorer standardised (weight 1, bias 0 at the start)
+        start = 0
+        for name in normed.summary_norms:
+            width = normed.summary_norms[name].normalized_shape[0]
+            part, raw = s_norm[:, start:start + width], s_plain[:, start:start + width]
+            assert torch.allclose(part, torch.nn.functional.layer_norm(raw, (width,), eps=1e-12), atol=1e-5), name
+            assert torch.allclose(part.mean(-1), torch.zeros(6), atol=1e-5)
+            start += width
+        logits = normed(**batch).logits
+    assert not torch.allclose(logits, plain(**batch).logits)
+    normed.save_pretrained(tmp_path)
+    loaded = AutoModelForMultipleChoice.from_pretrained(tmp_path).eval()
+    assert loaded.config.summary_norm is True
+    with torch.no_grad():
+        assert torch.equal(loaded(**batch).logits, logits)

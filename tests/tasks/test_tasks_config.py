@@ -116,6 +116,7 @@ def test_shipped_demo_and_comparison_configs(monkeypatch, tmp_path):
         ("retriever: {type: star}\n", "retriever.type must be one of"),
         ("model: {options: {num_fusion_layer: 1}}\n", "unknown key 'model.options.num_fusion_layer'.*did you mean 'num_fusion_layers'"),
         ("model: {options: {node_dim: 32.5}}\n", "model.options.node_dim must be an integer"),
+        ("model: {options: {summary_norm: maybe}}\n", "model.options.summary_norm must be"),
         ("model: {options: {text_pooling: max}}\n",
          r"model.options.text_pooling must be one of \['model', 'cls', 'mean', 'auto'\], got 'max'"),
         ("linker: {blacklist: plate}\n", "linker.blacklist must be a list, got 'plate'"),
