@@ -11,6 +11,7 @@ import importlib.util
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -286,14 +287,18 @@ def test_timing_warms_up_for_the_given_seconds(built, unpacked, tmp_path):
     model.register_forward_pre_hook(
         lambda m, a, kw: seen.append(tuple(kw["input_ids"].flatten().tolist())) if m.training else None,
         with_kwargs=True)
+    t0 = time.perf_counter()
     plain = rg.measure(model, ds, coll, cfg, n_warmup=1, n_timed=2, eval_batch_size=2)
+    plain_s = time.perf_counter() - t0
     assert plain["warmup_steps_run"] == 3 and plain["steps_timed"] == 2 and plain["first_pass_ms_median"] > 0
     assert len(seen) == 5 and seen[3] != seen[4]
     assert seen[3:] == seen[1:3]  # the two timed batches ran once, untimed, right after the warm-up
     assert seen[0] not in seen[1:]  # the warm-up batch is not timed
     one_step = plain["step_ms_median"] / 1000
+    # a budget beyond the whole first call (its untimed steps, the first one's one-time costs
+    # included, and its evaluation), so that the warm-up must add steps of its own
     warm = rg.measure(rg.build_model(cfg, graph), ds, coll, cfg, n_warmup=1, n_timed=2, eval_batch_size=2,
-                      warmup_seconds=max(0.5, 5 * one_step))
+                      warmup_seconds=plain_s + 3 * one_step)
     assert warm["warmup_steps_run"] > 3 and warm["steps_timed"] == 2
 
 
