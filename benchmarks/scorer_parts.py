@@ -23,17 +23,6 @@ import sys
 from pathlib import Path
 
 
-def part_sizes(config) -> dict[str, int]:
-    """The summary vector's parts, in order, with their widths."""
-    H = config.text_config.hidden_size
-    sizes = {"text": H}
-    if config.use_graph:
-        sizes["graph"] = config.graph_hidden_dim
-        if config.fused_layers:
-            sizes["entities"] = H
-    return sizes
-
-
 def measure(run: Path, examples, threads: int = 1) -> dict:
     import torch
 
@@ -41,9 +30,7 @@ def measure(run: Path, examples, threads: int = 1) -> dict:
 
     pred = load_predictor(run / "model", threads=threads)
     model = pred.model
-    sizes = part_sizes(model.config)
-    if sum(sizes.values()) != model.classifier.in_features:
-        raise ValueError(f"{run}: scorer width {model.classifier.in_features} is not the parts' {sizes}")
+    sizes = model.summary_parts  # name -> width, in the order of the scorer's input
     seen: list = []
     hook = model.classifier.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].detach()))
     w = model.classifier.weight[0].detach()
@@ -80,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from kgfuse.tasks.datasets import load_examples
 
-    examples, report = load_examples(args.data)
+    examples, _ = load_examples(args.data)
     examples = examples[: args.n]
     for run in args.runs:
         print(json.dumps(measure(run, examples, args.threads)), flush=True)

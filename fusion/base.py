@@ -176,6 +176,8 @@ class KGFusedModel(KGFusedPreTrainedModel):
     Attributes:
         summary_dim: width of the summary vector (``pooler_output``): hidden size, plus the
             graph vector's width with a graph, plus the hidden size with ERNIE layers.
+        summary_parts: the summary vector's parts in order, ``{"text": H, "graph": G,
+            "entities": H}`` (those the model has), name to width.
     """
 
     # The heads of kgfuse's task models: the base drops them silently when it loads their folders.
@@ -194,7 +196,7 @@ class KGFusedModel(KGFusedPreTrainedModel):
                 type(self.text_encoder).__name__,
             )
             self.num_fused = 0
-        feat = H
+        parts = {"text": H}  # the summary vector's parts, in order, with their widths
         if config.use_graph:
             if config.node_vocab_size > 0:
                 self.node_embeddings = ConceptTable(config.num_concepts, config.node_vocab_size, config.node_dim)
@@ -213,7 +215,7 @@ class KGFusedModel(KGFusedPreTrainedModel):
                 )
             else:
                 self.graph_encoder = _StaticGraphEncoder(config.node_dim, config.graph_hidden_dim)
-            feat += config.graph_hidden_dim
+            parts["graph"] = config.graph_hidden_dim
             if self.num_fused:
                 first_ffn = backbone.feed_forward_parts(backbone.encoder_layers(self.text_encoder)[-1])[0]
                 self.entity_proj = nn.Linear(config.graph_hidden_dim, H)
@@ -233,15 +235,11 @@ class KGFusedModel(KGFusedPreTrainedModel):
                     # that fine-tuning them leaves the layer of the lower positions alone.
                     top = backbone.encoder_layers(self.text_encoder)[-self.num_fused:]
                     self.text_layer_copies = nn.ModuleList(copy.deepcopy(m) for m in top)
-                feat += H
-        self.summary_dim = feat
+                parts["entities"] = H
+        self.summary_parts = parts
+        self.summary_dim = sum(parts.values())
         if config.summary_norm:  # one LayerNorm per summary part (no random draws: see KGFusedConfig)
             eps = getattr(tc, "layer_norm_eps", 1e-12)
-            parts = {"text": H}
-            if config.use_graph:
-                parts["graph"] = config.graph_hidden_dim
-                if self.num_fused:
-                    parts["entities"] = H
             self.summary_norms = nn.ModuleDict({k: nn.LayerNorm(d, eps=eps) for k, d in parts.items()})
         self._takes_token_types = "token_type_ids" in inspect.signature(self.text_encoder.forward).parameters
         reserved = self._add_scorer()

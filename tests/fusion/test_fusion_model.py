@@ -358,6 +358,8 @@ def test_summary_norm(tmp_path, use_graph):
     plain = build(use_graph=use_graph, text_pooling="mean").eval()
     normed = build(use_graph=use_graph, text_pooling="mean", summary_norm=True).eval()
     assert sorted(normed.summary_norms) == (["entities", "graph", "text"] if use_graph else ["text"])
+    assert list(normed.summary_parts) == list(normed.summary_norms) == list(plain.summary_parts)
+    assert sum(normed.summary_parts.values()) == normed.summary_dim
     # the norms draw no random numbers: every other weight of the seed is the same
     shared = {k: v for k, v in normed.state_dict().items() if not k.startswith("summary_norms.")}
     assert shared.keys() == plain.state_dict().keys()
